@@ -1,0 +1,107 @@
+/*
+ * io.c - moving data: shm_send, shm_sendto, shm_sendmsg, shm_write, shm_writev, shm_recv,
+ * shm_recvfrom, shm_recvmsg, shm_read, shm_readv. Each builds a msghdr and hands it to the
+ * connection's send or receive path; descriptors that are not shm sockets go to the kernel.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <limits.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include "fd_table.h"
+#include "result.h"
+#include "shmsock.h"
+
+ssize_t shm_sendmsg(int sockfd, const struct msghdr *msg, int flags)
+{
+    struct shmsock_entry *entry = shmsock_fd_get(sockfd);
+    if (entry == NULL)
+        return sendmsg(sockfd, msg, flags);
+    ssize_t r = shmsock_conn_send(entry->conn, msg, flags);
+    shmsock_fd_put(entry);
+    return shmsock_send_result(r, flags);
+}
+
+ssize_t shm_sendto(int sockfd, const void *buf, size_t len, int flags,
+                   const struct sockaddr *dest_addr, socklen_t addrlen)
+{
+    struct iovec iov = {.iov_base = (void *)buf, .iov_len = len};
+    struct msghdr msg = {.msg_name = (void *)dest_addr, .msg_namelen = addrlen,
+                         .msg_iov = &iov, .msg_iovlen = 1};
+    return shm_sendmsg(sockfd, &msg, flags);
+}
+
+ssize_t shm_send(int sockfd, const void *buf, size_t len, int flags)
+{
+    return shm_sendto(sockfd, buf, len, flags, NULL, 0);
+}
+
+ssize_t shm_writev(int fd, const struct iovec *iov, int iovcnt)
+{
+    struct shmsock_entry *entry = shmsock_fd_get(fd);
+    if (entry == NULL)
+        return writev(fd, iov, iovcnt);
+    shmsock_fd_put(entry);
+    if (iovcnt < 0 || iovcnt > IOV_MAX) {
+        errno = EINVAL;
+        return -1;
+    }
+    struct msghdr msg = {.msg_iov = (struct iovec *)iov, .msg_iovlen = (size_t)iovcnt};
+    return shm_sendmsg(fd, &msg, 0);
+}
+
+ssize_t shm_write(int fd, const void *buf, size_t count)
+{
+    struct iovec iov = {.iov_base = (void *)buf, .iov_len = count};
+    return shm_writev(fd, &iov, 1);
+}
+
+ssize_t shm_recvmsg(int sockfd, struct msghdr *msg, int flags)
+{
+    struct shmsock_entry *entry = shmsock_fd_get(sockfd);
+    if (entry == NULL)
+        return recvmsg(sockfd, msg, flags);
+    ssize_t r = shmsock_conn_recv(entry->conn, msg, flags);
+    shmsock_fd_put(entry);
+    return shmsock_result(r);
+}
+
+ssize_t shm_recvfrom(int sockfd, void *buf, size_t len, int flags, struct sockaddr *src_addr,
+                     socklen_t *addrlen)
+{
+    struct iovec iov = {.iov_base = buf, .iov_len = len};
+    struct msghdr msg = {.msg_name = src_addr, .msg_namelen = addrlen != NULL ? *addrlen : 0,
+                         .msg_iov = &iov, .msg_iovlen = 1};
+    if (src_addr == NULL)
+        msg.msg_namelen = 0;
+    ssize_t r = shm_recvmsg(sockfd, &msg, flags);
+    if (r >= 0 && addrlen != NULL && src_addr != NULL)
+        *addrlen = msg.msg_namelen;
+    return r;
+}
+
+ssize_t shm_recv(int sockfd, void *buf, size_t len, int flags)
+{
+    return shm_recvfrom(sockfd, buf, len, flags, NULL, NULL);
+}
+
+ssize_t shm_readv(int fd, const struct iovec *iov, int iovcnt)
+{
+    struct shmsock_entry *entry = shmsock_fd_get(fd);
+    if (entry == NULL)
+        return readv(fd, iov, iovcnt);
+    shmsock_fd_put(entry);
+    if (iovcnt < 0 || iovcnt > IOV_MAX) {
+        errno = EINVAL;
+        return -1;
+    }
+    struct msghdr msg = {.msg_iov = (struct iovec *)iov, .msg_iovlen = (size_t)iovcnt};
+    return shm_recvmsg(fd, &msg, 0);
+}
+
+ssize_t shm_read(int fd, void *buf, size_t count)
+{
+    struct iovec iov = {.iov_base = buf, .iov_len = count};
+    return shm_readv(fd, &iov, 1);
+}

@@ -1,0 +1,108 @@
+/* ancillary.c - see ancillary.h. */
+#include "ancillary.h"
+
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "region.h"
+
+size_t shmsock_ancillary_build_offer(union shmsock_control_buffer *buffer, int region_fd,
+                                     int release_fd)
+{
+    int fds[2] = {region_fd, release_fd};
+    memset(buffer, 0, CMSG_SPACE(sizeof(fds)));
+    struct cmsghdr *cmsg = &buffer->align;
+    cmsg->cmsg_level = SOL_SOCKET;
+    cmsg->cmsg_type = SCM_RIGHTS;
+    cmsg->cmsg_len = CMSG_LEN(sizeof(fds));
+    memcpy(CMSG_DATA(cmsg), fds, sizeof(fds));
+    return CMSG_SPACE(sizeof(fds));
+}
+
+static bool is_socket(int fd)
+{
+    struct stat st;
+    return fstat(fd, &st) == 0 && S_ISSOCK(st.st_mode);
+}
+
+bool shmsock_ancillary_take_offer(struct msghdr *received, int fds[2])
+{
+    if (received->msg_controllen == 0)
+        return false;
+    struct cmsghdr *cmsg = CMSG_FIRSTHDR(received);
+    if (cmsg == NULL || cmsg->cmsg_level != SOL_SOCKET || cmsg->cmsg_type != SCM_RIGHTS ||
+        cmsg->cmsg_len != CMSG_LEN(2 * sizeof(int)) || CMSG_NXTHDR(received, cmsg) != NULL)
+        return false;
+    int candidate[2];
+    memcpy(candidate, CMSG_DATA(cmsg), sizeof(candidate));
+    if (!shmsock_region_fd_has_magic(candidate[0]) || !is_socket(candidate[1]))
+        return false;
+    fds[0] = candidate[0];
+    fds[1] = candidate[1];
+    received->msg_controllen = 0;
+    return true;
+}
+
+bool shmsock_ancillary_present(const struct msghdr *msg)
+{
+    return msg->msg_control != NULL && msg->msg_controllen >= sizeof(struct cmsghdr);
+}
+
+static void close_fd_array(const unsigned char *data, size_t count)
+{
+    for (size_t i = 0; i < count; i++) {
+        int fd;
+        memcpy(&fd, data + i * sizeof(int), sizeof(int));
+        close(fd);
+    }
+}
+
+void shmsock_ancillary_close_fds(const struct msghdr *received)
+{
+    if (received->msg_controllen == 0)
+        return;
+    for (struct cmsghdr *cmsg = CMSG_FIRSTHDR(received); cmsg != NULL;
+         cmsg = CMSG_NXTHDR((struct msghdr *)received, cmsg)) {
+        if (cmsg->cmsg_level == SOL_SOCKET && cmsg->cmsg_type == SCM_RIGHTS)
+            close_fd_array(CMSG_DATA(cmsg), (cmsg->cmsg_len - CMSG_LEN(0)) / sizeof(int));
+    }
+}
+
+void shmsock_ancillary_deliver(const struct msghdr *received, struct msghdr *user)
+{
+    size_t room = user->msg_control != NULL ? user->msg_controllen : 0;
+    size_t used = 0;
+    unsigned char *out = user->msg_control;
+    if (received->msg_controllen == 0) {
+        user->msg_controllen = 0;
+        return;
+    }
+    for (struct cmsghdr *cmsg = CMSG_FIRSTHDR(received); cmsg != NULL;
+         cmsg = CMSG_NXTHDR((struct msghdr *)received, cmsg)) {
+        size_t payload = cmsg->cmsg_len - CMSG_LEN(0);
+        bool rights = cmsg->cmsg_level == SOL_SOCKET && cmsg->cmsg_type == SCM_RIGHTS;
+        size_t fit = payload;
+        if (used + CMSG_LEN(payload) > room) {
+            user->msg_flags |= MSG_CTRUNC;
+            /* Like the kernel: as many descriptors as fit, the others closed. */
+            fit = 0;
+            if (rights && room >= used + CMSG_LEN(sizeof(int)))
+                fit = ((room - used - CMSG_LEN(0)) / sizeof(int)) * sizeof(int);
+            if (rights)
+                close_fd_array(CMSG_DATA(cmsg) + fit, (payload - fit) / sizeof(int));
+            if (fit == 0)
+                continue;
+        }
+        struct cmsghdr header = {
+            .cmsg_len = CMSG_LEN(fit),
+            .cmsg_level = cmsg->cmsg_level,
+            .cmsg_type = cmsg->cmsg_type,
+        };
+        memcpy(out + used, &header, sizeof(header));
+        memcpy(out + used + CMSG_LEN(0), CMSG_DATA(cmsg), fit);
+        size_t step = CMSG_SPACE(fit);
+        used += step <= room - used ? step : room - used;
+    }
+    user->msg_controllen = used;
+}

@@ -1,0 +1,50 @@
+/*
+ * ancillary.h - control messages: building shmsock's offer, telling it apart from the
+ * application's own ancillary data, and handing the rest to the application as recvmsg(2)
+ * would.
+ *
+ * The offer rule: an offer is a message whose ancillary data is exactly one SCM_RIGHTS
+ * control message holding exactly two descriptors, the first a sealed shmem file that starts
+ * with the region magic, the second a socket. Anything else is the application's.
+ */
+#ifndef SHMSOCK_IMPL_ANCILLARY_H
+#define SHMSOCK_IMPL_ANCILLARY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/socket.h>
+
+/* Room for everything the kernel may attach to one message (253 fds, credentials, ...). */
+#define SHMSOCK_CONTROL_SPACE 2048
+
+/* A control buffer aligned for struct cmsghdr. */
+union shmsock_control_buffer {
+    struct cmsghdr align;
+    char bytes[SHMSOCK_CONTROL_SPACE];
+};
+
+/* Fill `buffer` with the offer's control message; returns its length for msg_controllen. */
+size_t shmsock_ancillary_build_offer(union shmsock_control_buffer *buffer, int region_fd,
+                                     int release_fd);
+
+/*
+ * If the received control data is an offer, move its two descriptors to fds[0] (region),
+ * fds[1] (release socket), mark the control data empty, and return true. Otherwise leave it
+ * as it is and return false.
+ */
+bool shmsock_ancillary_take_offer(struct msghdr *received, int fds[2]);
+
+/* Whether a control message sent by the application (sendmsg) is present. */
+bool shmsock_ancillary_present(const struct msghdr *msg);
+
+/*
+ * Copy received control messages into the application's msghdr as the kernel would: what does
+ * not fit sets MSG_CTRUNC in user->msg_flags, and descriptors that do not fit are closed.
+ * Sets user->msg_controllen to the bytes used.
+ */
+void shmsock_ancillary_deliver(const struct msghdr *received, struct msghdr *user);
+
+/* Close every descriptor carried by received control data (e.g. copies made by MSG_PEEK). */
+void shmsock_ancillary_close_fds(const struct msghdr *received);
+
+#endif

@@ -1,0 +1,258 @@
+/* conn.c - connection lifecycle, options and negotiation state. See conn.h. */
+#define _GNU_SOURCE
+#include "conn.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "ancillary.h"
+#include "event.h"
+#include "shmsock.h"
+
+int shmsock_conn_create(int fd, int type, struct shmsock_conn **out)
+{
+    struct shmsock_conn *conn = calloc(1, sizeof(*conn));
+    if (conn == NULL)
+        return -ENOMEM;
+    conn->fd = fd;
+    conn->type = type;
+    conn->negotiate = 1;
+    conn->block_size = SHM_DEFAULT_BLOCK_SIZE;
+    conn->own.memfd = -1;
+    conn->peer.memfd = -1;
+    conn->release_rx = -1;
+    conn->release_offered = -1;
+    conn->peer_release_fd = -1;
+    pthread_mutex_init(&conn->send_lock, NULL);
+    pthread_mutex_init(&conn->producer_lock, NULL);
+    pthread_mutex_init(&conn->recv_lock, NULL);
+    *out = conn;
+    return 0;
+}
+
+static void close_if_open(int fd)
+{
+    if (fd >= 0)
+        close(fd);
+}
+
+void shmsock_conn_destroy(struct shmsock_conn *conn)
+{
+    if (conn == NULL)
+        return;
+    shmsock_region_release(&conn->own);
+    shmsock_region_release(&conn->peer);
+    close_if_open(conn->release_rx);
+    close_if_open(conn->release_offered);
+    close_if_open(conn->peer_release_fd);
+    shmsock_producer_list_destroy(&conn->producer);
+    shmsock_consumer_list_destroy(&conn->consumer);
+    pthread_mutex_destroy(&conn->send_lock);
+    pthread_mutex_destroy(&conn->producer_lock);
+    pthread_mutex_destroy(&conn->recv_lock);
+    free(conn);
+}
+
+void shmsock_conn_inherit_options(struct shmsock_conn *conn, const struct shmsock_conn *from)
+{
+    conn->negotiate = from->negotiate;
+    conn->block_size = from->block_size;
+}
+
+static bool negotiation_started(struct shmsock_conn *conn)
+{
+    return __atomic_load_n(&conn->out_state, __ATOMIC_ACQUIRE) != SHMSOCK_OUT_PLAIN ||
+           __atomic_load_n(&conn->peer_offered, __ATOMIC_ACQUIRE) || conn->own.base != NULL;
+}
+
+int shmsock_conn_set_option(struct shmsock_conn *conn, int optname, int value)
+{
+    switch (optname) {
+    case SHM_NEGOTIATE:
+        if (negotiation_started(conn))
+            return -EISCONN;
+        conn->negotiate = value != 0;
+        return 0;
+    case SHM_BLOCK_SIZE:
+        if (value < (int)SHMSOCK_MIN_BLOCK_SIZE || value > (int)SHMSOCK_MAX_BLOCK_SIZE ||
+            (value & (value - 1)) != 0)
+            return -EINVAL;
+        if (negotiation_started(conn))
+            return -EISCONN;
+        conn->block_size = (uint32_t)value;
+        return 0;
+    case SHM_STATUS:
+        return -EINVAL; /* read-only */
+    default:
+        return -ENOPROTOOPT;
+    }
+}
+
+static int status(struct shmsock_conn *conn)
+{
+    int out = __atomic_load_n(&conn->out_state, __ATOMIC_ACQUIRE);
+    int peer = __atomic_load_n(&conn->peer_offered, __ATOMIC_ACQUIRE);
+    if (out == SHMSOCK_OUT_SHM && peer)
+        return SHM_STATUS_SHM;
+    if (out != SHMSOCK_OUT_PLAIN || peer)
+        return SHM_STATUS_OFFERED;
+    return SHM_STATUS_PLAIN;
+}
+
+int shmsock_conn_get_option(struct shmsock_conn *conn, int optname, int *value)
+{
+    switch (optname) {
+    case SHM_NEGOTIATE:
+        *value = conn->negotiate;
+        return 0;
+    case SHM_BLOCK_SIZE:
+        *value = (int)conn->block_size;
+        return 0;
+    case SHM_STATUS:
+        *value = status(conn);
+        return 0;
+    default:
+        return -ENOPROTOOPT;
+    }
+}
+
+void shmsock_conn_sndbuf_changed(struct shmsock_conn *conn)
+{
+    int value = 0;
+    socklen_t len = sizeof(value);
+    if (getsockopt(conn->fd, SOL_SOCKET, SO_SNDBUF, &value, &len) == 0)
+        __atomic_store_n(&conn->sndbuf, value, __ATOMIC_RELEASE);
+}
+
+int shmsock_conn_fail(struct shmsock_conn *conn, int err)
+{
+    int expected = 0;
+    __atomic_compare_exchange_n(&conn->error, &expected, err, false, __ATOMIC_ACQ_REL,
+                                __ATOMIC_ACQUIRE);
+    /* End the connection for the peer too, as a kernel socket reset would. */
+    shutdown(conn->fd, SHUT_RDWR);
+    return __atomic_load_n(&conn->error, __ATOMIC_ACQUIRE);
+}
+
+int shmsock_conn_prepare_offer(struct shmsock_conn *conn)
+{
+    if (conn->own.base != NULL)
+        return 0;
+    shmsock_conn_sndbuf_changed(conn);
+    uint32_t block_size = conn->block_size;
+    uint64_t bytes = conn->sndbuf > 0 ? (uint64_t)conn->sndbuf : 212992u;
+    uint64_t blocks = (bytes + block_size - 1) / block_size;
+    if (blocks < 2)
+        blocks = 2;
+    if (blocks > SHMSOCK_MAX_BLOCK_COUNT)
+        blocks = SHMSOCK_MAX_BLOCK_COUNT;
+
+    int channel[2];
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, channel) < 0)
+        return -errno;
+    int err = shmsock_region_create(&conn->own, block_size, (uint32_t)blocks);
+    if (err == 0)
+        err = shmsock_producer_list_init(&conn->producer, (uint32_t)blocks);
+    if (err < 0) {
+        shmsock_region_release(&conn->own);
+        close(channel[0]);
+        close(channel[1]);
+        return err;
+    }
+    conn->release_rx = channel[0];
+    conn->release_offered = channel[1];
+    return 0;
+}
+
+/* The offer has left: the peer holds its own copies of the region and channel descriptors. */
+static void offer_sent(struct shmsock_conn *conn)
+{
+    close_if_open(conn->own.memfd);
+    conn->own.memfd = -1;
+    close_if_open(conn->release_offered);
+    conn->release_offered = -1;
+}
+
+int shmsock_conn_send_offer_event(struct shmsock_conn *conn, int flags)
+{
+    int err = shmsock_conn_prepare_offer(conn);
+    if (err < 0)
+        return err;
+    if (__atomic_load_n(&conn->out_state, __ATOMIC_ACQUIRE) != SHMSOCK_OUT_OFFER_PENDING) {
+        /* From here on the peer must read our stream as events: say where they start. */
+        shmsock_region_publish_switch(&conn->own, conn->plain_sent);
+        __atomic_store_n(&conn->out_state, SHMSOCK_OUT_OFFER_PENDING, __ATOMIC_RELEASE);
+    }
+    struct shmsock_event event = {.type = SHMSOCK_EVENT_OFFER};
+    unsigned char record[SHMSOCK_EVENT_SIZE];
+    shmsock_event_encode(&event, record);
+    union shmsock_control_buffer control;
+    struct iovec iov = {.iov_base = record, .iov_len = sizeof(record)};
+    struct msghdr msg = {
+        .msg_iov = &iov,
+        .msg_iovlen = 1,
+        .msg_control = control.bytes,
+        .msg_controllen = shmsock_ancillary_build_offer(&control, conn->own.memfd,
+                                                        conn->release_offered),
+    };
+    ssize_t n = sendmsg(conn->fd, &msg, MSG_NOSIGNAL | (flags & MSG_DONTWAIT));
+    if (n < 0)
+        return -errno;
+    offer_sent(conn);
+    __atomic_store_n(&conn->out_state, SHMSOCK_OUT_SHM, __ATOMIC_RELEASE);
+    return 0;
+}
+
+/* Mark our blind offer (attached to payload) as sent. Called by the send path. */
+void shmsock_conn_blind_offer_sent(struct shmsock_conn *conn);
+void shmsock_conn_blind_offer_sent(struct shmsock_conn *conn)
+{
+    offer_sent(conn);
+    __atomic_store_n(&conn->out_state, SHMSOCK_OUT_OFFERED, __ATOMIC_RELEASE);
+}
+
+int shmsock_conn_accept_offer(struct shmsock_conn *conn, const int fds[2])
+{
+    struct stat st;
+    if (fstat(fds[0], &st) < 0) {
+        close(fds[0]);
+        close(fds[1]);
+        return shmsock_conn_fail(conn, -EPROTO);
+    }
+    if (__atomic_load_n(&conn->peer_offered, __ATOMIC_ACQUIRE)) {
+        /* The same offer seen again (once peeked, once read) is fine; a second one is not. */
+        close(fds[0]);
+        close(fds[1]);
+        if (st.st_dev == conn->peer_region_dev && st.st_ino == conn->peer_region_ino)
+            return 0;
+        return shmsock_conn_fail(conn, -EPROTO);
+    }
+    int err = shmsock_region_attach(&conn->peer, fds[0]);
+    close(fds[0]);
+    if (err == 0)
+        err = shmsock_consumer_list_init(&conn->consumer, conn->peer.geometry.block_count);
+    if (err < 0) {
+        shmsock_region_release(&conn->peer);
+        close(fds[1]);
+        return shmsock_conn_fail(conn, err == -ENOMEM ? err : -EPROTO);
+    }
+    conn->peer_region_dev = st.st_dev;
+    conn->peer_region_ino = st.st_ino;
+    conn->peer_release_fd = fds[1];
+    conn->in_state = SHMSOCK_IN_TRANSITION;
+    __atomic_store_n(&conn->peer_offered, 1, __ATOMIC_RELEASE);
+
+    /* Answer at once, so that a peer which only sends also switches to shared memory. */
+    if (conn->negotiate &&
+        __atomic_load_n(&conn->out_state, __ATOMIC_ACQUIRE) == SHMSOCK_OUT_PLAIN &&
+        pthread_mutex_trylock(&conn->send_lock) == 0) {
+        if (__atomic_load_n(&conn->out_state, __ATOMIC_ACQUIRE) == SHMSOCK_OUT_PLAIN)
+            (void)shmsock_conn_send_offer_event(conn, MSG_DONTWAIT);
+        pthread_mutex_unlock(&conn->send_lock);
+    }
+    return 0;
+}

@@ -1,0 +1,127 @@
+/*
+ * conn.h - one shm connection: the engine behind a connected AF_UNIX STREAM/SEQPACKET socket.
+ *
+ * A connection owns our region (producer side), the peer's region mapped read-only (consumer
+ * side), both token lists, the release channel, and the negotiation state. The facade in api/
+ * calls these functions and turns their negative errno results into -1/errno.
+ *
+ * Directions. Our sends go through states PLAIN -> OFFERED -> SHM (or PLAIN -> SHM when the
+ * peer offered first); the peer's sends, as we read them, through IN_PLAIN -> IN_TRANSITION
+ * -> IN_EVENTS. See docs/PROTOCOL.md for the framing.
+ */
+#ifndef SHMSOCK_IMPL_CONN_H
+#define SHMSOCK_IMPL_CONN_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+
+#include "region.h"
+#include "token_list.h"
+
+/* Most tokens a producer keeps out at once: keeps the kernel queues of events and releases
+ * (278 records each on these machines) from ever filling. */
+#define SHMSOCK_MAX_TOKENS_IN_FLIGHT 128u
+
+enum shmsock_out_state {
+    SHMSOCK_OUT_PLAIN,         /* payload through the kernel socket, no offer sent yet */
+    SHMSOCK_OUT_OFFERED,       /* offer sent with payload; still plain until the peer's comes */
+    SHMSOCK_OUT_OFFER_PENDING, /* switch published, the OFFER event not yet sent */
+    SHMSOCK_OUT_SHM,           /* payload through blocks; events on the kernel socket */
+};
+
+enum shmsock_in_state {
+    SHMSOCK_IN_PLAIN,      /* no offer from the peer: everything read is payload */
+    SHMSOCK_IN_TRANSITION, /* the peer's region is known; its switch point not reached */
+    SHMSOCK_IN_EVENTS,     /* everything the kernel socket brings is an event record */
+};
+
+struct shmsock_conn {
+    int fd;
+    int type; /* SOCK_STREAM or SOCK_SEQPACKET */
+
+    /* Options, fixed once negotiation starts. */
+    int negotiate;
+    uint32_t block_size;
+
+    pthread_mutex_t send_lock;     /* one sender at a time: messages never interleave */
+    pthread_mutex_t producer_lock; /* producer list and release channel */
+    pthread_mutex_t recv_lock;     /* one receiver at a time */
+
+    /* Our direction (producer). */
+    int out_state; /* enum shmsock_out_state; atomic loads/stores */
+    uint64_t plain_sent;
+    struct shmsock_region own;
+    int release_rx;       /* where the peer's RELEASE events for our blocks arrive */
+    int release_offered;  /* the other end of that channel, until it has been offered */
+    bool release_closed;  /* the peer's end of the release channel is gone */
+    struct shmsock_producer_list producer;
+    unsigned char release_partial[32];
+    size_t release_partial_len;
+    uint32_t want_blocks; /* blocks the last starved send needed (for shm_poll) */
+    int sndbuf;           /* SO_SNDBUF when the region was made: bounds SEQPACKET messages */
+
+    /* The peer's direction (consumer). */
+    int peer_offered; /* atomic: the peer's region is attached */
+    int in_state;     /* enum shmsock_in_state */
+    uint64_t plain_received;
+    bool peer_switch_known;
+    uint64_t peer_switch;
+    struct shmsock_region peer;
+    dev_t peer_region_dev;
+    ino_t peer_region_ino;
+    int peer_release_fd; /* where we send RELEASE events for the peer's blocks */
+    struct shmsock_consumer_list consumer;
+    bool seen_event;              /* an event record was consumed (OFFER only comes first) */
+    uint64_t head_consumed;       /* STREAM: bytes of the head DATA event already read */
+    bool head_control_delivered;  /* its ancillary data went to the application already */
+
+    int error; /* atomic: sticky protocol error (negative errno), 0 if none */
+};
+
+/* Create the engine state for socket fd of the given type. Returns 0 or -ENOMEM. */
+int shmsock_conn_create(int fd, int type, struct shmsock_conn **out);
+
+/* Free everything the connection holds in this process. Does not close fd, sends nothing. */
+void shmsock_conn_destroy(struct shmsock_conn *conn);
+
+/* Copy the shm options of a listening socket's connection to an accepted one. */
+void shmsock_conn_inherit_options(struct shmsock_conn *conn, const struct shmsock_conn *from);
+
+/* SOL_SHMSOCK options. Return 0 or a negative errno (-EINVAL, -EISCONN, -ENOPROTOOPT). */
+int shmsock_conn_set_option(struct shmsock_conn *conn, int optname, int value);
+int shmsock_conn_get_option(struct shmsock_conn *conn, int optname, int *value);
+
+/* SO_SNDBUF changed on the kernel socket: refresh the SEQPACKET message limit. */
+void shmsock_conn_sndbuf_changed(struct shmsock_conn *conn);
+
+/* The send and receive paths: bytes or a negative errno (-EPIPE without raising SIGPIPE). */
+ssize_t shmsock_conn_send(struct shmsock_conn *conn, const struct msghdr *msg, int flags);
+ssize_t shmsock_conn_recv(struct shmsock_conn *conn, struct msghdr *msg, int flags);
+
+/*
+ * For shm_poll: if a send would find no free block right now, return the descriptor whose
+ * readability means "blocks came back" (the release channel); otherwise -1.
+ */
+int shmsock_conn_space_fd(struct shmsock_conn *conn);
+
+/* Whether a send would find a free block now (drains pending releases first). */
+bool shmsock_conn_has_space(struct shmsock_conn *conn);
+
+/* ---- shared between conn*.c only ---- */
+
+/* Record a protocol violation: the connection ends with err for this side and the peer. */
+int shmsock_conn_fail(struct shmsock_conn *conn, int err);
+
+/* The peer's offer arrived (fds[0] region, fds[1] release socket); takes ownership of fds. */
+int shmsock_conn_accept_offer(struct shmsock_conn *conn, const int fds[2]);
+
+/* Switch our direction to shared memory by sending an OFFER event (send_lock held). */
+int shmsock_conn_send_offer_event(struct shmsock_conn *conn, int flags);
+
+/* Create our region and release channel if not done yet (send_lock held). */
+int shmsock_conn_prepare_offer(struct shmsock_conn *conn);
+
+#endif

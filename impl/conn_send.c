@@ -1,0 +1,326 @@
+/*
+ * conn_send.c - the send path: plain sends (with the offer attached to the first one), the
+ * switch to shared memory, and shm sends (reserve blocks, copy, publish the DATA event).
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <string.h>
+#include <sys/time.h>
+#include <time.h>
+
+#include "ancillary.h"
+#include "conn.h"
+#include "event.h"
+#include "iov.h"
+
+void shmsock_conn_blind_offer_sent(struct shmsock_conn *conn);
+
+static int out_state(struct shmsock_conn *conn)
+{
+    return __atomic_load_n(&conn->out_state, __ATOMIC_ACQUIRE);
+}
+
+/* ---- plain sends ---- */
+
+/*
+ * Send through the kernel socket as a plain socket would. With `offer`, attach our offer to
+ * this payload (the application sent no ancillary data of its own).
+ */
+static ssize_t send_plain(struct shmsock_conn *conn, const struct msghdr *msg, int flags,
+                          bool offer)
+{
+    size_t length = shmsock_iov_length(msg->msg_iov, msg->msg_iovlen);
+    /* A zero-length STREAM send carries nothing, not even descriptors: no offer on it. */
+    if (offer && conn->type == SOCK_STREAM && length == 0)
+        offer = false;
+    if (offer && shmsock_conn_prepare_offer(conn) < 0)
+        offer = false; /* no region: stay a plain socket, correct if slower */
+
+    struct msghdr out = *msg;
+    union shmsock_control_buffer control;
+    if (offer) {
+        out.msg_control = control.bytes;
+        out.msg_controllen =
+            shmsock_ancillary_build_offer(&control, conn->own.memfd, conn->release_offered);
+    }
+    ssize_t n = sendmsg(conn->fd, &out, flags | MSG_NOSIGNAL);
+    if (n < 0)
+        return -errno;
+    conn->plain_sent += conn->type == SOCK_STREAM ? (uint64_t)n : 1u;
+    if (offer)
+        shmsock_conn_blind_offer_sent(conn);
+    return n;
+}
+
+/* ---- releases coming back (producer side), producer_lock held ---- */
+
+static void handle_release_records(struct shmsock_conn *conn, const unsigned char *data,
+                                   size_t len)
+{
+    for (size_t at = 0; at + SHMSOCK_EVENT_SIZE <= len; at += SHMSOCK_EVENT_SIZE) {
+        struct shmsock_event event;
+        if (shmsock_event_decode(data + at, &event) < 0 ||
+            shmsock_event_check_release(&event, &conn->own.geometry) < 0 ||
+            shmsock_producer_release(&conn->producer, event.token, event.block_count) < 0) {
+            shmsock_conn_fail(conn, -EPROTO);
+            return;
+        }
+    }
+}
+
+/* Read every RELEASE event waiting on the release channel, without blocking. */
+static void drain_releases(struct shmsock_conn *conn)
+{
+    unsigned char buffer[64 * SHMSOCK_EVENT_SIZE];
+    while (!conn->release_closed) {
+        size_t carried = conn->release_partial_len;
+        memcpy(buffer, conn->release_partial, carried);
+        ssize_t n = recv(conn->release_rx, buffer + carried, sizeof(buffer) - carried,
+                         MSG_DONTWAIT);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return; /* EAGAIN: nothing more for now */
+        if (n == 0) {
+            conn->release_closed = true;
+            return;
+        }
+        size_t total = carried + (size_t)n;
+        size_t whole = total - total % SHMSOCK_EVENT_SIZE;
+        handle_release_records(conn, buffer, whole);
+        conn->release_partial_len = total - whole;
+        memcpy(conn->release_partial, buffer + whole, conn->release_partial_len);
+    }
+}
+
+static int64_t try_reserve(struct shmsock_conn *conn, uint32_t blocks)
+{
+    pthread_mutex_lock(&conn->producer_lock);
+    drain_releases(conn);
+    int64_t token = -1;
+    if (conn->producer.sent_tokens < SHMSOCK_MAX_TOKENS_IN_FLIGHT)
+        token = shmsock_producer_reserve(&conn->producer, blocks);
+    if (token < 0)
+        conn->want_blocks = blocks;
+    pthread_mutex_unlock(&conn->producer_lock);
+    return token;
+}
+
+static void cancel_reservation(struct shmsock_conn *conn, uint32_t token, uint32_t blocks)
+{
+    pthread_mutex_lock(&conn->producer_lock);
+    (void)shmsock_producer_release(&conn->producer, token, blocks);
+    pthread_mutex_unlock(&conn->producer_lock);
+}
+
+static bool would_block(struct shmsock_conn *conn, int flags)
+{
+    if (flags & MSG_DONTWAIT)
+        return true;
+    int fl = fcntl(conn->fd, F_GETFL);
+    return fl >= 0 && (fl & O_NONBLOCK);
+}
+
+/* SO_SNDTIMEO as a deadline in ms of CLOCK_MONOTONIC, or -1 for none. */
+static int64_t send_deadline(struct shmsock_conn *conn)
+{
+    struct timeval tv = {0};
+    socklen_t len = sizeof(tv);
+    if (getsockopt(conn->fd, SOL_SOCKET, SO_SNDTIMEO, &tv, &len) < 0 ||
+        (tv.tv_sec == 0 && tv.tv_usec == 0))
+        return -1;
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000 + (int64_t)tv.tv_sec * 1000 +
+           (tv.tv_usec + 999) / 1000;
+}
+
+static int remaining_ms(int64_t deadline)
+{
+    if (deadline < 0)
+        return -1;
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    int64_t left = deadline - ((int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000);
+    return left > 0 ? (int)left : 0;
+}
+
+/*
+ * Wait until releases arrive (0), the deadline passes (-EAGAIN, as SO_SNDTIMEO does), a
+ * signal arrives (-EINTR) or the peer is gone (-EPIPE).
+ */
+static int wait_for_release(struct shmsock_conn *conn, int64_t deadline)
+{
+    if (conn->release_closed)
+        return -EPIPE;
+    struct pollfd fds[2] = {
+        {.fd = conn->release_rx, .events = POLLIN},
+        {.fd = conn->fd, .events = 0}, /* POLLHUP/POLLERR: the peer closed */
+    };
+    int timeout = remaining_ms(deadline);
+    int n = poll(fds, 2, timeout);
+    if (n < 0)
+        return -errno;
+    if (n == 0)
+        return -EAGAIN;
+    if (fds[1].revents & (POLLHUP | POLLERR))
+        return -EPIPE;
+    return 0;
+}
+
+/* Reserve a run of blocks, waiting for releases as a blocking send waits for buffer space. */
+static int64_t reserve_blocks(struct shmsock_conn *conn, uint32_t blocks, int flags)
+{
+    int64_t deadline = -2;
+    for (;;) {
+        int err = __atomic_load_n(&conn->error, __ATOMIC_ACQUIRE);
+        if (err != 0)
+            return err;
+        int64_t token = try_reserve(conn, blocks);
+        if (token >= 0)
+            return token;
+        if (would_block(conn, flags))
+            return -EAGAIN;
+        if (deadline == -2)
+            deadline = send_deadline(conn);
+        err = wait_for_release(conn, deadline);
+        if (err < 0)
+            return err;
+    }
+}
+
+/* ---- shm sends ---- */
+
+/* Publish one DATA event for a run, with the application's ancillary data if any. */
+static int publish_data(struct shmsock_conn *conn, uint32_t token, uint32_t blocks,
+                        uint64_t length, const struct msghdr *msg, bool with_control, int flags)
+{
+    struct shmsock_event event = shmsock_event_data(&conn->own.geometry, token, blocks, length);
+    unsigned char record[SHMSOCK_EVENT_SIZE];
+    shmsock_event_encode(&event, record);
+    struct iovec iov = {.iov_base = record, .iov_len = sizeof(record)};
+    struct msghdr out = {.msg_iov = &iov, .msg_iovlen = 1};
+    if (with_control) {
+        out.msg_control = msg->msg_control;
+        out.msg_controllen = msg->msg_controllen;
+    }
+    if (sendmsg(conn->fd, &out, MSG_NOSIGNAL | (flags & MSG_DONTWAIT)) < 0)
+        return -errno;
+    return 0;
+}
+
+/* Copy bytes [skip, skip+length) of the message into a fresh run and publish it. */
+static ssize_t send_one_run(struct shmsock_conn *conn, const struct msghdr *msg, size_t skip,
+                            size_t length, bool with_control, int flags)
+{
+    uint32_t blocks = shmsock_blocks_for_length(length, conn->own.geometry.block_size);
+    int64_t token = reserve_blocks(conn, blocks, flags);
+    if (token < 0)
+        return token;
+    shmsock_iov_gather(shmsock_region_block(&conn->own, (uint32_t)token), msg->msg_iov,
+                       msg->msg_iovlen, skip, length);
+    int err = publish_data(conn, (uint32_t)token, blocks, length, msg, with_control, flags);
+    if (err < 0) {
+        cancel_reservation(conn, (uint32_t)token, blocks);
+        return err;
+    }
+    return (ssize_t)length;
+}
+
+static size_t seqpacket_limit(struct shmsock_conn *conn)
+{
+    int sndbuf = __atomic_load_n(&conn->sndbuf, __ATOMIC_ACQUIRE);
+    size_t limit = sndbuf > 32 ? (size_t)sndbuf - 32 : 0;
+    size_t capacity = (size_t)conn->own.geometry.block_count * conn->own.geometry.block_size;
+    return limit < capacity ? limit : capacity;
+}
+
+static ssize_t send_shm(struct shmsock_conn *conn, const struct msghdr *msg, int flags)
+{
+    size_t length = shmsock_iov_length(msg->msg_iov, msg->msg_iovlen);
+    bool control = shmsock_ancillary_present(msg);
+    if (conn->type == SOCK_SEQPACKET) {
+        if (length > seqpacket_limit(conn))
+            return -EMSGSIZE;
+        return send_one_run(conn, msg, 0, length, control, flags);
+    }
+    if (length == 0)
+        return 0;
+    /* STREAM: split into runs of a quarter of the region, so both sides work in parallel. */
+    size_t chunk = (size_t)(conn->own.geometry.block_count / 4) * conn->own.geometry.block_size;
+    if (chunk < conn->own.geometry.block_size)
+        chunk = conn->own.geometry.block_size;
+    size_t sent = 0;
+    while (sent < length) {
+        size_t part = length - sent < chunk ? length - sent : chunk;
+        ssize_t n = send_one_run(conn, msg, sent, part, control && sent == 0, flags);
+        if (n < 0)
+            return sent > 0 ? (ssize_t)sent : n;
+        sent += (size_t)n;
+    }
+    return (ssize_t)sent;
+}
+
+static ssize_t send_locked(struct shmsock_conn *conn, const struct msghdr *msg, int flags)
+{
+    int state = out_state(conn);
+    bool peer_offered = __atomic_load_n(&conn->peer_offered, __ATOMIC_ACQUIRE);
+    if (!conn->negotiate)
+        return send_plain(conn, msg, flags, false);
+
+    if ((state == SHMSOCK_OUT_PLAIN && peer_offered) || state == SHMSOCK_OUT_OFFER_PENDING) {
+        /* The peer offered first (or our OFFER event could not go yet): switch with one. */
+        int err = shmsock_conn_send_offer_event(conn, flags);
+        if (err < 0)
+            return err;
+        state = SHMSOCK_OUT_SHM;
+    } else if (state == SHMSOCK_OUT_PLAIN) {
+        /* Offer blindly on this payload, unless it carries the application's own ancillary
+         * data (the offer must never be mistaken for it). */
+        return send_plain(conn, msg, flags, !shmsock_ancillary_present(msg));
+    } else if (state == SHMSOCK_OUT_OFFERED && peer_offered) {
+        /* Both offers are out: the peer has our region, so a switch point is enough. */
+        shmsock_region_publish_switch(&conn->own, conn->plain_sent);
+        __atomic_store_n(&conn->out_state, SHMSOCK_OUT_SHM, __ATOMIC_RELEASE);
+        state = SHMSOCK_OUT_SHM;
+    }
+    if (state == SHMSOCK_OUT_SHM)
+        return send_shm(conn, msg, flags);
+    return send_plain(conn, msg, flags, false);
+}
+
+ssize_t shmsock_conn_send(struct shmsock_conn *conn, const struct msghdr *msg, int flags)
+{
+    if (flags & MSG_OOB)
+        return -EOPNOTSUPP;
+    int err = __atomic_load_n(&conn->error, __ATOMIC_ACQUIRE);
+    if (err != 0)
+        return err;
+    pthread_mutex_lock(&conn->send_lock);
+    ssize_t n = send_locked(conn, msg, flags);
+    pthread_mutex_unlock(&conn->send_lock);
+    return n;
+}
+
+int shmsock_conn_space_fd(struct shmsock_conn *conn)
+{
+    if (out_state(conn) != SHMSOCK_OUT_SHM || shmsock_conn_has_space(conn))
+        return -1;
+    return conn->release_rx;
+}
+
+bool shmsock_conn_has_space(struct shmsock_conn *conn)
+{
+    if (out_state(conn) != SHMSOCK_OUT_SHM)
+        return true;
+    pthread_mutex_lock(&conn->producer_lock);
+    drain_releases(conn);
+    uint32_t want = conn->want_blocks > 0 ? conn->want_blocks : 1;
+    bool space = conn->release_closed ||
+                 (conn->producer.sent_tokens < SHMSOCK_MAX_TOKENS_IN_FLIGHT &&
+                  shmsock_producer_can_reserve(&conn->producer, want));
+    pthread_mutex_unlock(&conn->producer_lock);
+    return space;
+}

@@ -1,0 +1,160 @@
+/* region.c - create, check and map regions. See region.h. */
+#define _GNU_SOURCE
+#include "region.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define REQUIRED_SEALS (F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL)
+
+static bool is_power_of_two(uint32_t x)
+{
+    return x != 0 && (x & (x - 1)) == 0;
+}
+
+int shmsock_region_create(struct shmsock_region *region, uint32_t block_size,
+                          uint32_t block_count)
+{
+    memset(region, 0, sizeof(*region));
+    region->memfd = -1;
+    if (!is_power_of_two(block_size) || block_size < SHMSOCK_MIN_BLOCK_SIZE ||
+        block_size > SHMSOCK_MAX_BLOCK_SIZE || block_count == 0 ||
+        block_count > SHMSOCK_MAX_BLOCK_COUNT)
+        return -EINVAL;
+
+    uint64_t size = SHMSOCK_REGION_HEADER_SIZE + (uint64_t)block_size * block_count;
+    int fd = memfd_create("shmsock", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+    if (fd < 0)
+        return -errno;
+    if (ftruncate(fd, (off_t)size) < 0 || fcntl(fd, F_ADD_SEALS, REQUIRED_SEALS) < 0) {
+        int err = -errno;
+        close(fd);
+        return err;
+    }
+    void *base = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    if (base == MAP_FAILED) {
+        int err = -errno;
+        close(fd);
+        return err;
+    }
+    struct shmsock_region_header *header = base;
+    header->magic = SHMSOCK_REGION_MAGIC;
+    header->version = SHMSOCK_PROTOCOL_VERSION;
+    header->header_size = SHMSOCK_REGION_HEADER_SIZE;
+    header->block_size = block_size;
+    header->block_count = block_count;
+    header->region_size = size;
+    __atomic_store_n(&header->switch_point, 0, __ATOMIC_RELEASE);
+
+    region->base = base;
+    region->memfd = fd;
+    region->writable = true;
+    region->geometry = (struct shmsock_geometry){
+        .header_size = SHMSOCK_REGION_HEADER_SIZE,
+        .block_size = block_size,
+        .block_count = block_count,
+        .region_size = size,
+    };
+    return 0;
+}
+
+int shmsock_region_check_header(const struct shmsock_region_header *copy, uint64_t file_size,
+                                struct shmsock_geometry *out)
+{
+    if (copy->magic != SHMSOCK_REGION_MAGIC || copy->version != SHMSOCK_PROTOCOL_VERSION)
+        return -EPROTO;
+    if (copy->header_size < sizeof(*copy) || copy->header_size % 64 != 0 ||
+        copy->header_size > 65536)
+        return -EPROTO;
+    if (!is_power_of_two(copy->block_size) || copy->block_size < SHMSOCK_MIN_BLOCK_SIZE ||
+        copy->block_size > SHMSOCK_MAX_BLOCK_SIZE)
+        return -EPROTO;
+    if (copy->block_count == 0 || copy->block_count > SHMSOCK_MAX_BLOCK_COUNT)
+        return -EPROTO;
+    uint64_t needed = (uint64_t)copy->header_size + (uint64_t)copy->block_size * copy->block_count;
+    if (copy->region_size != file_size || needed > file_size)
+        return -EPROTO;
+    *out = (struct shmsock_geometry){
+        .header_size = copy->header_size,
+        .block_size = copy->block_size,
+        .block_count = copy->block_count,
+        .region_size = file_size,
+    };
+    return 0;
+}
+
+/* A shmem file sealed against shrinking, growing and further sealing. */
+static bool is_sealed_shmem(int fd, struct stat *st)
+{
+    if (fstat(fd, st) < 0 || !S_ISREG(st->st_mode))
+        return false;
+    int seals = fcntl(fd, F_GET_SEALS);
+    return seals >= 0 && (seals & REQUIRED_SEALS) == REQUIRED_SEALS;
+}
+
+bool shmsock_region_fd_has_magic(int fd)
+{
+    struct stat st;
+    uint64_t magic = 0;
+    if (!is_sealed_shmem(fd, &st) || st.st_size < (off_t)sizeof(magic))
+        return false;
+    return pread(fd, &magic, sizeof(magic), 0) == (ssize_t)sizeof(magic) &&
+           magic == SHMSOCK_REGION_MAGIC;
+}
+
+int shmsock_region_attach(struct shmsock_region *region, int fd)
+{
+    memset(region, 0, sizeof(*region));
+    region->memfd = -1;
+    struct stat st;
+    if (!is_sealed_shmem(fd, &st))
+        return -EPROTO;
+    if (st.st_size < (off_t)SHMSOCK_REGION_HEADER_SIZE)
+        return -EPROTO;
+
+    /* The header is copied once, with pread, and checked; the mapping comes after. */
+    struct shmsock_region_header copy;
+    if (pread(fd, &copy, sizeof(copy), 0) != (ssize_t)sizeof(copy))
+        return -EPROTO;
+    struct shmsock_geometry geometry;
+    if (shmsock_region_check_header(&copy, (uint64_t)st.st_size, &geometry) < 0)
+        return -EPROTO;
+
+    void *base = mmap(NULL, geometry.region_size, PROT_READ, MAP_SHARED, fd, 0);
+    if (base == MAP_FAILED)
+        return -errno;
+    region->base = base;
+    region->writable = false;
+    region->geometry = geometry;
+    return 0;
+}
+
+void shmsock_region_release(struct shmsock_region *region)
+{
+    if (region->base != NULL)
+        munmap(region->base, region->geometry.region_size);
+    if (region->memfd >= 0)
+        close(region->memfd);
+    region->base = NULL;
+    region->memfd = -1;
+}
+
+void shmsock_region_publish_switch(struct shmsock_region *region, uint64_t plain_units)
+{
+    struct shmsock_region_header *header = region->base;
+    __atomic_store_n(&header->switch_point, plain_units + 1, __ATOMIC_RELEASE);
+}
+
+bool shmsock_region_read_switch(const struct shmsock_region *region, uint64_t *plain_units)
+{
+    const struct shmsock_region_header *header = region->base;
+    uint64_t value = __atomic_load_n(&header->switch_point, __ATOMIC_ACQUIRE);
+    if (value == 0)
+        return false;
+    *plain_units = value - 1;
+    return true;
+}

@@ -1,0 +1,98 @@
+/*
+ * region.h - a region: one sealed memfd per direction, a header, then blocks.
+ *
+ * The side that sends creates its region (read-write); the side that receives attaches the
+ * peer's region read-only after checking it. Sealing (no shrink, no grow, no further seals)
+ * means a peer can never make our mapping SIGBUS by truncating the file.
+ */
+#ifndef SHMSOCK_IMPL_REGION_H
+#define SHMSOCK_IMPL_REGION_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* "SHMSOCK\0" read as a little-endian 64-bit number: the first 8 bytes of every region. */
+#define SHMSOCK_REGION_MAGIC 0x004b434f534d4853ull
+#define SHMSOCK_PROTOCOL_VERSION 1u
+
+#define SHMSOCK_MIN_BLOCK_SIZE 1024u
+#define SHMSOCK_MAX_BLOCK_SIZE (1024u * 1024u)
+#define SHMSOCK_MAX_BLOCK_COUNT 4096u
+/* The header occupies the first page; block 0 starts here. */
+#define SHMSOCK_REGION_HEADER_SIZE 4096u
+
+/* The header as it lies in shared memory. Written only by the region's owner. */
+struct shmsock_region_header {
+    uint64_t magic;
+    uint32_t version;
+    uint32_t header_size; /* offset of block 0 */
+    uint32_t block_size;
+    uint32_t block_count;
+    uint64_t region_size; /* bytes of the whole memfd */
+    /*
+     * 0 while the owner still sends payload through the kernel socket; once it switches to
+     * blocks: 1 + the number of plain units (bytes on STREAM, messages on SEQPACKET) it sent
+     * through the kernel before the first event. Set once, before the first event is sent.
+     */
+    uint64_t switch_point;
+};
+
+/* The geometry both sides agree on, as checked from a header copy. */
+struct shmsock_geometry {
+    uint32_t header_size;
+    uint32_t block_size;
+    uint32_t block_count;
+    uint64_t region_size;
+};
+
+/* A mapped region, ours (writable) or the peer's (read-only). */
+struct shmsock_region {
+    void *base;       /* NULL when not mapped */
+    int memfd;        /* our own region's memfd until it has been offered; -1 otherwise */
+    bool writable;
+    struct shmsock_geometry geometry;
+};
+
+/* Create and map our region: memfd, size, seals. Returns 0 or a negative errno. */
+int shmsock_region_create(struct shmsock_region *region, uint32_t block_size,
+                          uint32_t block_count);
+
+/*
+ * Check the peer's memfd (sealed shmem file, sane size, header valid) and map it read-only.
+ * Does not take ownership of fd. Returns 0, -EPROTO for anything that is not a valid region,
+ * or another negative errno for a local failure.
+ */
+int shmsock_region_attach(struct shmsock_region *region, int fd);
+
+/* Unmap and close what the region holds; safe on a zeroed or already released region. */
+void shmsock_region_release(struct shmsock_region *region);
+
+/*
+ * Check a header copied out of a peer's memory against the file size: magic, version,
+ * geometry. Pure function (fuzzed). Returns 0 and fills *out, or -EPROTO.
+ */
+int shmsock_region_check_header(const struct shmsock_region_header *copy, uint64_t file_size,
+                                struct shmsock_geometry *out);
+
+/* Whether fd looks like a shmsock region at all (a sealed shmem file starting with the magic). */
+bool shmsock_region_fd_has_magic(int fd);
+
+/* Address of the first byte of block `block` (caller checked block < block_count). */
+static inline unsigned char *shmsock_region_block(const struct shmsock_region *region,
+                                                  uint32_t block)
+{
+    return (unsigned char *)region->base + region->geometry.header_size +
+           (size_t)block * region->geometry.block_size;
+}
+
+/* Owner: publish the switch to blocks after `plain_units` units went through the kernel. */
+void shmsock_region_publish_switch(struct shmsock_region *region, uint64_t plain_units);
+
+/*
+ * Reader: load the peer's switch point once. Returns false while the peer has not switched;
+ * true with *plain_units set once it has.
+ */
+bool shmsock_region_read_switch(const struct shmsock_region *region, uint64_t *plain_units);
+
+#endif

@@ -1,0 +1,284 @@
+/*
+ * shmsock.h - sockets whose payload travels through shared memory.
+ *
+ * Every call here has the exact signature of the POSIX/Linux call it replaces, so a program
+ * can be ported with `#define send shm_send` or by renaming calls. The descriptor returned by
+ * shm_socket(), shm_accept() and shm_socketpair() IS the kernel socket's descriptor: it can be
+ * put into select/poll/epoll, passed to bind/listen/connect semantics, inspected with `ss -x`.
+ *
+ * How it works (see docs/PROTOCOL.md for the details):
+ *   - AF_UNIX SOCK_STREAM and SOCK_SEQPACKET sockets are shm sockets. Other families, and
+ *     AF_UNIX SOCK_DGRAM for now, pass straight through to the kernel: every shm_* call on
+ *     them behaves exactly as the plain call.
+ *   - Two connected shm sockets negotiate by themselves: each side attaches an *offer* (a
+ *     sealed memfd holding its region, plus a socket for release events) as SCM_RIGHTS
+ *     ancillary data to the first payload it sends. Once a side has sent its offer and received
+ *     the peer's, its payload goes through blocks of its region and the kernel socket carries
+ *     only small events. A peer that never offers (a plain kernel socket) simply keeps a plain
+ *     kernel connection: it sees exactly the bytes/messages that were sent.
+ *   - The offer rule, for plain peers that read ancillary data themselves: an offer is never
+ *     attached to a message that already carries the application's ancillary data, it is
+ *     always exactly two descriptors (a sealed memfd whose header starts with the magic
+ *     "SHMSOCK\0", then a Unix socket), and shm_setsockopt(fd, SOL_SHMSOCK, SHM_NEGOTIATE, 0)
+ *     before the first send turns offers off for that socket. A plain server that calls
+ *     recvmsg() with a control buffer on a connection from a shm client sees those two
+ *     descriptors on the first message: it should close them, or the client should turn
+ *     negotiation off.
+ *
+ * Error convention: like the calls they replace, these return -1 and set errno on failure.
+ * Beyond the kernel's errors, a connection whose peer breaks the shmsock protocol (forged
+ * event, bad offer) fails with ECONNRESET or EPROTO; other connections are not affected.
+ *
+ * Use shm_close() (not close()) on descriptors created by shmsock, so the library can free
+ * the shared-memory state kept for them. shm_close() sends nothing to the peer: the peer sees
+ * the end of the connection when the last copy of the descriptor is closed, as with kernel
+ * sockets (fork-and-hand-off servers keep working).
+ *
+ * Readiness: the descriptor is readable whenever a message (or the peer's end) is waiting,
+ * for level- and edge-triggered epoll alike. Writability is the exception: the kernel socket
+ * reports POLLOUT even when every block of the region is in use. A non-blocking sender that
+ * gets EAGAIN because no block is free should wait with shm_poll() (which understands blocks)
+ * rather than with poll() on the raw descriptor, which would report POLLOUT at once and spin.
+ *
+ * Threads: a socket may be used from several threads at once. Concurrent senders never
+ * interleave parts of their messages; a reading thread and a writing thread do not block
+ * each other.
+ */
+#ifndef SHMSOCK_H
+#define SHMSOCK_H
+
+#include <poll.h>
+#include <stddef.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+#include <sys/uio.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define SHMSOCK_VERSION_MAJOR 0
+#define SHMSOCK_VERSION_MINOR 1
+#define SHMSOCK_VERSION_PATCH 0
+
+/* Socket option level for shmsock's own options (shm_setsockopt/shm_getsockopt). */
+#define SOL_SHMSOCK 0x53484d /* "SHM" */
+
+/*
+ * SHM_NEGOTIATE (int, read/write, default 1): whether this socket offers shared memory to its
+ * peer. Set to 0 before the first send/receive to make the socket behave as a plain kernel
+ * socket in every respect (no descriptor is ever attached to its messages, offers it receives
+ * are handed to the application as ordinary ancillary data). Setting it after the connection
+ * has switched to shared memory fails with EISCONN.
+ */
+#define SHM_NEGOTIATE 1
+
+/*
+ * SHM_BLOCK_SIZE (int, read/write): size in bytes of one block of the region this socket
+ * sends from. A power of two, at least 1024 and at most 1 MiB (EINVAL otherwise). Takes
+ * effect when the region is created (the first send or receive on a connected socket); after
+ * that, setting it fails with EISCONN. Default: SHM_DEFAULT_BLOCK_SIZE.
+ */
+#define SHM_BLOCK_SIZE 2
+
+/*
+ * SHM_STATUS (int, read-only): what carries this connection's payload:
+ *   SHM_STATUS_PLAIN    - not (yet) negotiated: the kernel socket carries payload, as for a
+ *                         plain peer or before the first exchange;
+ *   SHM_STATUS_OFFERED  - this side has sent or received an offer, the switch is under way;
+ *   SHM_STATUS_SHM      - this side sends through shared memory and the peer does too;
+ *   SHM_STATUS_PASSTHROUGH - not a shm socket type (other family, SOCK_DGRAM, or listening).
+ */
+#define SHM_STATUS 3
+#define SHM_STATUS_PLAIN 0
+#define SHM_STATUS_OFFERED 1
+#define SHM_STATUS_SHM 2
+#define SHM_STATUS_PASSTHROUGH 3
+
+/* Default block size (bytes). The region holds SO_SNDBUF bytes rounded up to whole blocks. */
+#define SHM_DEFAULT_BLOCK_SIZE 4096
+
+/*
+ * shm_socket - create an endpoint for communication, like socket(2).
+ * AF_UNIX with SOCK_STREAM or SOCK_SEQPACKET (optionally |SOCK_NONBLOCK, |SOCK_CLOEXEC) gives
+ * a shm socket; anything else is a plain kernel socket.
+ * Returns the new descriptor (the kernel socket's own), or -1 with errno as socket(2):
+ * EAFNOSUPPORT, EINVAL, EMFILE, ENFILE, ENOBUFS/ENOMEM, EPROTONOSUPPORT, EACCES.
+ */
+int shm_socket(int domain, int type, int protocol);
+
+/*
+ * shm_socketpair - create a pair of connected sockets, like socketpair(2). For AF_UNIX
+ * SOCK_STREAM/SOCK_SEQPACKET both ends are shm sockets. Returns 0 and fills sv[0], sv[1], or
+ * -1 with errno as socketpair(2): EAFNOSUPPORT, EFAULT, EMFILE, ENFILE, EOPNOTSUPP,
+ * EPROTONOSUPPORT.
+ */
+int shm_socketpair(int domain, int type, int protocol, int sv[2]);
+
+/*
+ * shm_bind - bind a name to a socket, like bind(2): filesystem paths and abstract names
+ * (sun_path[0] == '\0') both work. Returns 0, or -1 with errno: EADDRINUSE, EACCES, EBADF,
+ * EINVAL, ENOTSOCK, ENOENT, ENAMETOOLONG, EROFS, ...
+ */
+int shm_bind(int sockfd, const struct sockaddr *addr, socklen_t addrlen);
+
+/*
+ * shm_listen - mark a socket as accepting connections, like listen(2). Returns 0, or -1 with
+ * errno: EADDRINUSE, EBADF, ENOTSOCK, EOPNOTSUPP, EINVAL.
+ */
+int shm_listen(int sockfd, int backlog);
+
+/*
+ * shm_accept - accept a connection, like accept(2). The new socket is a shm socket of the
+ * listener's type. Blocks unless the listener is non-blocking. Returns the new descriptor, or
+ * -1 with errno: EAGAIN/EWOULDBLOCK, EBADF, ECONNABORTED, EINTR, EINVAL, EMFILE, ENFILE,
+ * ENOBUFS/ENOMEM, ENOTSOCK, EOPNOTSUPP.
+ */
+int shm_accept(int sockfd, struct sockaddr *addr, socklen_t *addrlen);
+
+/*
+ * shm_accept4 - accept4(2): as shm_accept(), with flags SOCK_NONBLOCK and/or SOCK_CLOEXEC for
+ * the new descriptor. Errors as shm_accept(), plus EINVAL for unknown flags.
+ */
+int shm_accept4(int sockfd, struct sockaddr *addr, socklen_t *addrlen, int flags);
+
+/*
+ * shm_connect - connect a socket, like connect(2). Returns 0, or -1 with errno:
+ * ECONNREFUSED (nobody listens on that name), ENOENT (no such path), EISCONN (already
+ * connected), EAGAIN (non-blocking and the backlog is full), EINTR, EACCES, EBADF,
+ * EAFNOSUPPORT, EINVAL, ENOTSOCK, EPROTOTYPE.
+ */
+int shm_connect(int sockfd, const struct sockaddr *addr, socklen_t addrlen);
+
+/*
+ * shm_send - send a message, like send(2). Flags: MSG_DONTWAIT, MSG_NOSIGNAL, MSG_EOR, MSG_OOB
+ * (rejected with EOPNOTSUPP as AF_UNIX does), MSG_MORE (accepted). On SOCK_STREAM a send may
+ * be partial (a non-blocking one, or one interrupted by a signal after some bytes went).
+ * Returns the number of bytes sent, or -1 with errno:
+ *   EAGAIN/EWOULDBLOCK - non-blocking and no room (no free block, or kernel buffer full);
+ *   EPIPE   - the peer is gone or this side shut down writing; SIGPIPE is raised too unless
+ *             MSG_NOSIGNAL is given;
+ *   ECONNRESET - the peer closed with data unread, or broke the protocol;
+ *   EMSGSIZE - SOCK_SEQPACKET message larger than the socket accepts (as the kernel: the send
+ *             buffer size minus 32 bytes);
+ *   ENOTCONN - not connected; EINTR - interrupted before anything was sent; EBADF; ENOTSOCK;
+ *   EOPNOTSUPP - unsupported flag; EPROTO - the peer broke the protocol; ENOMEM/ENOBUFS.
+ * Blocking sends honour SO_SNDTIMEO (EAGAIN when it expires).
+ */
+ssize_t shm_send(int sockfd, const void *buf, size_t len, int flags);
+
+/*
+ * shm_sendto - sendto(2). On a connected shm socket dest_addr must be NULL (else EISCONN as
+ * for a connected AF_UNIX stream... the kernel ignores it on SOCK_STREAM: so do we). Otherwise
+ * as shm_send().
+ */
+ssize_t shm_sendto(int sockfd, const void *buf, size_t len, int flags,
+                   const struct sockaddr *dest_addr, socklen_t addrlen);
+
+/*
+ * shm_sendmsg - sendmsg(2): gathers msg_iov; ancillary data (SCM_RIGHTS, SCM_CREDENTIALS)
+ * travels with the message exactly as on a kernel socket, on the shared-memory path too.
+ * Returns bytes sent or -1 with errno as shm_send(), plus EINVAL/EBADF/EPERM for bad
+ * ancillary data as sendmsg(2).
+ */
+ssize_t shm_sendmsg(int sockfd, const struct msghdr *msg, int flags);
+
+/*
+ * shm_recv - receive a message, like recv(2). Flags: MSG_DONTWAIT, MSG_PEEK, MSG_WAITALL
+ * (SOCK_STREAM), MSG_TRUNC (return the real length of a longer SOCK_SEQPACKET message),
+ * MSG_CMSG_CLOEXEC (with shm_recvmsg). On SOCK_STREAM a read may return fewer bytes than asked;
+ * on SOCK_SEQPACKET each call returns one message, and a longer one is truncated (its rest is
+ * discarded).
+ * Returns the number of bytes received, 0 at end of stream (peer closed or shut down
+ * writing; or a zero-length SOCK_SEQPACKET message), or -1 with errno:
+ *   EAGAIN/EWOULDBLOCK - non-blocking and nothing waiting, or SO_RCVTIMEO expired;
+ *   EINTR - interrupted by a signal before any data; ECONNRESET - peer closed with data unread
+ *   or broke the protocol; EPROTO - peer broke the protocol; ENOTCONN; EBADF; ENOTSOCK; EINVAL.
+ */
+ssize_t shm_recv(int sockfd, void *buf, size_t len, int flags);
+
+/* shm_recvfrom - recvfrom(2); src_addr receives the peer address as the kernel gives it. */
+ssize_t shm_recvfrom(int sockfd, void *buf, size_t len, int flags, struct sockaddr *src_addr,
+                     socklen_t *addrlen);
+
+/*
+ * shm_recvmsg - recvmsg(2): scatters into msg_iov, returns ancillary data the peer sent with
+ * the message (SCM_RIGHTS, SCM_CREDENTIALS when SO_PASSCRED is set) in msg_control, and sets
+ * msg_flags (MSG_TRUNC, MSG_CTRUNC). shmsock's own offers are never returned as ancillary data.
+ * Returns and errors as shm_recv().
+ */
+ssize_t shm_recvmsg(int sockfd, struct msghdr *msg, int flags);
+
+/* shm_read - read(2) on a socket: shm_recv(fd, buf, count, 0); on other fds, read(2). */
+ssize_t shm_read(int fd, void *buf, size_t count);
+
+/* shm_write - write(2) on a socket: shm_send(fd, buf, count, 0) (SIGPIPE as write(2)). */
+ssize_t shm_write(int fd, const void *buf, size_t count);
+
+/* shm_readv - readv(2): shm_recvmsg() with the given iovec. */
+ssize_t shm_readv(int fd, const struct iovec *iov, int iovcnt);
+
+/* shm_writev - writev(2): shm_sendmsg() with the given iovec. */
+ssize_t shm_writev(int fd, const struct iovec *iov, int iovcnt);
+
+/*
+ * shm_shutdown - shut down part of a connection, like shutdown(2). After SHUT_WR the peer reads
+ * what was sent and then end of stream (0); sends here fail with EPIPE. Blocks the peer sent
+ * keep being released. Returns 0, or -1 with errno: EBADF, EINVAL, ENOTCONN, ENOTSOCK.
+ */
+int shm_shutdown(int sockfd, int how);
+
+/*
+ * shm_close - close a descriptor, like close(2), and free the shared-memory state kept for it
+ * in this process. Sends nothing: the peer sees end of stream when the last copy of the
+ * descriptor (in any process) is closed. Returns 0, or -1 with errno: EBADF, EINTR, EIO.
+ */
+int shm_close(int fd);
+
+/*
+ * shm_setsockopt - setsockopt(2). Level SOL_SHMSOCK takes the SHM_* options above; every other
+ * level goes to the kernel socket (SO_RCVTIMEO, SO_SNDTIMEO, SO_SNDBUF, SO_PASSCRED, ... apply
+ * to the shared-memory path too). Returns 0, or -1 with errno: EBADF, EFAULT, EINVAL,
+ * ENOPROTOOPT, ENOTSOCK, EISCONN (shm option that can no longer change).
+ */
+int shm_setsockopt(int sockfd, int level, int optname, const void *optval, socklen_t optlen);
+
+/*
+ * shm_getsockopt - getsockopt(2). SO_TYPE, SO_ERROR, SO_PEERCRED, SO_RCVTIMEO, ... come from
+ * the kernel socket; level SOL_SHMSOCK gives SHM_* options. Returns 0, or -1 with errno:
+ * EBADF, EFAULT, EINVAL, ENOPROTOOPT, ENOTSOCK.
+ */
+int shm_getsockopt(int sockfd, int level, int optname, void *optval, socklen_t *optlen);
+
+/* shm_getsockname - getsockname(2). Returns 0 or -1 with errno: EBADF, EFAULT, EINVAL, ENOTSOCK. */
+int shm_getsockname(int sockfd, struct sockaddr *addr, socklen_t *addrlen);
+
+/*
+ * shm_getpeername - getpeername(2). Returns 0 or -1 with errno: EBADF, EFAULT, EINVAL,
+ * ENOTCONN, ENOTSOCK.
+ */
+int shm_getpeername(int sockfd, struct sockaddr *addr, socklen_t *addrlen);
+
+/*
+ * shm_fcntl - fcntl(2), for the commands that take an int or no argument (F_GETFL, F_SETFL
+ * with O_NONBLOCK, F_GETFD, F_SETFD, F_DUPFD, ...). O_NONBLOCK set here applies to the
+ * shared-memory path too. A descriptor duplicated with F_DUPFD is a plain kernel descriptor of
+ * the same socket: use the original for shm_* calls. Returns as fcntl(2); -1 with errno
+ * EBADF, EINVAL, ... on failure.
+ */
+int shm_fcntl(int fd, int cmd, ... /* int arg */);
+
+/*
+ * shm_poll - poll(2) that understands shm sockets: POLLOUT on a shm socket is reported only
+ * when a send would find a free block (and room in the kernel socket), so a writer that got
+ * EAGAIN can wait here without spinning; POLLIN, POLLHUP, POLLERR and everything on other
+ * descriptors are as poll(2). Returns the number of ready entries, 0 on timeout, or -1 with
+ * errno: EFAULT, EINTR, EINVAL, ENOMEM.
+ */
+int shm_poll(struct pollfd *fds, nfds_t nfds, int timeout);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* SHMSOCK_H */
