@@ -19,8 +19,9 @@ ssize_t shm_sendmsg(int sockfd, const struct msghdr *msg, int flags)
     if (entry == NULL)
         return sendmsg(sockfd, msg, flags);
     ssize_t r = shmsock_conn_send(entry->conn, msg, flags);
+    int type = entry->conn->type;
     shmsock_fd_put(entry);
-    return shmsock_send_result(r, flags);
+    return shmsock_send_result(r, flags, type);
 }
 
 ssize_t shm_sendto(int sockfd, const void *buf, size_t len, int flags,

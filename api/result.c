@@ -13,9 +13,9 @@ ssize_t shmsock_result(ssize_t r)
     return -1;
 }
 
-ssize_t shmsock_send_result(ssize_t r, int flags)
+ssize_t shmsock_send_result(ssize_t r, int flags, int type)
 {
-    if (r == -EPIPE && !(flags & MSG_NOSIGNAL))
+    if (r == -EPIPE && type == SOCK_STREAM && !(flags & MSG_NOSIGNAL))
         raise(SIGPIPE);
     return shmsock_result(r);
 }

@@ -26,13 +26,28 @@ static bool is_socket(int fd)
     return fstat(fd, &st) == 0 && S_ISSOCK(st.st_mode);
 }
 
+/* The only SCM_RIGHTS control message in received data, or NULL (none, or several). */
+static struct cmsghdr *only_rights(struct msghdr *received)
+{
+    struct cmsghdr *found = NULL;
+    for (struct cmsghdr *cmsg = CMSG_FIRSTHDR(received); cmsg != NULL;
+         cmsg = CMSG_NXTHDR(received, cmsg)) {
+        if (cmsg->cmsg_level == SOL_SOCKET && cmsg->cmsg_type == SCM_RIGHTS) {
+            if (found != NULL)
+                return NULL;
+            found = cmsg;
+        }
+    }
+    return found;
+}
+
 bool shmsock_ancillary_take_offer(struct msghdr *received, int fds[2])
 {
-    if (received->msg_controllen == 0)
+    if (received->msg_controllen == 0 || received->msg_control == NULL)
         return false;
-    struct cmsghdr *cmsg = CMSG_FIRSTHDR(received);
-    if (cmsg == NULL || cmsg->cmsg_level != SOL_SOCKET || cmsg->cmsg_type != SCM_RIGHTS ||
-        cmsg->cmsg_len != CMSG_LEN(2 * sizeof(int)) || CMSG_NXTHDR(received, cmsg) != NULL)
+    /* Credentials (SO_PASSCRED) may come beside the offer; they stay for the application. */
+    struct cmsghdr *cmsg = only_rights(received);
+    if (cmsg == NULL || cmsg->cmsg_len != CMSG_LEN(2 * sizeof(int)))
         return false;
     int candidate[2];
     memcpy(candidate, CMSG_DATA(cmsg), sizeof(candidate));
@@ -40,7 +55,13 @@ bool shmsock_ancillary_take_offer(struct msghdr *received, int fds[2])
         return false;
     fds[0] = candidate[0];
     fds[1] = candidate[1];
-    received->msg_controllen = 0;
+    /* Cut the offer's control message out of the buffer. */
+    unsigned char *start = (unsigned char *)cmsg;
+    unsigned char *end = (unsigned char *)received->msg_control + received->msg_controllen;
+    size_t space = CMSG_SPACE(2 * sizeof(int));
+    size_t after = (size_t)(end - start) > space ? (size_t)(end - start) - space : 0;
+    memmove(start, start + space, after);
+    received->msg_controllen -= (size_t)(end - start) - after;
     return true;
 }
 
@@ -69,7 +90,20 @@ void shmsock_ancillary_close_fds(const struct msghdr *received)
     }
 }
 
+static void deliver(const struct msghdr *received, struct msghdr *user, bool with_rights);
+
 void shmsock_ancillary_deliver(const struct msghdr *received, struct msghdr *user)
+{
+    deliver(received, user, true);
+}
+
+void shmsock_ancillary_deliver_without_rights(const struct msghdr *received,
+                                              struct msghdr *user)
+{
+    deliver(received, user, false);
+}
+
+static void deliver(const struct msghdr *received, struct msghdr *user, bool with_rights)
 {
     size_t room = user->msg_control != NULL ? user->msg_controllen : 0;
     size_t used = 0;
@@ -82,6 +116,10 @@ void shmsock_ancillary_deliver(const struct msghdr *received, struct msghdr *use
          cmsg = CMSG_NXTHDR((struct msghdr *)received, cmsg)) {
         size_t payload = cmsg->cmsg_len - CMSG_LEN(0);
         bool rights = cmsg->cmsg_level == SOL_SOCKET && cmsg->cmsg_type == SCM_RIGHTS;
+        if (rights && !with_rights) {
+            close_fd_array(CMSG_DATA(cmsg), payload / sizeof(int));
+            continue;
+        }
         size_t fit = payload;
         if (used + CMSG_LEN(payload) > room) {
             user->msg_flags |= MSG_CTRUNC;

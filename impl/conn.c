@@ -27,6 +27,11 @@ int shmsock_conn_create(int fd, int type, struct shmsock_conn **out)
     conn->release_rx = -1;
     conn->release_offered = -1;
     conn->peer_release_fd = -1;
+    conn->pending_release = calloc(SHMSOCK_RELEASE_BATCH, sizeof(*conn->pending_release));
+    if (conn->pending_release == NULL) {
+        free(conn);
+        return -ENOMEM;
+    }
     pthread_mutex_init(&conn->send_lock, NULL);
     pthread_mutex_init(&conn->producer_lock, NULL);
     pthread_mutex_init(&conn->recv_lock, NULL);
@@ -51,6 +56,7 @@ void shmsock_conn_destroy(struct shmsock_conn *conn)
     close_if_open(conn->peer_release_fd);
     shmsock_producer_list_destroy(&conn->producer);
     shmsock_consumer_list_destroy(&conn->consumer);
+    free(conn->pending_release);
     pthread_mutex_destroy(&conn->send_lock);
     pthread_mutex_destroy(&conn->producer_lock);
     pthread_mutex_destroy(&conn->recv_lock);
@@ -94,6 +100,10 @@ int shmsock_conn_set_option(struct shmsock_conn *conn, int optname, int value)
 
 static int status(struct shmsock_conn *conn)
 {
+    int listening = 0;
+    socklen_t len = sizeof(listening);
+    if (getsockopt(conn->fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) == 0 && listening)
+        return SHM_STATUS_PASSTHROUGH; /* a listener carries no payload itself */
     int out = __atomic_load_n(&conn->out_state, __ATOMIC_ACQUIRE);
     int peer = __atomic_load_n(&conn->peer_offered, __ATOMIC_ACQUIRE);
     if (out == SHMSOCK_OUT_SHM && peer)
@@ -177,16 +187,26 @@ static void offer_sent(struct shmsock_conn *conn)
     conn->release_offered = -1;
 }
 
+void shmsock_conn_mark_reader_careful(struct shmsock_conn *conn)
+{
+    if (conn->own.base != NULL && !conn->reader_careful) {
+        shmsock_region_mark_reader_careful(&conn->own);
+        conn->reader_careful = true;
+    }
+}
+
 int shmsock_conn_send_offer_event(struct shmsock_conn *conn, int flags)
 {
     int err = shmsock_conn_prepare_offer(conn);
     if (err < 0)
         return err;
-    if (__atomic_load_n(&conn->out_state, __ATOMIC_ACQUIRE) != SHMSOCK_OUT_OFFER_PENDING) {
-        /* From here on the peer must read our stream as events: say where they start. */
-        shmsock_region_publish_switch(&conn->own, conn->plain_sent);
-        __atomic_store_n(&conn->out_state, SHMSOCK_OUT_OFFER_PENDING, __ATOMIC_RELEASE);
+    /* If no read is in progress, our reads are careful from now on: say so at once. */
+    if (pthread_mutex_trylock(&conn->recv_lock) == 0) {
+        shmsock_conn_mark_reader_careful(conn);
+        pthread_mutex_unlock(&conn->recv_lock);
     }
+    /* The answer goes on the peer's release channel, never on the application's socket, so
+     * a peer that never reads leaves nothing of ours unread there. */
     struct shmsock_event event = {.type = SHMSOCK_EVENT_OFFER};
     unsigned char record[SHMSOCK_EVENT_SIZE];
     shmsock_event_encode(&event, record);
@@ -199,11 +219,11 @@ int shmsock_conn_send_offer_event(struct shmsock_conn *conn, int flags)
         .msg_controllen = shmsock_ancillary_build_offer(&control, conn->own.memfd,
                                                         conn->release_offered),
     };
-    ssize_t n = sendmsg(conn->fd, &msg, MSG_NOSIGNAL | (flags & MSG_DONTWAIT));
+    ssize_t n = sendmsg(conn->peer_release_fd, &msg, MSG_NOSIGNAL | (flags & MSG_DONTWAIT));
     if (n < 0)
         return -errno;
     offer_sent(conn);
-    __atomic_store_n(&conn->out_state, SHMSOCK_OUT_SHM, __ATOMIC_RELEASE);
+    __atomic_store_n(&conn->out_state, SHMSOCK_OUT_OFFERED, __ATOMIC_RELEASE);
     return 0;
 }
 
@@ -243,10 +263,10 @@ int shmsock_conn_accept_offer(struct shmsock_conn *conn, const int fds[2])
     conn->peer_region_dev = st.st_dev;
     conn->peer_region_ino = st.st_ino;
     conn->peer_release_fd = fds[1];
-    conn->in_state = SHMSOCK_IN_TRANSITION;
     __atomic_store_n(&conn->peer_offered, 1, __ATOMIC_RELEASE);
 
-    /* Answer at once, so that a peer which only sends also switches to shared memory. */
+    /* Answer at once, so that a peer which only sends also switches to shared memory. (If a
+     * send is in progress, the sender answers instead.) */
     if (conn->negotiate &&
         __atomic_load_n(&conn->out_state, __ATOMIC_ACQUIRE) == SHMSOCK_OUT_PLAIN &&
         pthread_mutex_trylock(&conn->send_lock) == 0) {

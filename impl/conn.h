@@ -18,6 +18,7 @@
 #include <sys/socket.h>
 #include <sys/types.h>
 
+#include "event.h"
 #include "region.h"
 #include "token_list.h"
 
@@ -25,11 +26,14 @@
  * (278 records each on these machines) from ever filling. */
 #define SHMSOCK_MAX_TOKENS_IN_FLIGHT 128u
 
+/* Most releases a STREAM consumer collects before it writes them in one go. */
+#define SHMSOCK_RELEASE_BATCH 16u
+
 enum shmsock_out_state {
-    SHMSOCK_OUT_PLAIN,         /* payload through the kernel socket, no offer sent yet */
-    SHMSOCK_OUT_OFFERED,       /* offer sent with payload; still plain until the peer's comes */
-    SHMSOCK_OUT_OFFER_PENDING, /* switch published, the OFFER event not yet sent */
-    SHMSOCK_OUT_SHM,           /* payload through blocks; events on the kernel socket */
+    SHMSOCK_OUT_PLAIN,   /* payload through the kernel socket, no offer sent yet */
+    SHMSOCK_OUT_OFFERED, /* our offer is out; still plain until the peer's offer has come and
+                          * its reader is careful */
+    SHMSOCK_OUT_SHM,     /* payload through blocks; events on the kernel socket */
 };
 
 enum shmsock_in_state {
@@ -62,6 +66,7 @@ struct shmsock_conn {
     size_t release_partial_len;
     uint32_t want_blocks; /* blocks the last starved send needed (for shm_poll) */
     int sndbuf;           /* SO_SNDBUF when the region was made: bounds SEQPACKET messages */
+    bool reader_careful;  /* we set reader_careful in our region header */
 
     /* The peer's direction (consumer). */
     int peer_offered; /* atomic: the peer's region is attached */
@@ -73,6 +78,9 @@ struct shmsock_conn {
     dev_t peer_region_dev;
     ino_t peer_region_ino;
     int peer_release_fd; /* where we send RELEASE events for the peer's blocks */
+    /* STREAM: releases not sent yet (sent in one write once the queue looks drained). */
+    struct shmsock_event *pending_release;
+    size_t pending_count;
     struct shmsock_consumer_list consumer;
     bool seen_event;              /* an event record was consumed (OFFER only comes first) */
     uint64_t head_consumed;       /* STREAM: bytes of the head DATA event already read */
@@ -118,8 +126,11 @@ int shmsock_conn_fail(struct shmsock_conn *conn, int err);
 /* The peer's offer arrived (fds[0] region, fds[1] release socket); takes ownership of fds. */
 int shmsock_conn_accept_offer(struct shmsock_conn *conn, const int fds[2]);
 
-/* Switch our direction to shared memory by sending an OFFER event (send_lock held). */
+/* Answer the peer's offer with an OFFER event on its release channel (send_lock held). */
 int shmsock_conn_send_offer_event(struct shmsock_conn *conn, int flags);
+
+/* Mark our reads careful (recv_lock held, or no read can be in progress). */
+void shmsock_conn_mark_reader_careful(struct shmsock_conn *conn);
 
 /* Create our region and release channel if not done yet (send_lock held). */
 int shmsock_conn_prepare_offer(struct shmsock_conn *conn);

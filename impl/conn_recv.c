@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -19,6 +20,7 @@
 #include "conn.h"
 #include "event.h"
 #include "iov.h"
+#include "release_channel.h"
 
 /* recv_once result meaning "the state changed, look again" (no errno is this large). */
 #define RETRY ((ssize_t)-100000)
@@ -30,6 +32,7 @@ struct read_target {
     struct msghdr *msg; /* the application's */
     size_t skip;        /* bytes of msg_iov already filled (MSG_WAITALL loop) */
     size_t space;       /* bytes of msg_iov still free */
+    bool offer_seen;    /* the read ended at the peer's offer (the kernel stops there) */
 };
 
 static int out_state(struct shmsock_conn *conn)
@@ -42,46 +45,6 @@ static void refresh_switch(struct shmsock_conn *conn)
 {
     if (!conn->peer_switch_known && __atomic_load_n(&conn->peer_offered, __ATOMIC_ACQUIRE))
         conn->peer_switch_known = shmsock_region_read_switch(&conn->peer, &conn->peer_switch);
-}
-
-/*
- * A plain read that raced with the peer's switch may have taken the peer's OFFER event (it
- * carries descriptors, so the kernel ends the read right after it). Take it back out of the
- * payload. `before` is plain_received before the read, n what the read returned.
- */
-static ssize_t trim_offer_event(struct shmsock_conn *conn, struct read_target *target,
-                                uint64_t before, ssize_t n)
-{
-    refresh_switch(conn);
-    if (!conn->peer_switch_known || conn->plain_received <= conn->peer_switch)
-        return n;
-    uint64_t excess = conn->plain_received - conn->peer_switch;
-    if (before > conn->peer_switch ||
-        excess != (conn->type == SOCK_STREAM ? SHMSOCK_EVENT_SIZE : 1u))
-        return shmsock_conn_fail(conn, -EPROTO);
-    if (conn->type == SOCK_STREAM) {
-        struct shmsock_event event;
-        unsigned char record[SHMSOCK_EVENT_SIZE];
-        shmsock_iov_gather(record, target->msg->msg_iov, target->msg->msg_iovlen,
-                           target->skip + (size_t)n - SHMSOCK_EVENT_SIZE, SHMSOCK_EVENT_SIZE);
-        if (shmsock_event_decode(record, &event) < 0 || event.type != SHMSOCK_EVENT_OFFER)
-            return shmsock_conn_fail(conn, -EPROTO);
-        n -= SHMSOCK_EVENT_SIZE;
-    }
-    conn->plain_received = conn->peer_switch;
-    conn->in_state = SHMSOCK_IN_EVENTS;
-    conn->seen_event = true;
-    target->msg->msg_flags &= ~MSG_TRUNC;
-    return n > 0 ? n : RETRY;
-}
-
-/* An offer found in received control data: attach it, or check it is the one we have. */
-static int take_offer(struct shmsock_conn *conn, struct msghdr *received)
-{
-    int fds[2];
-    if (!shmsock_ancillary_take_offer(received, fds))
-        return 0;
-    return shmsock_conn_accept_offer(conn, fds);
 }
 
 /*
@@ -129,9 +92,12 @@ static ssize_t recv_plain(struct shmsock_conn *conn, struct read_target *target,
             if (shmsock_ancillary_take_offer(&m, fds)) {
                 close(fds[0]);
                 close(fds[1]);
+                target->offer_seen = true;
             }
-        } else if (take_offer(conn, &m) < 0) {
-            return __atomic_load_n(&conn->error, __ATOMIC_ACQUIRE);
+        } else if (shmsock_ancillary_take_offer(&m, fds)) {
+            target->offer_seen = true;
+            if (shmsock_conn_accept_offer(conn, fds) < 0)
+                return __atomic_load_n(&conn->error, __ATOMIC_ACQUIRE);
         }
     }
     shmsock_ancillary_deliver(&m, user);
@@ -140,56 +106,54 @@ static ssize_t recv_plain(struct shmsock_conn *conn, struct read_target *target,
     if (flags & MSG_PEEK)
         return n;
     conn->plain_received += units;
-    if (watch_offers)
-        return trim_offer_event(conn, target, before, n);
+    if (conn->plain_received < before || (conn->peer_switch_known &&
+                                          conn->plain_received > conn->peer_switch))
+        return shmsock_conn_fail(conn, -EPROTO);
     return n;
 }
 
+/* Pick up an answer to our offer that the peer left on our release channel. */
+static void absorb_answer(struct shmsock_conn *conn)
+{
+    if (__atomic_load_n(&conn->peer_offered, __ATOMIC_ACQUIRE))
+        return;
+    pthread_mutex_lock(&conn->producer_lock);
+    shmsock_release_channel_drain(conn);
+    pthread_mutex_unlock(&conn->producer_lock);
+}
+
 /*
- * Read while the head of the kernel socket may be payload or event records. Returns bytes,
- * 0 at end, a negative errno, or RETRY once the events have started.
+ * Read while the head of the kernel socket may be payload or event records: wait for
+ * something, then learn whether and where the peer switched, then read only payload.
+ * Returns bytes, 0 at end, a negative errno, or RETRY once the events have started.
  */
 static ssize_t recv_careful(struct shmsock_conn *conn, struct read_target *target, int flags)
 {
     refresh_switch(conn);
+    size_t peeked = SIZE_MAX;
     if (!conn->peer_switch_known) {
-        /* Look at the head first: an offer there may tell us where events start. */
-        union shmsock_control_buffer control;
-        struct iovec small[16];
-        struct iovec *window = small;
+        /* Wait for the head, without taking it. The peer publishes its switch point (and
+         * sends any answer to our offer) before its first event, so what we learn after this
+         * peek is true of what we peeked. */
         unsigned char byte;
-        struct msghdr m = {.msg_control = control.bytes, .msg_controllen = sizeof(control)};
-        if (conn->type == SOCK_STREAM && target->space > 0) {
-            if (target->msg->msg_iovlen > 16) {
-                window = malloc(target->msg->msg_iovlen * sizeof(*window));
-                if (window == NULL)
-                    return -ENOMEM;
-            }
-            m.msg_iov = window;
-            m.msg_iovlen = shmsock_iov_window(target->msg->msg_iov, target->msg->msg_iovlen,
-                                              target->skip, target->space, window);
-        } else {
-            small[0] = (struct iovec){.iov_base = &byte, .iov_len = 1};
-            m.msg_iov = small;
-            m.msg_iovlen = 1;
-        }
+        struct iovec iov = {.iov_base = &byte, .iov_len = 1};
+        union shmsock_control_buffer control;
+        struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = control.bytes,
+                           .msg_controllen = sizeof(control)};
         ssize_t n = recvmsg(conn->fd, &m, MSG_PEEK | (flags & PASSED_FLAGS));
-        int err = errno;
-        if (window != small)
-            free(window);
         if (n < 0)
-            return -err;
-        if (take_offer(conn, &m) < 0)
-            return __atomic_load_n(&conn->error, __ATOMIC_ACQUIRE);
+            return -errno;
         shmsock_ancillary_close_fds(&m); /* copies made by MSG_PEEK; the real read brings them */
-        refresh_switch(conn);
-        if (!conn->peer_switch_known) {
-            /* Everything peeked was sent before any switch: it is payload. */
-            if (conn->type == SOCK_STREAM && (flags & MSG_PEEK))
-                return n;
-            return recv_plain(conn, target, flags,
-                              conn->type == SOCK_STREAM ? (size_t)n : SIZE_MAX, true);
+        if (conn->type == SOCK_STREAM) {
+            int available = 0;
+            /* Bytes present now were all sent before the switch if it is still unknown below. */
+            if (ioctl(conn->fd, FIONREAD, &available) == 0 && available > 0)
+                peeked = (size_t)available;
         }
+        absorb_answer(conn);
+        refresh_switch(conn);
+        if (!conn->peer_switch_known)
+            return recv_plain(conn, target, flags, peeked, true);
     }
     if (conn->plain_received > conn->peer_switch)
         return shmsock_conn_fail(conn, -EPROTO);
@@ -204,19 +168,20 @@ static ssize_t recv_careful(struct shmsock_conn *conn, struct read_target *targe
 
 /* ---- events ---- */
 
-/* Send RELEASE events for runs of the peer's region we are done with. */
-static void send_releases(struct shmsock_conn *conn, const struct shmsock_event *data,
-                          size_t count)
+/* Write the collected RELEASE events to the peer's release channel, in one write. */
+static void flush_releases(struct shmsock_conn *conn)
 {
-    unsigned char records[16 * SHMSOCK_EVENT_SIZE];
+    unsigned char records[SHMSOCK_RELEASE_BATCH * SHMSOCK_EVENT_SIZE];
     size_t used = 0;
-    for (size_t i = 0; i < count; i++) {
-        shmsock_consumer_release(&conn->consumer, data[i].token, data[i].block_count);
+    for (size_t i = 0; i < conn->pending_count; i++) {
+        const struct shmsock_event *data = &conn->pending_release[i];
+        shmsock_consumer_release(&conn->consumer, data->token, data->block_count);
         struct shmsock_event release =
-            shmsock_event_release(&conn->peer.geometry, data[i].token, data[i].block_count);
+            shmsock_event_release(&conn->peer.geometry, data->token, data->block_count);
         shmsock_event_encode(&release, records + used);
         used += SHMSOCK_EVENT_SIZE;
     }
+    conn->pending_count = 0;
     /* The peer keeps at most SHMSOCK_MAX_TOKENS_IN_FLIGHT tokens out, so this never fills. A
      * peer that has gone needs no releases: errors are ignored. */
     while (used > 0) {
@@ -225,6 +190,14 @@ static void send_releases(struct shmsock_conn *conn, const struct shmsock_event 
             continue;
         break;
     }
+}
+
+/* We are done with a run of the peer's region: collect its release. */
+static void queue_release(struct shmsock_conn *conn, const struct shmsock_event *data)
+{
+    if (conn->pending_count == SHMSOCK_RELEASE_BATCH)
+        flush_releases(conn);
+    conn->pending_release[conn->pending_count++] = *data;
 }
 
 /* Check a DATA event against the peer's region and our consumer list. */
@@ -239,39 +212,6 @@ static const unsigned char *payload_of(struct shmsock_conn *conn,
                                        const struct shmsock_event *event)
 {
     return (const unsigned char *)conn->peer.base + event->offset;
-}
-
-/* An OFFER event (allowed once, as the peer's first event): take its descriptors. */
-static ssize_t handle_offer_event(struct shmsock_conn *conn, struct msghdr *received)
-{
-    int fds[2];
-    if (conn->seen_event || !shmsock_ancillary_take_offer(received, fds)) {
-        shmsock_ancillary_close_fds(received);
-        return shmsock_conn_fail(conn, -EPROTO);
-    }
-    int err = shmsock_conn_accept_offer(conn, fds);
-    if (err < 0)
-        return err;
-    conn->seen_event = true;
-    return RETRY;
-}
-
-/* The head record is an OFFER we only peeked at: consume it for real and handle it. */
-static ssize_t consume_offer_event(struct shmsock_conn *conn, int flags)
-{
-    unsigned char record[SHMSOCK_EVENT_SIZE];
-    union shmsock_control_buffer control;
-    struct iovec iov = {.iov_base = record, .iov_len = sizeof(record)};
-    struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = control.bytes,
-                       .msg_controllen = sizeof(control)};
-    ssize_t n = recvmsg(conn->fd, &m, MSG_DONTWAIT | (flags & MSG_CMSG_CLOEXEC));
-    struct shmsock_event event;
-    if (n != (ssize_t)sizeof(record) || shmsock_event_decode(record, &event) < 0 ||
-        event.type != SHMSOCK_EVENT_OFFER) {
-        shmsock_ancillary_close_fds(&m);
-        return shmsock_conn_fail(conn, -EPROTO);
-    }
-    return handle_offer_event(conn, &m);
 }
 
 /* SEQPACKET: each DATA event is one message; it is read (or peeked) whole. */
@@ -294,12 +234,6 @@ static ssize_t recv_events_seqpacket(struct shmsock_conn *conn, struct read_targ
         shmsock_ancillary_close_fds(&m);
         return shmsock_conn_fail(conn, -EPROTO);
     }
-    if (event.type == SHMSOCK_EVENT_OFFER) {
-        if (!peek)
-            return handle_offer_event(conn, &m);
-        shmsock_ancillary_close_fds(&m);
-        return consume_offer_event(conn, flags);
-    }
     if (event.type != SHMSOCK_EVENT_DATA || check_data(conn, &event) < 0 ||
         (!peek &&
          shmsock_consumer_receive(&conn->consumer, event.token, event.block_count) < 0)) {
@@ -316,8 +250,10 @@ static ssize_t recv_events_seqpacket(struct shmsock_conn *conn, struct read_targ
     shmsock_ancillary_deliver(&m, user);
     if (m.msg_flags & MSG_CTRUNC)
         user->msg_flags |= MSG_CTRUNC;
-    if (!peek)
-        send_releases(conn, &event, 1);
+    if (!peek) {
+        queue_release(conn, &event);
+        flush_releases(conn);
+    }
     return (flags & MSG_TRUNC) ? (ssize_t)event.length : (ssize_t)copied;
 }
 
@@ -331,6 +267,8 @@ static ssize_t recv_events_stream(struct shmsock_conn *conn, struct read_target 
     struct iovec iov = {.iov_base = records, .iov_len = sizeof(records)};
     struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = control.bytes,
                        .msg_controllen = sizeof(control)};
+    if (conn->pending_count > 0 && (flags & MSG_PEEK))
+        flush_releases(conn);
     ssize_t n = recvmsg(conn->fd, &m, MSG_PEEK | (flags & PASSED_FLAGS));
     if (n < 0)
         return -errno;
@@ -347,10 +285,6 @@ static ssize_t recv_events_stream(struct shmsock_conn *conn, struct read_target 
             shmsock_ancillary_close_fds(&m);
             return shmsock_conn_fail(conn, -EPROTO);
         }
-    }
-    if (events[0].type == SHMSOCK_EVENT_OFFER) {
-        shmsock_ancillary_close_fds(&m);
-        return consume_offer_event(conn, flags);
     }
 
     /* Copy payload from as many DATA events as fit; the head one may be partly read. */
@@ -387,14 +321,17 @@ static ssize_t recv_events_stream(struct shmsock_conn *conn, struct read_target 
     bool last_touched = touched == count;
     bool already = count == 1 && conn->head_control_delivered;
     user->msg_flags = 0;
-    if (last_touched && !already && copied > 0) {
-        shmsock_ancillary_deliver(&m, user);
-        if (m.msg_flags & MSG_CTRUNC)
-            user->msg_flags |= MSG_CTRUNC;
-    } else {
+    if (copied == 0) {
         shmsock_ancillary_close_fds(&m);
         user->msg_controllen = 0;
+    } else if (last_touched && !already) {
+        shmsock_ancillary_deliver(&m, user);
+    } else {
+        /* Credentials describe the first record; descriptors are not ours to give yet. */
+        shmsock_ancillary_deliver_without_rights(&m, user);
     }
+    if (m.msg_flags & MSG_CTRUNC)
+        user->msg_flags |= MSG_CTRUNC;
     if (flags & MSG_PEEK)
         return (ssize_t)copied;
 
@@ -413,7 +350,12 @@ static ssize_t recv_events_stream(struct shmsock_conn *conn, struct read_target 
                                          events[i].block_count) < 0)
                 return shmsock_conn_fail(conn, -EPROTO);
         }
-        send_releases(conn, events, done);
+        for (size_t i = 0; i < done; i++)
+            queue_release(conn, &events[i]);
+        /* All we saw is read: the queue may be empty now, and a producer waiting for blocks
+         * must not wait for our next read. With records left, the reader comes back. */
+        if (done == count)
+            flush_releases(conn);
         conn->seen_event = true;
     }
     if (touched > done) {
@@ -428,6 +370,12 @@ static ssize_t recv_events_stream(struct shmsock_conn *conn, struct read_target 
     return (ssize_t)copied;
 }
 
+/* Whether the peer can never switch: it dropped our offer (a plain program). */
+static bool peer_is_plain(struct shmsock_conn *conn)
+{
+    return conn->release_closed && !__atomic_load_n(&conn->peer_offered, __ATOMIC_ACQUIRE);
+}
+
 /* One read: what a single recvmsg(2) would return. */
 static ssize_t recv_once(struct shmsock_conn *conn, struct read_target *target, int flags)
 {
@@ -435,21 +383,65 @@ static ssize_t recv_once(struct shmsock_conn *conn, struct read_target *target, 
         int err = __atomic_load_n(&conn->error, __ATOMIC_ACQUIRE);
         if (err != 0)
             return err;
+        bool negotiating = conn->negotiate && !peer_is_plain(conn) &&
+                           (__atomic_load_n(&conn->peer_offered, __ATOMIC_ACQUIRE) ||
+                            out_state(conn) != SHMSOCK_OUT_PLAIN);
         ssize_t n;
-        if (!conn->negotiate) {
-            n = recv_plain(conn, target, flags, SIZE_MAX, false);
-        } else if (conn->in_state == SHMSOCK_IN_EVENTS) {
+        if (conn->in_state == SHMSOCK_IN_EVENTS) {
             n = conn->type == SOCK_STREAM ? recv_events_stream(conn, target, flags)
                                           : recv_events_seqpacket(conn, target, flags);
-        } else if (conn->in_state == SHMSOCK_IN_PLAIN && out_state(conn) == SHMSOCK_OUT_PLAIN) {
-            /* We never offered, so the peer cannot have switched: all is payload. */
-            n = recv_plain(conn, target, flags, SIZE_MAX, true);
+        } else if (!negotiating) {
+            /* The peer switches only once our region says we read carefully, which is never
+             * set while a read like this one is in progress: all is payload. */
+            n = recv_plain(conn, target, flags, SIZE_MAX, conn->negotiate);
         } else {
+            shmsock_conn_mark_reader_careful(conn);
             n = recv_careful(conn, target, flags);
         }
         if (n != RETRY)
             return n;
     }
+}
+
+/*
+ * The kernel ends a STREAM read at a message that carries descriptors; when those were our
+ * peer's offer (invisible to the application), go on reading what is already there, so the
+ * application sees the read a plain socket would give.
+ */
+static ssize_t continue_after_offer(struct shmsock_conn *conn, struct read_target *target,
+                                    int flags, ssize_t n, size_t control_room)
+{
+    struct msghdr *user = target->msg;
+    while (n > 0 && target->offer_seen && conn->type == SOCK_STREAM &&
+           (size_t)n < target->space) {
+        /* The rest of the read goes after what is already in the buffers. */
+        size_t control_used = user->msg_control != NULL ? user->msg_controllen : 0;
+        struct msghdr rest_msg = *user;
+        rest_msg.msg_control =
+            user->msg_control != NULL ? (char *)user->msg_control + control_used : NULL;
+        rest_msg.msg_controllen = control_room - control_used;
+        struct read_target rest = {.msg = &rest_msg, .skip = target->skip + (size_t)n,
+                                   .space = target->space - (size_t)n};
+        ssize_t more;
+        if (flags & MSG_PEEK) {
+            /* A peek always starts at the head: look past what we have with SO_PEEK_OFF. */
+            int offset = (int)n;
+            if (setsockopt(conn->fd, SOL_SOCKET, SO_PEEK_OFF, &offset, sizeof(offset)) < 0)
+                break;
+            more = recv_plain(conn, &rest, flags | MSG_DONTWAIT, SIZE_MAX, true);
+            offset = -1;
+            setsockopt(conn->fd, SOL_SOCKET, SO_PEEK_OFF, &offset, sizeof(offset));
+        } else {
+            more = recv_once(conn, &rest, flags | MSG_DONTWAIT);
+        }
+        if (more <= 0)
+            break;
+        n += more;
+        user->msg_controllen = control_used + rest_msg.msg_controllen;
+        user->msg_flags |= rest_msg.msg_flags;
+        target->offer_seen = rest.offer_seen;
+    }
+    return n;
 }
 
 ssize_t shmsock_conn_recv(struct shmsock_conn *conn, struct msghdr *msg, int flags)
@@ -460,7 +452,8 @@ ssize_t shmsock_conn_recv(struct shmsock_conn *conn, struct msghdr *msg, int fla
     struct read_target target = {.msg = msg, .skip = 0, .space = space};
     size_t control_room = msg->msg_control != NULL ? msg->msg_controllen : 0;
     pthread_mutex_lock(&conn->recv_lock);
-    ssize_t n = recv_once(conn, &target, flags);
+    ssize_t n = continue_after_offer(conn, &target, flags, recv_once(conn, &target, flags),
+                                     control_room);
     /* MSG_WAITALL on a stream: keep reading until full, end of stream, error or signal;
      * ancillary data ends a read, as in the kernel. */
     bool wait_all = conn->type == SOCK_STREAM && (flags & MSG_WAITALL) &&
@@ -476,6 +469,11 @@ ssize_t shmsock_conn_recv(struct shmsock_conn *conn, struct msghdr *msg, int fla
         msg->msg_flags |= rest.msg_flags;
         msg->msg_controllen = rest.msg_controllen;
     }
+    /* Once negotiation has begun, every later read is careful: let the peer switch now. */
+    if (conn->negotiate && !peer_is_plain(conn) &&
+        (__atomic_load_n(&conn->peer_offered, __ATOMIC_ACQUIRE) ||
+         out_state(conn) != SHMSOCK_OUT_PLAIN))
+        shmsock_conn_mark_reader_careful(conn);
     pthread_mutex_unlock(&conn->recv_lock);
     return n;
 }

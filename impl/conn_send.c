@@ -14,6 +14,7 @@
 #include "conn.h"
 #include "event.h"
 #include "iov.h"
+#include "release_channel.h"
 
 void shmsock_conn_blind_offer_sent(struct shmsock_conn *conn);
 
@@ -54,54 +55,17 @@ static ssize_t send_plain(struct shmsock_conn *conn, const struct msghdr *msg, i
     return n;
 }
 
-/* ---- releases coming back (producer side), producer_lock held ---- */
-
-static void handle_release_records(struct shmsock_conn *conn, const unsigned char *data,
-                                   size_t len)
-{
-    for (size_t at = 0; at + SHMSOCK_EVENT_SIZE <= len; at += SHMSOCK_EVENT_SIZE) {
-        struct shmsock_event event;
-        if (shmsock_event_decode(data + at, &event) < 0 ||
-            shmsock_event_check_release(&event, &conn->own.geometry) < 0 ||
-            shmsock_producer_release(&conn->producer, event.token, event.block_count) < 0) {
-            shmsock_conn_fail(conn, -EPROTO);
-            return;
-        }
-    }
-}
-
-/* Read every RELEASE event waiting on the release channel, without blocking. */
-static void drain_releases(struct shmsock_conn *conn)
-{
-    unsigned char buffer[64 * SHMSOCK_EVENT_SIZE];
-    while (!conn->release_closed) {
-        size_t carried = conn->release_partial_len;
-        memcpy(buffer, conn->release_partial, carried);
-        ssize_t n = recv(conn->release_rx, buffer + carried, sizeof(buffer) - carried,
-                         MSG_DONTWAIT);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0)
-            return; /* EAGAIN: nothing more for now */
-        if (n == 0) {
-            conn->release_closed = true;
-            return;
-        }
-        size_t total = carried + (size_t)n;
-        size_t whole = total - total % SHMSOCK_EVENT_SIZE;
-        handle_release_records(conn, buffer, whole);
-        conn->release_partial_len = total - whole;
-        memcpy(conn->release_partial, buffer + whole, conn->release_partial_len);
-    }
-}
-
 static int64_t try_reserve(struct shmsock_conn *conn, uint32_t blocks)
 {
     pthread_mutex_lock(&conn->producer_lock);
-    drain_releases(conn);
+    /* Releases are read only when needed, so one read collects many of them. */
     int64_t token = -1;
-    if (conn->producer.sent_tokens < SHMSOCK_MAX_TOKENS_IN_FLIGHT)
-        token = shmsock_producer_reserve(&conn->producer, blocks);
+    for (int attempt = 0; attempt < 2 && token < 0; attempt++) {
+        if (attempt == 1)
+            shmsock_release_channel_drain(conn);
+        if (conn->producer.sent_tokens < SHMSOCK_MAX_TOKENS_IN_FLIGHT)
+            token = shmsock_producer_reserve(&conn->producer, blocks);
+    }
     if (token < 0)
         conn->want_blocks = blocks;
     pthread_mutex_unlock(&conn->producer_lock);
@@ -263,25 +227,62 @@ static ssize_t send_shm(struct shmsock_conn *conn, const struct msghdr *msg, int
     return (ssize_t)sent;
 }
 
+/* While our offer waits for an answer: look for it on our release channel. */
+static void look_for_answer(struct shmsock_conn *conn)
+{
+    pthread_mutex_lock(&conn->producer_lock);
+    shmsock_release_channel_drain(conn);
+    pthread_mutex_unlock(&conn->producer_lock);
+}
+
+/* Offer blindly on this payload. If no read is in progress, our reads are careful from now
+ * on (they take the recv_lock first), so say so in the region at once. */
+static ssize_t send_with_blind_offer(struct shmsock_conn *conn, const struct msghdr *msg,
+                                     int flags)
+{
+    bool reader_idle = pthread_mutex_trylock(&conn->recv_lock) == 0;
+    ssize_t n = send_plain(conn, msg, flags, true);
+    if (reader_idle) {
+        if (n >= 0)
+            shmsock_conn_mark_reader_careful(conn);
+        pthread_mutex_unlock(&conn->recv_lock);
+    }
+    return n;
+}
+
+/* Whether our direction may move to shared memory now: both offers are out and the peer
+ * reads carefully (it will look for our switch point before taking bytes as payload). */
+static bool ready_to_switch(struct shmsock_conn *conn)
+{
+    return __atomic_load_n(&conn->peer_offered, __ATOMIC_ACQUIRE) &&
+           shmsock_region_reader_careful(&conn->peer);
+}
+
 static ssize_t send_locked(struct shmsock_conn *conn, const struct msghdr *msg, int flags)
 {
-    int state = out_state(conn);
-    bool peer_offered = __atomic_load_n(&conn->peer_offered, __ATOMIC_ACQUIRE);
     if (!conn->negotiate)
         return send_plain(conn, msg, flags, false);
+    int state = out_state(conn);
+    if (state == SHMSOCK_OUT_OFFERED && !conn->release_closed &&
+        !__atomic_load_n(&conn->peer_offered, __ATOMIC_ACQUIRE))
+        look_for_answer(conn);
 
-    if ((state == SHMSOCK_OUT_PLAIN && peer_offered) || state == SHMSOCK_OUT_OFFER_PENDING) {
-        /* The peer offered first (or our OFFER event could not go yet): switch with one. */
-        int err = shmsock_conn_send_offer_event(conn, flags);
-        if (err < 0)
-            return err;
-        state = SHMSOCK_OUT_SHM;
-    } else if (state == SHMSOCK_OUT_PLAIN) {
-        /* Offer blindly on this payload, unless it carries the application's own ancillary
-         * data (the offer must never be mistaken for it). */
-        return send_plain(conn, msg, flags, !shmsock_ancillary_present(msg));
-    } else if (state == SHMSOCK_OUT_OFFERED && peer_offered) {
-        /* Both offers are out: the peer has our region, so a switch point is enough. */
+    if (state == SHMSOCK_OUT_PLAIN) {
+        if (__atomic_load_n(&conn->peer_offered, __ATOMIC_ACQUIRE)) {
+            /* The peer offered first: answer on its release channel. */
+            int err = shmsock_conn_send_offer_event(conn, flags);
+            if (err < 0)
+                return err;
+            state = SHMSOCK_OUT_OFFERED;
+        } else if (shmsock_ancillary_present(msg)) {
+            /* Never offer on a message that carries the application's own ancillary data. */
+            return send_plain(conn, msg, flags, false);
+        } else {
+            return send_with_blind_offer(conn, msg, flags);
+        }
+    }
+    if (state == SHMSOCK_OUT_OFFERED && ready_to_switch(conn)) {
+        /* Tell the peer after how many plain units our events start, then switch. */
         shmsock_region_publish_switch(&conn->own, conn->plain_sent);
         __atomic_store_n(&conn->out_state, SHMSOCK_OUT_SHM, __ATOMIC_RELEASE);
         state = SHMSOCK_OUT_SHM;
@@ -316,7 +317,7 @@ bool shmsock_conn_has_space(struct shmsock_conn *conn)
     if (out_state(conn) != SHMSOCK_OUT_SHM)
         return true;
     pthread_mutex_lock(&conn->producer_lock);
-    drain_releases(conn);
+    shmsock_release_channel_drain(conn);
     uint32_t want = conn->want_blocks > 0 ? conn->want_blocks : 1;
     bool space = conn->release_closed ||
                  (conn->producer.sent_tokens < SHMSOCK_MAX_TOKENS_IN_FLIGHT &&

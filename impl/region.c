@@ -158,3 +158,15 @@ bool shmsock_region_read_switch(const struct shmsock_region *region, uint64_t *p
     *plain_units = value - 1;
     return true;
 }
+
+void shmsock_region_mark_reader_careful(struct shmsock_region *region)
+{
+    struct shmsock_region_header *header = region->base;
+    __atomic_store_n(&header->reader_careful, 1u, __ATOMIC_RELEASE);
+}
+
+bool shmsock_region_reader_careful(const struct shmsock_region *region)
+{
+    const struct shmsock_region_header *header = region->base;
+    return __atomic_load_n(&header->reader_careful, __ATOMIC_ACQUIRE) != 0;
+}

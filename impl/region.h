@@ -36,6 +36,13 @@ struct shmsock_region_header {
      * through the kernel before the first event. Set once, before the first event is sent.
      */
     uint64_t switch_point;
+    /*
+     * Set (to 1) by the owner once every read it makes looks for the peer's switch point:
+     * from then on the peer may switch. Until then a read may be in progress that takes
+     * everything as payload, so the peer must keep sending plain.
+     */
+    uint32_t reader_careful;
+    uint32_t unused;
 };
 
 /* The geometry both sides agree on, as checked from a header copy. */
@@ -88,6 +95,12 @@ static inline unsigned char *shmsock_region_block(const struct shmsock_region *r
 
 /* Owner: publish the switch to blocks after `plain_units` units went through the kernel. */
 void shmsock_region_publish_switch(struct shmsock_region *region, uint64_t plain_units);
+
+/* Owner: say that all our reads from now on watch for the peer's switch. */
+void shmsock_region_mark_reader_careful(struct shmsock_region *region);
+
+/* Peer: whether the region's owner reads carefully (so we may switch). */
+bool shmsock_region_reader_careful(const struct shmsock_region *region);
 
 /*
  * Reader: load the peer's switch point once. Returns false while the peer has not switched;

@@ -156,8 +156,9 @@ int shm_connect(int sockfd, const struct sockaddr *addr, socklen_t addrlen);
  * be partial (a non-blocking one, or one interrupted by a signal after some bytes went).
  * Returns the number of bytes sent, or -1 with errno:
  *   EAGAIN/EWOULDBLOCK - non-blocking and no room (no free block, or kernel buffer full);
- *   EPIPE   - the peer is gone or this side shut down writing; SIGPIPE is raised too unless
- *             MSG_NOSIGNAL is given;
+ *   EPIPE   - the peer is gone or this side shut down writing; on SOCK_STREAM SIGPIPE is
+ *             raised too unless MSG_NOSIGNAL is given (SOCK_SEQPACKET raises none, as in
+ *             the kernel);
  *   ECONNRESET - the peer closed with data unread, or broke the protocol;
  *   EMSGSIZE - SOCK_SEQPACKET message larger than the socket accepts (as the kernel: the send
  *             buffer size minus 32 bytes);
@@ -224,7 +225,8 @@ ssize_t shm_writev(int fd, const struct iovec *iov, int iovcnt);
 /*
  * shm_shutdown - shut down part of a connection, like shutdown(2). After SHUT_WR the peer reads
  * what was sent and then end of stream (0); sends here fail with EPIPE. Blocks the peer sent
- * keep being released. Returns 0, or -1 with errno: EBADF, EINVAL, ENOTCONN, ENOTSOCK.
+ * keep being released. Returns 0, or -1 with errno: EBADF, EINVAL, ENOTSOCK, and ENOTCONN
+ * where the kernel reports it (Linux returns 0 for an unconnected AF_UNIX socket).
  */
 int shm_shutdown(int sockfd, int how);
 
