@@ -121,19 +121,28 @@ static void deliver(const struct msghdr *received, struct msghdr *user, bool wit
             continue;
         }
         size_t fit = payload;
+        size_t length = CMSG_LEN(payload);
         if (used + CMSG_LEN(payload) > room) {
             user->msg_flags |= MSG_CTRUNC;
-            /* Like the kernel: as many descriptors as fit, the others closed. */
-            fit = 0;
-            if (rights && room >= used + CMSG_LEN(sizeof(int)))
-                fit = ((room - used - CMSG_LEN(0)) / sizeof(int)) * sizeof(int);
-            if (rights)
+            if (rights) {
+                /* Like the kernel: as many descriptors as fit, the others closed. */
+                fit = 0;
+                if (room >= used + CMSG_LEN(sizeof(int)))
+                    fit = ((room - used - CMSG_LEN(0)) / sizeof(int)) * sizeof(int);
                 close_fd_array(CMSG_DATA(cmsg) + fit, (payload - fit) / sizeof(int));
-            if (fit == 0)
-                continue;
+                if (fit == 0)
+                    continue;
+                length = CMSG_LEN(fit);
+            } else {
+                /* Like the kernel's put_cmsg: cut short to the room left, if a header fits. */
+                if (room - used < sizeof(struct cmsghdr))
+                    continue;
+                length = room - used;
+                fit = length - CMSG_LEN(0);
+            }
         }
         struct cmsghdr header = {
-            .cmsg_len = CMSG_LEN(fit),
+            .cmsg_len = length,
             .cmsg_level = cmsg->cmsg_level,
             .cmsg_type = cmsg->cmsg_type,
         };

@@ -3,9 +3,10 @@
  * application's own ancillary data, and handing the rest to the application as recvmsg(2)
  * would.
  *
- * The offer rule: an offer is a message whose ancillary data is exactly one SCM_RIGHTS
- * control message holding exactly two descriptors, the first a sealed shmem file that starts
- * with the region magic, the second a socket. Anything else is the application's.
+ * The offer rule: an offer is a message whose ancillary data holds exactly one SCM_RIGHTS
+ * control message, with exactly two descriptors, the first a sealed shmem file that starts
+ * with the region magic, the second a socket. Credentials the kernel adds beside it
+ * (SO_PASSCRED) stay for the application. Anything else is the application's.
  */
 #ifndef SHMSOCK_IMPL_ANCILLARY_H
 #define SHMSOCK_IMPL_ANCILLARY_H
@@ -28,9 +29,10 @@ size_t shmsock_ancillary_build_offer(union shmsock_control_buffer *buffer, int r
                                      int release_fd);
 
 /*
- * If the received control data is an offer, move its two descriptors to fds[0] (region),
- * fds[1] (release socket), mark the control data empty, and return true. Otherwise leave it
- * as it is and return false.
+ * If the received control data carries an offer, move its two descriptors to fds[0]
+ * (region), fds[1] (release socket), cut the offer's control message out of the buffer
+ * (other control messages stay), and return true. Otherwise leave it as it is and return
+ * false.
  */
 bool shmsock_ancillary_take_offer(struct msghdr *received, int fds[2]);
 

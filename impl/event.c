@@ -28,7 +28,8 @@ uint32_t shmsock_blocks_for_length(uint64_t length, uint32_t block_size)
 {
     if (length == 0)
         return 1;
-    return (uint32_t)((length + block_size - 1) / block_size);
+    uint64_t blocks = length / block_size + (length % block_size != 0);
+    return blocks > UINT32_MAX ? UINT32_MAX : (uint32_t)blocks;
 }
 
 /* The run token..token+count-1 lies inside the region and offset names its first block. */

@@ -1,0 +1,352 @@
+/*
+ * lifetime_test.c - end of connection, kernel vs shm (same steps), STREAM and SEQPACKET,
+ * before negotiation and after test_handshake():
+ *   - EOF after the peer closes: data sent before the close is read first, then 0 (repeatedly),
+ *     poll reports POLLIN|POLLHUP; a reader blocked in recv is woken with 0; 1 MiB then close;
+ *   - shutdown(SHUT_WR) half-close: the peer reads the rest then 0; the shut side can still
+ *     receive (also 1 MiB, which needs its releases to flow); send after SHUT_WR -> EPIPE;
+ *   - shm_close sends nothing (fork-and-hand-off): the parent accepts, forks, the child serves,
+ *     the parent closes its copy: the client sees no EOF until the child closes.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "shmsock.h"
+#include "test_support.h"
+#include "semantics_util.h"
+
+#define MIB (1024 * 1024)
+
+#define FOR_EACH_VARIANT(body)                                                               \
+    for (int i_ = 0; i_ < 2; i_++) {                                                         \
+        body(test_apis[i_], SOCK_STREAM, false);                                             \
+        body(test_apis[i_], SOCK_STREAM, true);                                              \
+        body(test_apis[i_], SOCK_SEQPACKET, false);                                          \
+        body(test_apis[i_], SOCK_SEQPACKET, true);                                           \
+    }
+
+/* a sends 100 bytes and closes: b reads the 100 bytes, then 0, 0; poll: POLLIN|POLLHUP. */
+static void eof_body(const struct sock_api *api, int type, bool shake)
+{
+    int a, b;
+    char out[100], in[1000];
+    sem_announce(api, type, shake);
+    sem_pair(api, type, shake, &a, &b);
+    test_fill_pattern(out, sizeof(out), 61);
+    assert_int_equal(api->send(a, out, 100, 0), 100);
+    assert_int_equal(api->close(a), 0);
+    struct pollfd p = {.fd = b, .events = POLLIN};
+    assert_int_equal(api->poll(&p, 1, 2000), 1);
+    assert_true(p.revents & POLLIN);
+    assert_int_equal(api->recv(b, in, sizeof(in), 0), 100);
+    assert_memory_equal(in, out, 100);
+    assert_int_equal(api->recv(b, in, sizeof(in), 0), 0);
+    assert_int_equal(api->recv(b, in, sizeof(in), MSG_DONTWAIT), 0);
+    assert_int_equal(api->read(b, in, sizeof(in)), 0);
+    p.revents = 0;
+    assert_int_equal(api->poll(&p, 1, 0), 1);
+    assert_int_equal(p.revents & (POLLIN | POLLHUP), POLLIN | POLLHUP);
+    api->close(b);
+}
+
+static void test_eof_after_peer_close(void **state)
+{
+    (void)state;
+    SEM_GUARD();
+    FOR_EACH_VARIANT(eof_body);
+}
+
+struct closer {
+    const struct sock_api *api;
+    int fd;
+    long delay_ms;
+    const char *buf;
+    size_t len;
+    size_t msg; /* SEQPACKET message size (0: one send) */
+    int rc;
+    ssize_t bad_send; /* the return of a send that did not send everything */
+};
+
+static void *closer_thread(void *p)
+{
+    struct closer *c = p;
+    sem_sleep_ms(c->delay_ms);
+    size_t step = c->msg ? c->msg : c->len;
+    for (size_t off = 0; off < c->len; off += step) {
+        size_t len = c->len - off < step ? c->len - off : step;
+        errno = 0;
+        ssize_t n = c->api->send(c->fd, c->buf + off, len, MSG_NOSIGNAL);
+        if (n != (ssize_t)len) {
+            c->bad_send = n;
+            c->rc = errno ? errno : -1;
+            return NULL;
+        }
+    }
+    c->rc = c->api->close(c->fd) == 0 ? 0 : errno;
+    return NULL;
+}
+
+/* A reader blocked in recv is woken by the peer's close and gets 0. */
+static void blocked_eof_body(const struct sock_api *api, int type, bool shake)
+{
+    int a, b;
+    char in[16];
+    sem_announce(api, type, shake);
+    sem_pair(api, type, shake, &a, &b);
+    struct closer c = {.api = api, .fd = a, .delay_ms = 100};
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, closer_thread, &c), 0);
+    ssize_t n = api->recv(b, in, sizeof(in), 0);
+    assert_int_equal(pthread_join(th, NULL), 0);
+    assert_int_equal(c.rc, 0);
+    assert_int_equal(n, 0);
+    api->close(b);
+}
+
+static void test_eof_wakes_blocked_reader(void **state)
+{
+    (void)state;
+    SEM_GUARD();
+    FOR_EACH_VARIANT(blocked_eof_body);
+}
+
+/* 1 MiB (STREAM) / 5 x 200,000-byte messages (SEQPACKET) then close: all of it, then 0. */
+static void big_eof_body(const struct sock_api *api, int type, bool shake)
+{
+    int a, b;
+    sem_announce(api, type, shake);
+    sem_pair(api, type, shake, &a, &b);
+    size_t len = type == SOCK_STREAM ? MIB : 1000000;
+    char *out = malloc(len), *in = malloc(len + 1000);
+    assert_non_null(out);
+    assert_non_null(in);
+    test_fill_pattern(out, len, 62);
+    struct closer c = {.api = api, .fd = a, .buf = out, .len = len,
+                       .msg = type == SOCK_STREAM ? 0 : 200000};
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, closer_thread, &c), 0);
+    if (type == SOCK_STREAM) {
+        test_recv_all(api, b, in, len);
+    } else {
+        for (size_t off = 0; off < len; off += 200000)
+            assert_int_equal(api->recv(b, in + off, 200000 + 1000, 0), 200000);
+    }
+    errno = 0;
+    ssize_t last = api->recv(b, in, 1000, 0);
+    int last_errno = errno;
+    assert_int_equal(pthread_join(th, NULL), 0);
+    if (c.rc != 0)
+        fail_msg("sender: send returned %zd (expected %zu), errno %d (%s)", c.bad_send, len,
+                 c.rc, c.rc > 0 ? strerror(c.rc) : "-");
+    if (last != 0)
+        fail_msg("recv after the peer's close: expected 0, got %zd errno %d (%s)", last,
+                 last_errno, strerror(last_errno));
+    assert_true(test_check_pattern(in, len, 62));
+    api->close(b);
+    free(out);
+    free(in);
+}
+
+static void test_eof_after_large_transfer(void **state)
+{
+    (void)state;
+    SEM_GUARD();
+    FOR_EACH_VARIANT(big_eof_body);
+}
+
+/* ---- shutdown(SHUT_WR) ----------------------------------------------------------------- */
+
+struct bulk {
+    const struct sock_api *api;
+    int fd;
+    const char *buf;
+    size_t len;
+    size_t msg;
+    int rc;
+};
+
+static void *bulk_send_thread(void *p)
+{
+    struct bulk *s = p;
+    size_t step = s->msg ? s->msg : s->len;
+    for (size_t off = 0; off < s->len; off += step) {
+        size_t len = s->len - off < step ? s->len - off : step;
+        if (s->api->send(s->fd, s->buf + off, len, MSG_NOSIGNAL) != (ssize_t)len) {
+            s->rc = errno ? errno : -1;
+            return NULL;
+        }
+    }
+    s->rc = 0;
+    return NULL;
+}
+
+static void half_close_body(const struct sock_api *api, int type, bool shake)
+{
+    int a, b;
+    char in[1000];
+    static char out[100000];
+    sem_announce(api, type, shake);
+    sem_pair(api, type, shake, &a, &b);
+    struct sigaction sa = {.sa_handler = SIG_IGN}, old;
+    sigemptyset(&sa.sa_mask);
+    assert_int_equal(sigaction(SIGPIPE, &sa, &old), 0);
+
+    test_fill_pattern(out, sizeof(out), 63);
+    assert_int_equal(api->send(a, "abc", 3, 0), 3);
+    assert_int_equal(api->send(a, out, sizeof(out), 0), (ssize_t)sizeof(out));
+    assert_int_equal(api->shutdown(a, SHUT_WR), 0);
+    /* The shut side cannot send any more. */
+    SEM_EXPECT_ERR(api->send(a, "x", 1, MSG_NOSIGNAL), EPIPE);
+    SEM_EXPECT_ERR(api->send(a, "x", 1, MSG_NOSIGNAL | MSG_DONTWAIT), EPIPE);
+    /* The peer reads the rest, then 0 (repeatedly). */
+    assert_int_equal(api->recv(b, in, 3, 0), 3);
+    assert_memory_equal(in, "abc", 3);
+    char *big = malloc(sizeof(out));
+    assert_non_null(big);
+    if (type == SOCK_STREAM)
+        test_recv_all(api, b, big, sizeof(out));
+    else
+        assert_int_equal(api->recv(b, big, sizeof(out), 0), (ssize_t)sizeof(out));
+    assert_memory_equal(big, out, sizeof(out));
+    assert_int_equal(api->recv(b, in, sizeof(in), 0), 0);
+    assert_int_equal(api->recv(b, in, sizeof(in), 0), 0);
+    struct pollfd p = {.fd = b, .events = POLLIN};
+    assert_int_equal(api->poll(&p, 1, 0), 1);
+    assert_true(p.revents & POLLIN);
+    /* The shut side still receives: a short reply ... */
+    assert_int_equal(api->send(b, "reply", 5, 0), 5);
+    assert_int_equal(api->recv(a, in, sizeof(in), 0), 5);
+    assert_memory_equal(in, "reply", 5);
+    /* ... and 1 MiB, more than one region: the shut side keeps releasing blocks. */
+    size_t len = MIB;
+    char *mb = malloc(len), *mbin = malloc(len + 1000);
+    assert_non_null(mb);
+    assert_non_null(mbin);
+    test_fill_pattern(mb, len, 64);
+    struct bulk s = {.api = api, .fd = b, .buf = mb, .len = len,
+                     .msg = type == SOCK_STREAM ? 0 : 100000, .rc = -2};
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, bulk_send_thread, &s), 0);
+    if (type == SOCK_STREAM) {
+        test_recv_all(api, a, mbin, len);
+    } else {
+        for (size_t off = 0; off < len; off += 100000) {
+            size_t want = len - off < 100000 ? len - off : 100000;
+            assert_int_equal(api->recv(a, mbin + off, want + 1000, 0), (ssize_t)want);
+        }
+    }
+    assert_int_equal(pthread_join(th, NULL), 0);
+    assert_int_equal(s.rc, 0);
+    assert_true(test_check_pattern(mbin, len, 64));
+    sem_expect_empty(api, a);
+    SEM_EXPECT_ERR(api->send(a, "x", 1, MSG_NOSIGNAL), EPIPE);
+    if (shake) {
+        sem_assert_shm(api, a);
+        sem_assert_shm(api, b);
+    }
+    /* b closes: a reads end of stream. */
+    api->close(b);
+    assert_int_equal(api->recv(a, in, sizeof(in), 0), 0);
+    api->close(a);
+    assert_int_equal(sigaction(SIGPIPE, &old, NULL), 0);
+    free(big);
+    free(mb);
+    free(mbin);
+}
+
+static void test_shutdown_wr_half_close(void **state)
+{
+    (void)state;
+    SEM_GUARD();
+    FOR_EACH_VARIANT(half_close_body);
+}
+
+/* ---- fork and hand off -------------------------------------------------------------------- */
+
+#define CHILD_CHECK(cond, code)                                                              \
+    do {                                                                                     \
+        if (!(cond))                                                                         \
+            _exit(code);                                                                     \
+    } while (0)
+
+/*
+ * The parent accepts (`server`), forks; the child serves; the parent closes its copy of
+ * `server` (and the child its copy of `client`). The client exchanges with the child, sees no
+ * EOF while the child keeps the connection (poll 300 ms: nothing; recv: EAGAIN), and sees EOF
+ * once the child closes.
+ */
+static void handoff_body(const struct sock_api *api, int type, bool shake)
+{
+    int client, server;
+    sem_announce(api, type, shake);
+    sem_pair(api, type, shake, &client, &server);
+    pid_t child = fork();
+    assert_true(child >= 0);
+    if (child == 0) {
+        alarm(10);
+        CHILD_CHECK(api->close(client) == 0, 2);
+        char buf[64];
+        CHILD_CHECK(api->recv(server, buf, sizeof(buf), 0) == 4, 3);
+        CHILD_CHECK(memcmp(buf, "ping", 4) == 0, 4);
+        if (shake && api->is_shm)
+            CHILD_CHECK(test_shm_status(server) == SHM_STATUS_SHM, 5);
+        CHILD_CHECK(api->send(server, "pong", 4, 0) == 4, 6);
+        /* Wait for "bye", then close: that close is the client's EOF. */
+        CHILD_CHECK(api->recv(server, buf, sizeof(buf), 0) == 3, 7);
+        CHILD_CHECK(memcmp(buf, "bye", 3) == 0, 8);
+        CHILD_CHECK(api->close(server) == 0, 9);
+        _exit(0);
+    }
+    assert_int_equal(api->close(server), 0);
+    char in[64];
+    assert_int_equal(api->send(client, "ping", 4, 0), 4);
+    assert_int_equal(api->recv(client, in, sizeof(in), 0), 4);
+    assert_memory_equal(in, "pong", 4);
+    if (shake)
+        sem_assert_shm(api, client);
+    struct pollfd p = {.fd = client, .events = POLLIN};
+    assert_int_equal(api->poll(&p, 1, 300), 0);
+    sem_expect_empty(api, client);
+    assert_int_equal(api->send(client, "bye", 3, 0), 3);
+    int status;
+    assert_int_equal(waitpid(child, &status, 0), child);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+    assert_int_equal(api->recv(client, in, sizeof(in), 0), 0);
+    api->close(client);
+}
+
+static void test_fork_handoff_close_sends_nothing(void **state)
+{
+    (void)state;
+    SEM_GUARD();
+    FOR_EACH_VARIANT(handoff_body);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_eof_after_peer_close),
+        cmocka_unit_test(test_eof_wakes_blocked_reader),
+        cmocka_unit_test(test_eof_after_large_transfer),
+        cmocka_unit_test(test_shutdown_wr_half_close),
+        cmocka_unit_test(test_fork_handoff_close_sends_nothing),
+    };
+    int rc = cmocka_run_group_tests(tests, NULL, NULL);
+    test_watchdog(0, NULL);
+    return rc;
+}
