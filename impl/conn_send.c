@@ -145,6 +145,8 @@ static int64_t reserve_blocks(struct shmsock_conn *conn, uint32_t blocks, int fl
         int64_t token = try_reserve(conn, blocks);
         if (token >= 0)
             return token;
+        if (conn->release_closed)
+            return -EPIPE; /* the peer is gone: its blocks will never come back */
         if (would_block(conn, flags))
             return -EAGAIN;
         if (deadline == -2)
