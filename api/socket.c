@@ -107,8 +107,16 @@ int shm_connect(int sockfd, const struct sockaddr *addr, socklen_t addrlen)
 
 int shm_shutdown(int sockfd, int how)
 {
-    /* Releases travel on their own channel, so the kernel's shutdown is the whole story. */
-    return shutdown(sockfd, how);
+    /* Releases travel on their own channel, so the kernel's shutdown is the whole story;
+     * the connection only notes it, for sends that do not touch the kernel socket. */
+    int r = shutdown(sockfd, how);
+    if (r == 0) {
+        struct shmsock_entry *entry = shmsock_fd_get(sockfd);
+        if (entry != NULL)
+            shmsock_conn_shutdown(entry->conn, how);
+        shmsock_fd_put(entry);
+    }
+    return r;
 }
 
 int shm_close(int fd)

@@ -32,6 +32,12 @@ int shm_setsockopt(int sockfd, int level, int optname, const void *optval, sockl
         if (r == 0 && entry != NULL && level == SOL_SOCKET &&
             (optname == SO_SNDBUF || optname == SO_SNDBUFFORCE))
             shmsock_conn_sndbuf_changed(entry->conn);
+        if (r == 0 && entry != NULL && level == SOL_SOCKET && optname == SO_PASSCRED &&
+            optval != NULL && optlen >= sizeof(int)) {
+            int on;
+            memcpy(&on, optval, sizeof(on));
+            shmsock_conn_passcred_changed(entry->conn, on);
+        }
         shmsock_fd_put(entry);
         return r;
     }

@@ -95,7 +95,7 @@ static int compare_double(const void *a, const void *b)
 int main(int argc, char **argv)
 {
     double seconds = argc > 1 ? atof(argv[1]) : 0.5;
-    size_t messages[] = {1024, 65536, 1048576};
+    size_t messages[] = {64, 1024, 65536, 1048576};
     int blocks[] = {1024, 4096, 16384, 65536};
     printf("median of %d interleaved runs (kernel, shm, kernel, shm, ...), %.1f s each\n",
            REPETITIONS, seconds);

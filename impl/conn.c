@@ -22,6 +22,9 @@ int shmsock_conn_create(int fd, int type, struct shmsock_conn **out)
     conn->type = type;
     conn->negotiate = 1;
     conn->block_size = SHM_DEFAULT_BLOCK_SIZE;
+    conn->coalesce = 1;
+    /* The peer starts out waiting on the kernel socket, not armed: ring for the first event. */
+    conn->last_event_doorbell = UINT64_MAX;
     conn->own.memfd = -1;
     conn->peer.memfd = -1;
     conn->release_rx = -1;
@@ -67,6 +70,8 @@ void shmsock_conn_inherit_options(struct shmsock_conn *conn, const struct shmsoc
 {
     conn->negotiate = from->negotiate;
     conn->block_size = from->block_size;
+    conn->coalesce = from->coalesce;
+    conn->busy_poll_us = from->busy_poll_us;
 }
 
 static bool negotiation_started(struct shmsock_conn *conn)
@@ -90,6 +95,16 @@ int shmsock_conn_set_option(struct shmsock_conn *conn, int optname, int value)
         if (negotiation_started(conn))
             return -EISCONN;
         conn->block_size = (uint32_t)value;
+        return 0;
+    case SHM_COALESCE:
+        if (__atomic_load_n(&conn->out_state, __ATOMIC_ACQUIRE) == SHMSOCK_OUT_SHM)
+            return -EISCONN;
+        conn->coalesce = value != 0;
+        return 0;
+    case SHM_BUSY_POLL:
+        if (value < 0)
+            return -EINVAL;
+        conn->busy_poll_us = value;
         return 0;
     case SHM_STATUS:
         return -EINVAL; /* read-only */
@@ -122,12 +137,33 @@ int shmsock_conn_get_option(struct shmsock_conn *conn, int optname, int *value)
     case SHM_BLOCK_SIZE:
         *value = (int)conn->block_size;
         return 0;
+    case SHM_COALESCE:
+        *value = conn->coalesce;
+        return 0;
+    case SHM_BUSY_POLL:
+        *value = conn->busy_poll_us;
+        return 0;
     case SHM_STATUS:
         *value = status(conn);
         return 0;
     default:
         return -ENOPROTOOPT;
     }
+}
+
+void shmsock_conn_passcred_changed(struct shmsock_conn *conn, int on)
+{
+    conn->passcred = on;
+    if (conn->own.base != NULL) {
+        struct shmsock_region_header *header = conn->own.base;
+        __atomic_store_n(&header->wants_kernel_events, (uint32_t)(on != 0), __ATOMIC_RELEASE);
+    }
+}
+
+void shmsock_conn_shutdown(struct shmsock_conn *conn, int how)
+{
+    if (how == SHUT_WR || how == SHUT_RDWR)
+        __atomic_store_n(&conn->shut_wr, 1, __ATOMIC_RELEASE);
 }
 
 void shmsock_conn_sndbuf_changed(struct shmsock_conn *conn)
@@ -175,6 +211,8 @@ int shmsock_conn_prepare_offer(struct shmsock_conn *conn)
     }
     conn->release_rx = channel[0];
     conn->release_offered = channel[1];
+    struct shmsock_region_header *header = conn->own.base;
+    header->wants_kernel_events = (uint32_t)conn->passcred;
     return 0;
 }
 

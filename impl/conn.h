@@ -46,9 +46,12 @@ struct shmsock_conn {
     int fd;
     int type; /* SOCK_STREAM or SOCK_SEQPACKET */
 
-    /* Options, fixed once negotiation starts. */
+    /* Options, fixed once negotiation starts (busy_poll_us and passcred may change). */
     int negotiate;
     uint32_t block_size;
+    int coalesce;     /* our direction uses coalesced mode (SHM_COALESCE) */
+    int busy_poll_us; /* spin this long on the ring before sleeping (SHM_BUSY_POLL) */
+    int passcred;     /* SO_PASSCRED is on: ask the peer for kernel events */
 
     pthread_mutex_t send_lock;     /* one sender at a time: messages never interleave */
     pthread_mutex_t producer_lock; /* producer list and release channel */
@@ -67,6 +70,14 @@ struct shmsock_conn {
     uint32_t want_blocks; /* blocks the last starved send needed (for shm_poll) */
     int sndbuf;           /* SO_SNDBUF when the region was made: bounds SEQPACKET messages */
     bool reader_careful;  /* we set reader_careful in our region header */
+    uint32_t send_mode;   /* SHMSOCK_SEND_MODE_* of our direction once switched */
+    uint64_t release_tail;           /* next entry of the peer's release ring to read */
+    uint64_t release_arm_gen;        /* our arm generation for releases (when starved) */
+    uint64_t last_event_doorbell;    /* the peer's event_arm we last rang for */
+    bool doorbell_deferred;          /* MSG_MORE held back a doorbell */
+    bool releases_by_ring;           /* the peer returns our blocks through its release ring */
+    int shut_wr;                     /* atomic: shutdown(SHUT_WR) was called here */
+    int64_t last_probe_us;           /* when coalesced sends last asked the kernel about the peer */
 
     /* The peer's direction (consumer). */
     int peer_offered; /* atomic: the peer's region is attached */
@@ -83,6 +94,11 @@ struct shmsock_conn {
     size_t pending_count;
     struct shmsock_consumer_list consumer;
     bool seen_event;              /* an event record was consumed (OFFER only comes first) */
+    bool peer_coalesced;          /* the peer's events come through its ring */
+    bool release_by_ring;         /* we return the peer's blocks through our release ring */
+    uint64_t event_tail;          /* next entry of the peer's event ring to read */
+    uint64_t event_arm_gen;       /* our arm generation for the peer's events */
+    uint64_t last_release_doorbell; /* the peer's release_arm we last rang for */
     uint64_t head_consumed;       /* STREAM: bytes of the head DATA event already read */
     bool head_control_delivered;  /* its ancillary data went to the application already */
 
@@ -102,6 +118,13 @@ void shmsock_conn_inherit_options(struct shmsock_conn *conn, const struct shmsoc
 int shmsock_conn_set_option(struct shmsock_conn *conn, int optname, int value);
 int shmsock_conn_get_option(struct shmsock_conn *conn, int optname, int *value);
 
+/* SO_PASSCRED set or cleared: a reader that wants credentials asks the peer for kernel
+ * events (credentials travel only with kernel messages). */
+void shmsock_conn_passcred_changed(struct shmsock_conn *conn, int on);
+
+/* shutdown(2) was called with `how` (the kernel socket is already shut down). */
+void shmsock_conn_shutdown(struct shmsock_conn *conn, int how);
+
 /* SO_SNDBUF changed on the kernel socket: refresh the SEQPACKET message limit. */
 void shmsock_conn_sndbuf_changed(struct shmsock_conn *conn);
 
@@ -119,6 +142,29 @@ int shmsock_conn_space_fd(struct shmsock_conn *conn);
 bool shmsock_conn_has_space(struct shmsock_conn *conn);
 
 /* ---- shared between conn*.c only ---- */
+
+/* A receive path's answer "the state changed, look again" (no errno is this large). */
+#define SHMSOCK_RETRY ((ssize_t)-100000)
+
+/* Where a read puts its bytes: the application's msghdr, from byte `skip` on. */
+struct shmsock_read_target {
+    struct msghdr *msg; /* the application's */
+    size_t skip;        /* bytes of msg_iov already filled (MSG_WAITALL loop) */
+    size_t space;       /* bytes of msg_iov still free */
+    bool offer_seen;    /* the read ended at the peer's offer (the kernel stops there) */
+};
+
+/* Coalesced mode (conn_coalesced.c). */
+/* Push an event into our ring and ring the peer if it sleeps. Returns 0, or -EPIPE /
+ * -ECONNRESET if the doorbell found the peer gone (the event is published all the same). */
+int shmsock_coalesced_publish(struct shmsock_conn *conn, const struct shmsock_event *event,
+                              int flags);
+void shmsock_coalesced_reclaim(struct shmsock_conn *conn);
+void shmsock_coalesced_arm_for_releases(struct shmsock_conn *conn);
+ssize_t shmsock_coalesced_recv(struct shmsock_conn *conn, struct shmsock_read_target *target,
+                               int flags);
+/* Release a run of the peer's region (consumer side), by ring or release channel. */
+void shmsock_conn_release_run(struct shmsock_conn *conn, const struct shmsock_event *data);
 
 /* Record a protocol violation: the connection ends with err for this side and the peer. */
 int shmsock_conn_fail(struct shmsock_conn *conn, int err);

@@ -22,18 +22,11 @@
 #include "iov.h"
 #include "release_channel.h"
 
-/* recv_once result meaning "the state changed, look again" (no errno is this large). */
-#define RETRY ((ssize_t)-100000)
+#define RETRY SHMSOCK_RETRY
 
 /* Flags of the application's call that we pass to our own kernel calls. */
 #define PASSED_FLAGS (MSG_DONTWAIT | MSG_CMSG_CLOEXEC)
 
-struct read_target {
-    struct msghdr *msg; /* the application's */
-    size_t skip;        /* bytes of msg_iov already filled (MSG_WAITALL loop) */
-    size_t space;       /* bytes of msg_iov still free */
-    bool offer_seen;    /* the read ended at the peer's offer (the kernel stops there) */
-};
 
 static int out_state(struct shmsock_conn *conn)
 {
@@ -51,7 +44,7 @@ static void refresh_switch(struct shmsock_conn *conn)
  * Read plain payload (at most `limit` bytes on STREAM) straight into the application's
  * buffer with the kernel call, and pick our peer's offer out of the ancillary data.
  */
-static ssize_t recv_plain(struct shmsock_conn *conn, struct read_target *target, int flags,
+static ssize_t recv_plain(struct shmsock_conn *conn, struct shmsock_read_target *target, int flags,
                           size_t limit, bool watch_offers)
 {
     struct msghdr *user = target->msg;
@@ -127,7 +120,7 @@ static void absorb_answer(struct shmsock_conn *conn)
  * something, then learn whether and where the peer switched, then read only payload.
  * Returns bytes, 0 at end, a negative errno, or RETRY once the events have started.
  */
-static ssize_t recv_careful(struct shmsock_conn *conn, struct read_target *target, int flags)
+static ssize_t recv_careful(struct shmsock_conn *conn, struct shmsock_read_target *target, int flags)
 {
     refresh_switch(conn);
     size_t peeked = SIZE_MAX;
@@ -158,6 +151,13 @@ static ssize_t recv_careful(struct shmsock_conn *conn, struct read_target *targe
     if (conn->plain_received > conn->peer_switch)
         return shmsock_conn_fail(conn, -EPROTO);
     if (conn->plain_received == conn->peer_switch) {
+        /* The peer's send mode was set before its switch point: copy it once. */
+        const struct shmsock_region_header *header = conn->peer.base;
+        uint32_t mode = __atomic_load_n(&header->send_mode, __ATOMIC_ACQUIRE);
+        if (mode != SHMSOCK_SEND_MODE_EVENTS && mode != SHMSOCK_SEND_MODE_COALESCED)
+            return shmsock_conn_fail(conn, -EPROTO);
+        conn->peer_coalesced = mode == SHMSOCK_SEND_MODE_COALESCED;
+        conn->release_by_ring = conn->peer_coalesced;
         conn->in_state = SHMSOCK_IN_EVENTS;
         return RETRY;
     }
@@ -168,9 +168,16 @@ static ssize_t recv_careful(struct shmsock_conn *conn, struct read_target *targe
 
 /* ---- events ---- */
 
-/* Write the collected RELEASE events to the peer's release channel, in one write. */
+/* Return the collected runs to the peer: through our release ring (coalesced peer) or as
+ * RELEASE events on its release channel, in one write. */
 static void flush_releases(struct shmsock_conn *conn)
 {
+    if (conn->release_by_ring) {
+        for (size_t i = 0; i < conn->pending_count; i++)
+            shmsock_conn_release_run(conn, &conn->pending_release[i]);
+        conn->pending_count = 0;
+        return;
+    }
     unsigned char records[SHMSOCK_RELEASE_BATCH * SHMSOCK_EVENT_SIZE];
     size_t used = 0;
     for (size_t i = 0; i < conn->pending_count; i++) {
@@ -215,7 +222,7 @@ static const unsigned char *payload_of(struct shmsock_conn *conn,
 }
 
 /* SEQPACKET: each DATA event is one message; it is read (or peeked) whole. */
-static ssize_t recv_events_seqpacket(struct shmsock_conn *conn, struct read_target *target,
+static ssize_t recv_events_seqpacket(struct shmsock_conn *conn, struct shmsock_read_target *target,
                                      int flags)
 {
     unsigned char record[SHMSOCK_EVENT_SIZE + 1];
@@ -233,6 +240,13 @@ static ssize_t recv_events_seqpacket(struct shmsock_conn *conn, struct read_targ
     if (n != SHMSOCK_EVENT_SIZE || shmsock_event_decode(record, &event) < 0) {
         shmsock_ancillary_close_fds(&m);
         return shmsock_conn_fail(conn, -EPROTO);
+    }
+    if (event.type == SHMSOCK_EVENT_DOORBELL) {
+        /* Left from the peer's coalesced period: take it out and look again. */
+        shmsock_ancillary_close_fds(&m);
+        if (peek && recv(conn->fd, record, sizeof(record), MSG_DONTWAIT) < 0)
+            return -errno;
+        return RETRY;
     }
     if (event.type != SHMSOCK_EVENT_DATA || check_data(conn, &event) < 0 ||
         (!peek &&
@@ -259,7 +273,7 @@ static ssize_t recv_events_seqpacket(struct shmsock_conn *conn, struct read_targ
 
 #define STREAM_PEEK_RECORDS 16
 
-static ssize_t recv_events_stream(struct shmsock_conn *conn, struct read_target *target,
+static ssize_t recv_events_stream(struct shmsock_conn *conn, struct shmsock_read_target *target,
                                   int flags)
 {
     unsigned char records[STREAM_PEEK_RECORDS * SHMSOCK_EVENT_SIZE];
@@ -280,11 +294,22 @@ static ssize_t recv_events_stream(struct shmsock_conn *conn, struct read_target 
     }
     size_t count = (size_t)n / SHMSOCK_EVENT_SIZE;
     struct shmsock_event events[STREAM_PEEK_RECORDS];
+    size_t doorbells = 0;
     for (size_t i = 0; i < count; i++) {
         if (shmsock_event_decode(records + i * SHMSOCK_EVENT_SIZE, &events[i]) < 0) {
             shmsock_ancillary_close_fds(&m);
             return shmsock_conn_fail(conn, -EPROTO);
         }
+        if (events[i].type == SHMSOCK_EVENT_DOORBELL && doorbells == i)
+            doorbells++;
+    }
+    if (doorbells > 0) {
+        /* Left from the peer's coalesced period: take them out and look again. */
+        shmsock_ancillary_close_fds(&m);
+        size_t take = doorbells * SHMSOCK_EVENT_SIZE;
+        if (recv(conn->fd, records, take, MSG_DONTWAIT) != (ssize_t)take)
+            return shmsock_conn_fail(conn, -EPROTO);
+        return RETRY;
     }
 
     /* Copy payload from as many DATA events as fit; the head one may be partly read. */
@@ -377,7 +402,7 @@ static bool peer_is_plain(struct shmsock_conn *conn)
 }
 
 /* One read: what a single recvmsg(2) would return. */
-static ssize_t recv_once(struct shmsock_conn *conn, struct read_target *target, int flags)
+static ssize_t recv_once(struct shmsock_conn *conn, struct shmsock_read_target *target, int flags)
 {
     for (;;) {
         int err = __atomic_load_n(&conn->error, __ATOMIC_ACQUIRE);
@@ -387,7 +412,9 @@ static ssize_t recv_once(struct shmsock_conn *conn, struct read_target *target, 
                            (__atomic_load_n(&conn->peer_offered, __ATOMIC_ACQUIRE) ||
                             out_state(conn) != SHMSOCK_OUT_PLAIN);
         ssize_t n;
-        if (conn->in_state == SHMSOCK_IN_EVENTS) {
+        if (conn->in_state == SHMSOCK_IN_EVENTS && conn->peer_coalesced) {
+            n = shmsock_coalesced_recv(conn, target, flags);
+        } else if (conn->in_state == SHMSOCK_IN_EVENTS) {
             n = conn->type == SOCK_STREAM ? recv_events_stream(conn, target, flags)
                                           : recv_events_seqpacket(conn, target, flags);
         } else if (!negotiating) {
@@ -408,7 +435,7 @@ static ssize_t recv_once(struct shmsock_conn *conn, struct read_target *target, 
  * peer's offer (invisible to the application), go on reading what is already there, so the
  * application sees the read a plain socket would give.
  */
-static ssize_t continue_after_offer(struct shmsock_conn *conn, struct read_target *target,
+static ssize_t continue_after_offer(struct shmsock_conn *conn, struct shmsock_read_target *target,
                                     int flags, ssize_t n, size_t control_room)
 {
     struct msghdr *user = target->msg;
@@ -420,7 +447,7 @@ static ssize_t continue_after_offer(struct shmsock_conn *conn, struct read_targe
         rest_msg.msg_control =
             user->msg_control != NULL ? (char *)user->msg_control + control_used : NULL;
         rest_msg.msg_controllen = control_room - control_used;
-        struct read_target rest = {.msg = &rest_msg, .skip = target->skip + (size_t)n,
+        struct shmsock_read_target rest = {.msg = &rest_msg, .skip = target->skip + (size_t)n,
                                    .space = target->space - (size_t)n};
         ssize_t more;
         if (flags & MSG_PEEK) {
@@ -449,7 +476,7 @@ ssize_t shmsock_conn_recv(struct shmsock_conn *conn, struct msghdr *msg, int fla
     if (flags & MSG_OOB)
         return -EOPNOTSUPP;
     size_t space = shmsock_iov_length(msg->msg_iov, msg->msg_iovlen);
-    struct read_target target = {.msg = msg, .skip = 0, .space = space};
+    struct shmsock_read_target target = {.msg = msg, .skip = 0, .space = space};
     size_t control_room = msg->msg_control != NULL ? msg->msg_controllen : 0;
     pthread_mutex_lock(&conn->recv_lock);
     ssize_t n = continue_after_offer(conn, &target, flags, recv_once(conn, &target, flags),
@@ -461,7 +488,7 @@ ssize_t shmsock_conn_recv(struct shmsock_conn *conn, struct msghdr *msg, int fla
     while (wait_all && n > 0 && (size_t)n < space && msg->msg_controllen == 0) {
         struct msghdr rest = *msg;
         rest.msg_controllen = control_room;
-        target = (struct read_target){.msg = &rest, .skip = (size_t)n, .space = space - (size_t)n};
+        target = (struct shmsock_read_target){.msg = &rest, .skip = (size_t)n, .space = space - (size_t)n};
         ssize_t more = recv_once(conn, &target, flags);
         if (more <= 0)
             break;

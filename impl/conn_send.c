@@ -15,6 +15,7 @@
 #include "event.h"
 #include "iov.h"
 #include "release_channel.h"
+#include "ring.h"
 
 void shmsock_conn_blind_offer_sent(struct shmsock_conn *conn);
 
@@ -55,6 +56,14 @@ static ssize_t send_plain(struct shmsock_conn *conn, const struct msghdr *msg, i
     return n;
 }
 
+/* Take back every run the peer has returned (ring and release channel). producer_lock held. */
+static void reclaim(struct shmsock_conn *conn)
+{
+    if (conn->releases_by_ring)
+        shmsock_coalesced_reclaim(conn);
+    shmsock_release_channel_drain(conn);
+}
+
 static int64_t try_reserve(struct shmsock_conn *conn, uint32_t blocks)
 {
     pthread_mutex_lock(&conn->producer_lock);
@@ -62,7 +71,7 @@ static int64_t try_reserve(struct shmsock_conn *conn, uint32_t blocks)
     int64_t token = -1;
     for (int attempt = 0; attempt < 2 && token < 0; attempt++) {
         if (attempt == 1)
-            shmsock_release_channel_drain(conn);
+            reclaim(conn);
         if (conn->producer.sent_tokens < SHMSOCK_MAX_TOKENS_IN_FLIGHT)
             token = shmsock_producer_reserve(&conn->producer, blocks);
     }
@@ -119,6 +128,16 @@ static int wait_for_release(struct shmsock_conn *conn, int64_t deadline)
 {
     if (conn->release_closed)
         return -EPIPE;
+    if (conn->releases_by_ring) {
+        /* Arm, then look once more: the consumer either sees the arm or we see its release. */
+        pthread_mutex_lock(&conn->producer_lock);
+        shmsock_coalesced_arm_for_releases(conn);
+        shmsock_coalesced_reclaim(conn);
+        bool space = shmsock_producer_can_reserve(&conn->producer, conn->want_blocks);
+        pthread_mutex_unlock(&conn->producer_lock);
+        if (space)
+            return 0;
+    }
     struct pollfd fds[2] = {
         {.fd = conn->release_rx, .events = POLLIN},
         {.fd = conn->fd, .events = 0}, /* POLLHUP/POLLERR: the peer closed */
@@ -177,6 +196,39 @@ static int publish_data(struct shmsock_conn *conn, uint32_t token, uint32_t bloc
     return 0;
 }
 
+/* Whether the peer's reader asks for kernel events (it wants credentials with each). */
+static bool peer_wants_kernel_events(struct shmsock_conn *conn)
+{
+    const struct shmsock_region_header *peer = conn->peer.base;
+    return __atomic_load_n(&peer->wants_kernel_events, __ATOMIC_ACQUIRE) != 0;
+}
+
+/*
+ * Publish a DATA event: through the ring in coalesced mode, else as a kernel message. A
+ * message with ancillary data needs the kernel socket: the ring then says TO_KERNEL once
+ * and this direction stays in event mode.
+ */
+static int publish(struct shmsock_conn *conn, uint32_t token, uint32_t blocks, uint64_t length,
+                   const struct msghdr *msg, bool with_control, int flags, bool *in_ring)
+{
+    *in_ring = false;
+    if (conn->send_mode == SHMSOCK_SEND_MODE_COALESCED) {
+        if (!with_control && !peer_wants_kernel_events(conn)) {
+            struct shmsock_event event =
+                shmsock_event_data(&conn->own.geometry, token, blocks, length);
+            *in_ring = true;
+            int err = shmsock_coalesced_publish(conn, &event, flags);
+            if (err == -EPIPE)
+                __atomic_store_n(&conn->shut_wr, 1, __ATOMIC_RELEASE);
+            return err;
+        }
+        struct shmsock_event marker = {.type = SHMSOCK_EVENT_TO_KERNEL};
+        (void)shmsock_coalesced_publish(conn, &marker, 0); /* the kernel send reports */
+        conn->send_mode = SHMSOCK_SEND_MODE_EVENTS;
+    }
+    return publish_data(conn, token, blocks, length, msg, with_control, flags);
+}
+
 /* Copy bytes [skip, skip+length) of the message into a fresh run and publish it. */
 static ssize_t send_one_run(struct shmsock_conn *conn, const struct msghdr *msg, size_t skip,
                             size_t length, bool with_control, int flags)
@@ -187,11 +239,16 @@ static ssize_t send_one_run(struct shmsock_conn *conn, const struct msghdr *msg,
         return token;
     shmsock_iov_gather(shmsock_region_block(&conn->own, (uint32_t)token), msg->msg_iov,
                        msg->msg_iovlen, skip, length);
-    int err = publish_data(conn, (uint32_t)token, blocks, length, msg, with_control, flags);
+    bool in_ring;
+    int err = publish(conn, (uint32_t)token, blocks, length, msg, with_control, flags, &in_ring);
     if (err < 0) {
-        cancel_reservation(conn, (uint32_t)token, blocks);
+        if (!in_ring) /* a ring entry stays: its blocks are the peer's until it is gone */
+            cancel_reservation(conn, (uint32_t)token, blocks);
         return err;
     }
+    struct shmsock_region_header *header = conn->own.base;
+    __atomic_add_fetch(&header->counters.events_sent, 1, __ATOMIC_RELAXED);
+    __atomic_add_fetch(&header->counters.bytes_sent, length, __ATOMIC_RELAXED);
     return (ssize_t)length;
 }
 
@@ -203,8 +260,47 @@ static size_t seqpacket_limit(struct shmsock_conn *conn)
     return limit < capacity ? limit : capacity;
 }
 
+/* How often (at most) a coalesced sender asks the kernel whether the peer is still there. */
+#define PEER_PROBE_INTERVAL_US 50
+
+/*
+ * Coalesced sends do not touch the kernel socket, so they ask it now and then whether the
+ * connection still stands: after the peer closes (or shuts down reading, or we shut down
+ * writing), a send fails with EPIPE as on a kernel socket, within PEER_PROBE_INTERVAL_US.
+ */
+static int probe_connection(struct shmsock_conn *conn)
+{
+    if (__atomic_load_n(&conn->shut_wr, __ATOMIC_ACQUIRE))
+        return -EPIPE;
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    int64_t us = (int64_t)now.tv_sec * 1000000 + now.tv_nsec / 1000;
+    if (us - conn->last_probe_us < PEER_PROBE_INTERVAL_US)
+        return 0;
+    conn->last_probe_us = us;
+    int err = 0;
+    if (conn->type == SOCK_STREAM) {
+        /* A zero-length send carries nothing and fails exactly as a real one would. */
+        struct msghdr empty = {0};
+        if (sendmsg(conn->fd, &empty, MSG_DONTWAIT | MSG_NOSIGNAL) < 0 && errno != EAGAIN)
+            err = -errno;
+    } else {
+        struct pollfd p = {.fd = conn->fd, .events = POLLOUT};
+        if (poll(&p, 1, 0) == 1 && (p.revents & (POLLHUP | POLLERR)))
+            err = -EPIPE;
+    }
+    if (err == -EPIPE)
+        __atomic_store_n(&conn->shut_wr, 1, __ATOMIC_RELEASE); /* for good, as the kernel's */
+    return err;
+}
+
 static ssize_t send_shm(struct shmsock_conn *conn, const struct msghdr *msg, int flags)
 {
+    if (conn->send_mode == SHMSOCK_SEND_MODE_COALESCED) {
+        int err = probe_connection(conn);
+        if (err < 0)
+            return err;
+    }
     size_t length = shmsock_iov_length(msg->msg_iov, msg->msg_iovlen);
     bool control = shmsock_ancillary_present(msg);
     if (conn->type == SOCK_SEQPACKET) {
@@ -284,7 +380,14 @@ static ssize_t send_locked(struct shmsock_conn *conn, const struct msghdr *msg, 
         }
     }
     if (state == SHMSOCK_OUT_OFFERED && ready_to_switch(conn)) {
-        /* Tell the peer after how many plain units our events start, then switch. */
+        /* Choose how our events travel, tell the peer after how many plain units they
+         * start, then switch. */
+        struct shmsock_region_header *header = conn->own.base;
+        conn->send_mode = conn->coalesce && !peer_wants_kernel_events(conn)
+                              ? SHMSOCK_SEND_MODE_COALESCED
+                              : SHMSOCK_SEND_MODE_EVENTS;
+        conn->releases_by_ring = conn->send_mode == SHMSOCK_SEND_MODE_COALESCED;
+        __atomic_store_n(&header->send_mode, conn->send_mode, __ATOMIC_RELEASE);
         shmsock_region_publish_switch(&conn->own, conn->plain_sent);
         __atomic_store_n(&conn->out_state, SHMSOCK_OUT_SHM, __ATOMIC_RELEASE);
         state = SHMSOCK_OUT_SHM;
@@ -311,6 +414,14 @@ int shmsock_conn_space_fd(struct shmsock_conn *conn)
 {
     if (out_state(conn) != SHMSOCK_OUT_SHM || shmsock_conn_has_space(conn))
         return -1;
+    if (conn->releases_by_ring) {
+        /* Ask for a release doorbell, then look once more. */
+        pthread_mutex_lock(&conn->producer_lock);
+        shmsock_coalesced_arm_for_releases(conn);
+        pthread_mutex_unlock(&conn->producer_lock);
+        if (shmsock_conn_has_space(conn))
+            return -1;
+    }
     return conn->release_rx;
 }
 
@@ -319,7 +430,7 @@ bool shmsock_conn_has_space(struct shmsock_conn *conn)
     if (out_state(conn) != SHMSOCK_OUT_SHM)
         return true;
     pthread_mutex_lock(&conn->producer_lock);
-    shmsock_release_channel_drain(conn);
+    reclaim(conn);
     uint32_t want = conn->want_blocks > 0 ? conn->want_blocks : 1;
     bool space = conn->release_closed ||
                  (conn->producer.sent_tokens < SHMSOCK_MAX_TOKENS_IN_FLIGHT &&

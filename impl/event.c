@@ -18,6 +18,8 @@ int shmsock_event_decode(const unsigned char in[SHMSOCK_EVENT_SIZE], struct shms
     case SHMSOCK_EVENT_DATA:
     case SHMSOCK_EVENT_RELEASE:
     case SHMSOCK_EVENT_OFFER:
+    case SHMSOCK_EVENT_DOORBELL:
+    case SHMSOCK_EVENT_TO_KERNEL:
         return 0;
     default:
         return -EPROTO;

@@ -20,6 +20,12 @@ enum shmsock_event_type {
     SHMSOCK_EVENT_DATA = 1,
     SHMSOCK_EVENT_RELEASE = 2,
     SHMSOCK_EVENT_OFFER = 3,
+    /* Coalesced mode: "there is something in the ring", sent only to a sleeping peer.
+     * `offset` carries the peer's arm generation it answers. */
+    SHMSOCK_EVENT_DOORBELL = 4,
+    /* Coalesced mode, in the event ring: "my next events come as kernel messages" (a message
+     * with ancillary data, or a reader that wants credentials, needs the kernel socket). */
+    SHMSOCK_EVENT_TO_KERNEL = 5,
 };
 
 struct shmsock_event {

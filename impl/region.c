@@ -48,6 +48,9 @@ int shmsock_region_create(struct shmsock_region *region, uint32_t block_size,
     header->block_size = block_size;
     header->block_count = block_count;
     header->region_size = size;
+    header->ring_slots = SHMSOCK_RING_SLOTS;
+    header->event_ring_offset = SHMSOCK_EVENT_RING_OFFSET;
+    header->release_ring_offset = SHMSOCK_RELEASE_RING_OFFSET;
     __atomic_store_n(&header->switch_point, 0, __ATOMIC_RELEASE);
 
     region->base = base;
@@ -67,8 +70,13 @@ int shmsock_region_check_header(const struct shmsock_region_header *copy, uint64
 {
     if (copy->magic != SHMSOCK_REGION_MAGIC || copy->version != SHMSOCK_PROTOCOL_VERSION)
         return -EPROTO;
-    if (copy->header_size < sizeof(*copy) || copy->header_size % 64 != 0 ||
+    if (copy->header_size < SHMSOCK_REGION_HEADER_SIZE || copy->header_size % 64 != 0 ||
         copy->header_size > 65536)
+        return -EPROTO;
+    /* The rings must be exactly where and as large as this version puts them. */
+    if (copy->ring_slots != SHMSOCK_RING_SLOTS ||
+        copy->event_ring_offset != SHMSOCK_EVENT_RING_OFFSET ||
+        copy->release_ring_offset != SHMSOCK_RELEASE_RING_OFFSET)
         return -EPROTO;
     if (!is_power_of_two(copy->block_size) || copy->block_size < SHMSOCK_MIN_BLOCK_SIZE ||
         copy->block_size > SHMSOCK_MAX_BLOCK_SIZE)

@@ -19,8 +19,32 @@
 #define SHMSOCK_MIN_BLOCK_SIZE 1024u
 #define SHMSOCK_MAX_BLOCK_SIZE (1024u * 1024u)
 #define SHMSOCK_MAX_BLOCK_COUNT 4096u
-/* The header occupies the first page; block 0 starts here. */
-#define SHMSOCK_REGION_HEADER_SIZE 4096u
+/* The header: one control page, then the two rings of coalesced mode; block 0 follows. */
+#define SHMSOCK_CONTROL_PAGE 4096u
+#define SHMSOCK_RING_SLOTS 256u
+#define SHMSOCK_RING_SLOT_SIZE 32u
+#define SHMSOCK_EVENT_RING_OFFSET SHMSOCK_CONTROL_PAGE
+#define SHMSOCK_RELEASE_RING_OFFSET \
+    (SHMSOCK_EVENT_RING_OFFSET + SHMSOCK_RING_SLOTS * SHMSOCK_RING_SLOT_SIZE)
+#define SHMSOCK_REGION_HEADER_SIZE \
+    (SHMSOCK_RELEASE_RING_OFFSET + SHMSOCK_RING_SLOTS * SHMSOCK_RING_SLOT_SIZE)
+
+/* How the owner publishes its events (send_mode). */
+#define SHMSOCK_SEND_MODE_EVENTS 0u    /* every event is a kernel message */
+#define SHMSOCK_SEND_MODE_COALESCED 1u /* events in the ring, doorbells when the peer sleeps */
+
+/* Counters the owner keeps about its connection (read by tools through /proc, see
+ * SHM_INFO); never used for decisions by the peer. */
+struct shmsock_counters {
+    uint64_t messages_sent;
+    uint64_t bytes_sent;
+    uint64_t messages_received;
+    uint64_t bytes_received;
+    uint64_t events_sent;    /* DATA events published (ring or kernel) */
+    uint64_t doorbells_sent; /* doorbells rung for the peer (events and releases) */
+    uint64_t doorbells_received;
+    uint64_t blocks_in_use;  /* of our region, sent and not yet released */
+};
 
 /* The header as it lies in shared memory. Written only by the region's owner. */
 struct shmsock_region_header {
@@ -42,8 +66,21 @@ struct shmsock_region_header {
      * everything as payload, so the peer must keep sending plain.
      */
     uint32_t reader_careful;
-    uint32_t unused;
+    uint32_t send_mode; /* SHMSOCK_SEND_MODE_*, set before switch_point */
+    uint32_t ring_slots;
+    uint32_t event_ring_offset;
+    uint32_t release_ring_offset;
+    uint32_t wants_kernel_events; /* the owner reads with SO_PASSCRED: send it event mode */
+    /* Hot fields, one cache line each (coalesced mode). */
+    uint64_t event_head __attribute__((aligned(64)));   /* our DATA events in our event ring */
+    uint64_t event_arm __attribute__((aligned(64)));    /* we sleep for the peer's events */
+    uint64_t release_head __attribute__((aligned(64))); /* our releases in our release ring */
+    uint64_t release_arm __attribute__((aligned(64)));  /* we sleep for the peer's releases */
+    struct shmsock_counters counters __attribute__((aligned(64)));
 };
+
+_Static_assert(sizeof(struct shmsock_region_header) <= SHMSOCK_CONTROL_PAGE,
+               "the header fits its control page");
 
 /* The geometry both sides agree on, as checked from a header copy. */
 struct shmsock_geometry {

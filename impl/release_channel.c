@@ -15,6 +15,8 @@ static int handle_record(struct shmsock_conn *conn, const unsigned char *data,
     struct shmsock_event event;
     if (shmsock_event_decode(data, &event) < 0)
         return -EPROTO;
+    if (event.type == SHMSOCK_EVENT_DOORBELL)
+        return 0; /* a wake-up for a sleeping producer; the releases are in the ring */
     if (event.type == SHMSOCK_EVENT_OFFER) {
         int fds[2];
         if (!shmsock_ancillary_take_offer(control, fds))

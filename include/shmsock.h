@@ -95,6 +95,23 @@ extern "C" {
 #define SHM_STATUS_SHM 2
 #define SHM_STATUS_PASSTHROUGH 3
 
+/*
+ * SHM_COALESCE (int, read/write, default 1): how this socket's events travel once on shared
+ * memory. 1: coalesced mode - events and releases go through rings in shared memory, and the
+ * kernel socket carries a doorbell only when the reader is about to sleep. 0: event mode (the
+ * specification's) - every event and every release is its own kernel message. A message
+ * with ancillary data, or a reader with SO_PASSCRED, moves that direction to event mode for
+ * the rest of the connection. Setting it after the switch fails with EISCONN.
+ */
+#define SHM_COALESCE 4
+
+/*
+ * SHM_BUSY_POLL (int, microseconds, read/write, default 0): before a blocking receive sleeps
+ * in the kernel, spin this long on the ring (like SO_BUSY_POLL). Costs CPU, saves the
+ * wake-up latency. Negative values fail with EINVAL.
+ */
+#define SHM_BUSY_POLL 5
+
 /* Default block size (bytes). The region holds SO_SNDBUF bytes rounded up to whole blocks. */
 #define SHM_DEFAULT_BLOCK_SIZE 4096
 

@@ -1,0 +1,341 @@
+/*
+ * conn_coalesced.c - coalesced mode: events and releases through rings in each side's own
+ * region, with a doorbell on the kernel socket only when the other side sleeps.
+ *
+ * Doorbells (events). The consumer, finding the peer's event ring empty, arms: it stores a
+ * new generation in its region's event_arm, then looks at the ring once more before it
+ * sleeps in the kernel. The producer, after publishing, loads event_arm and rings (a
+ * DOORBELL record on the kernel socket) once per generation. With a full fence on both
+ * sides, either the producer sees the new generation or the consumer sees the new event.
+ *
+ * Readability. A doorbell stays in the kernel socket until the consumer has found the ring
+ * empty and armed again; only then does it take the doorbells of older generations out. So
+ * the descriptor is readable whenever a message waits (a level-triggered reader never
+ * stalls), and each new arrival after the reader drained to EAGAIN rings anew (an
+ * edge-triggered reader never misses one). A stale doorbell can cause a wake-up that ends
+ * in EAGAIN; a missing one cannot happen.
+ *
+ * Releases work the same way in the other direction: the consumer writes them into its
+ * release ring and rings the producer's release channel only when the producer sleeps.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <poll.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+
+#include "ancillary.h"
+#include "conn.h"
+#include "iov.h"
+#include "ring.h"
+
+#define PASSED_FLAGS (MSG_DONTWAIT | MSG_CMSG_CLOEXEC)
+
+static struct shmsock_region_header *own_header(struct shmsock_conn *conn)
+{
+    return conn->own.base;
+}
+
+static const struct shmsock_region_header *peer_header(struct shmsock_conn *conn)
+{
+    return conn->peer.base;
+}
+
+/* Send one doorbell record for generation `gen` on `fd`. Returns 0, or -EPIPE/-ECONNRESET
+ * when the kernel says the peer is gone (a full queue only means doorbells are pending). */
+static int ring_doorbell(struct shmsock_conn *conn, int fd, uint64_t gen)
+{
+    struct shmsock_event event = {.type = SHMSOCK_EVENT_DOORBELL, .offset = gen};
+    unsigned char record[SHMSOCK_EVENT_SIZE];
+    shmsock_event_encode(&event, record);
+    if (send(fd, record, sizeof(record), MSG_DONTWAIT | MSG_NOSIGNAL) == (ssize_t)sizeof(record)) {
+        __atomic_add_fetch(&own_header(conn)->counters.doorbells_sent, 1, __ATOMIC_RELAXED);
+        return 0;
+    }
+    return errno == EPIPE || errno == ECONNRESET ? -errno : 0;
+}
+
+/* ---- producer ---- */
+
+int shmsock_coalesced_publish(struct shmsock_conn *conn, const struct shmsock_event *event,
+                              int flags)
+{
+    shmsock_ring_push(&conn->own, SHMSOCK_RING_EVENTS, event);
+    if (flags & MSG_MORE) {
+        conn->doorbell_deferred = true; /* rung by the next send without MSG_MORE */
+        return 0;
+    }
+    conn->doorbell_deferred = false;
+    __atomic_thread_fence(__ATOMIC_SEQ_CST);
+    uint64_t armed = __atomic_load_n(&peer_header(conn)->event_arm, __ATOMIC_ACQUIRE);
+    if (armed == conn->last_event_doorbell)
+        return 0;
+    conn->last_event_doorbell = armed;
+    return ring_doorbell(conn, conn->fd, armed);
+}
+
+void shmsock_coalesced_reclaim(struct shmsock_conn *conn)
+{
+    int64_t available = shmsock_ring_available(&conn->peer, SHMSOCK_RING_RELEASES,
+                                               conn->release_tail);
+    if (available < 0) {
+        shmsock_conn_fail(conn, -EPROTO);
+        return;
+    }
+    for (int64_t i = 0; i < available; i++) {
+        struct shmsock_event event;
+        if (shmsock_ring_read(&conn->peer, SHMSOCK_RING_RELEASES, conn->release_tail, &event) <
+                0 ||
+            shmsock_event_check_release(&event, &conn->own.geometry) < 0 ||
+            shmsock_producer_release(&conn->producer, event.token, event.block_count) < 0) {
+            shmsock_conn_fail(conn, -EPROTO);
+            return;
+        }
+        conn->release_tail++;
+    }
+    __atomic_store_n(&own_header(conn)->counters.blocks_in_use,
+                     conn->producer.block_count - conn->producer.free_blocks, __ATOMIC_RELAXED);
+}
+
+void shmsock_coalesced_arm_for_releases(struct shmsock_conn *conn)
+{
+    __atomic_store_n(&own_header(conn)->release_arm, ++conn->release_arm_gen, __ATOMIC_RELEASE);
+    __atomic_thread_fence(__ATOMIC_SEQ_CST);
+}
+
+/* ---- consumer ---- */
+
+void shmsock_conn_release_run(struct shmsock_conn *conn, const struct shmsock_event *data)
+{
+    shmsock_consumer_release(&conn->consumer, data->token, data->block_count);
+    struct shmsock_event release =
+        shmsock_event_release(&conn->peer.geometry, data->token, data->block_count);
+    shmsock_ring_push(&conn->own, SHMSOCK_RING_RELEASES, &release);
+    __atomic_thread_fence(__ATOMIC_SEQ_CST);
+    uint64_t armed = __atomic_load_n(&peer_header(conn)->release_arm, __ATOMIC_ACQUIRE);
+    if (armed != conn->last_release_doorbell) {
+        conn->last_release_doorbell = armed;
+        (void)ring_doorbell(conn, conn->peer_release_fd, armed); /* a gone peer needs none */
+    }
+}
+
+/* The entry `ahead` places after our tail in the peer's event ring, checked; 1 if there is
+ * one, 0 if not, or -EPROTO. */
+static int event_at(struct shmsock_conn *conn, uint64_t ahead, struct shmsock_event *event)
+{
+    int64_t available =
+        shmsock_ring_available(&conn->peer, SHMSOCK_RING_EVENTS, conn->event_tail);
+    if (available < 0)
+        return -EPROTO;
+    if ((uint64_t)available <= ahead)
+        return 0;
+    if (shmsock_ring_read(&conn->peer, SHMSOCK_RING_EVENTS, conn->event_tail + ahead, event) < 0)
+        return -EPROTO;
+    if (event->type == SHMSOCK_EVENT_TO_KERNEL)
+        return 1;
+    if (shmsock_event_check_data(event, &conn->peer.geometry) < 0)
+        return -EPROTO;
+    return 1;
+}
+
+static int next_event(struct shmsock_conn *conn, struct shmsock_event *event)
+{
+    return event_at(conn, 0, event);
+}
+
+/*
+ * Take the doorbells of generations before our current arm out of the kernel socket. Returns
+ * 0, or the kernel's error for the socket (ECONNRESET ...), which must reach the application.
+ */
+static int consume_old_doorbells(struct shmsock_conn *conn)
+{
+    for (;;) {
+        unsigned char records[16 * SHMSOCK_EVENT_SIZE];
+        ssize_t n = recv(conn->fd, records,
+                         conn->type == SOCK_STREAM ? sizeof(records) : SHMSOCK_EVENT_SIZE,
+                         MSG_PEEK | MSG_DONTWAIT);
+        if (n < 0)
+            return errno == EAGAIN || errno == EINTR ? 0 : -errno;
+        size_t old = 0;
+        for (size_t at = 0; at + SHMSOCK_EVENT_SIZE <= (size_t)n; at += SHMSOCK_EVENT_SIZE) {
+            struct shmsock_event event;
+            if (shmsock_event_decode(records + at, &event) < 0 ||
+                event.type != SHMSOCK_EVENT_DOORBELL || event.offset >= conn->event_arm_gen)
+                break;
+            old++;
+        }
+        if (old == 0)
+            return 0;
+        size_t take = conn->type == SOCK_STREAM ? old * SHMSOCK_EVENT_SIZE : SHMSOCK_EVENT_SIZE;
+        if (recv(conn->fd, records, take, MSG_DONTWAIT) != (ssize_t)take)
+            return 0;
+        __atomic_add_fetch(&own_header(conn)->counters.doorbells_received, old,
+                           __ATOMIC_RELAXED);
+        if (conn->type == SOCK_STREAM)
+            return 0; /* one peek saw them all (up to 16; more are only stale) */
+    }
+}
+
+/* Arm for the peer's events: a new generation, then a full fence. */
+static void arm_for_events(struct shmsock_conn *conn)
+{
+    __atomic_store_n(&own_header(conn)->event_arm, ++conn->event_arm_gen, __ATOMIC_RELEASE);
+    __atomic_thread_fence(__ATOMIC_SEQ_CST);
+}
+
+/*
+ * After a read that may have emptied the ring: if it is empty, arm and take the old
+ * doorbells out, so the descriptor is not readable with nothing waiting. If something
+ * arrived meanwhile, its doorbell stays and the descriptor stays readable.
+ */
+static int settle(struct shmsock_conn *conn)
+{
+    struct shmsock_event event;
+    if (next_event(conn, &event) != 0)
+        return 0;
+    arm_for_events(conn);
+    if (next_event(conn, &event) != 0)
+        return 0;
+    return consume_old_doorbells(conn);
+}
+
+static int64_t now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/*
+ * Wait until the peer's ring has an entry (1), or report why not: 0 at end of stream,
+ * -EAGAIN (non-blocking, or SO_RCVTIMEO), -EINTR, another negative errno.
+ */
+static int wait_for_event(struct shmsock_conn *conn, int flags, struct shmsock_event *event)
+{
+    /* Optional busy-poll: spin on the ring before paying for a sleep. */
+    if (conn->busy_poll_us > 0) {
+        int64_t until = now_us() + conn->busy_poll_us;
+        do {
+            int r = next_event(conn, event);
+            if (r != 0)
+                return r;
+            __builtin_ia32_pause();
+        } while (now_us() < until);
+    }
+    for (;;) {
+        /* Arm, then look once more: the producer either sees the arm or we see its event. */
+        arm_for_events(conn);
+        int r = next_event(conn, event);
+        if (r != 0)
+            return r;
+        r = consume_old_doorbells(conn);
+        if (r < 0)
+            return r;
+        /* Sleep until a doorbell (or end of stream) arrives, without taking it: it keeps the
+         * descriptor readable until the ring is empty again. */
+        unsigned char record[SHMSOCK_EVENT_SIZE];
+        ssize_t n = recv(conn->fd, record, sizeof(record), MSG_PEEK | (flags & PASSED_FLAGS));
+        int saved = errno;
+        r = next_event(conn, event);
+        if (r != 0)
+            return r;
+        if (n == 0)
+            return 0;
+        if (n < 0)
+            return -saved;
+        struct shmsock_event head;
+        if (n != (ssize_t)sizeof(record) || shmsock_event_decode(record, &head) < 0 ||
+            head.type != SHMSOCK_EVENT_DOORBELL)
+            return -EPROTO; /* a kernel event without a TO_KERNEL entry first */
+        if (head.offset > conn->event_arm_gen)
+            return -EPROTO; /* a doorbell for a generation we never armed */
+        /* A stale doorbell (older generation): taken out on the next round. */
+        if (flags & MSG_DONTWAIT) {
+            r = consume_old_doorbells(conn);
+            return r < 0 ? r : -EAGAIN;
+        }
+    }
+}
+
+ssize_t shmsock_coalesced_recv(struct shmsock_conn *conn, struct shmsock_read_target *target,
+                               int flags)
+{
+    struct msghdr *user = target->msg;
+    bool peek = (flags & MSG_PEEK) != 0;
+    size_t copied = 0;
+    if (conn->type == SOCK_STREAM && target->space == 0)
+        return 0;
+    int msg_flags = 0;
+    uint64_t peek_index = 0; /* MSG_PEEK walks ahead without moving the tail */
+    for (;;) {
+        struct shmsock_event event;
+        int r = event_at(conn, peek_index, &event);
+        if (r == 0 && copied > 0)
+            break; /* STREAM: return what we have rather than wait */
+        if (r == 0)
+            r = wait_for_event(conn, flags, &event);
+        if (r < 0)
+            return r == -EPROTO ? shmsock_conn_fail(conn, -EPROTO)
+                                : (copied > 0 ? (ssize_t)copied : r);
+        if (r == 0)
+            return (ssize_t)copied; /* end of stream */
+        if (event.type == SHMSOCK_EVENT_TO_KERNEL) {
+            if (copied > 0)
+                break;
+            /* From here on the peer's events come through the kernel socket. */
+            conn->event_tail++;
+            conn->peer_coalesced = false;
+            return SHMSOCK_RETRY; /* the caller reads again in event mode */
+        }
+        uint64_t start = peek_index == 0 ? conn->head_consumed : 0;
+        if (start > event.length)
+            return shmsock_conn_fail(conn, -EPROTO);
+        const unsigned char *payload = (const unsigned char *)conn->peer.base + event.offset;
+        size_t n = shmsock_iov_scatter(user->msg_iov, user->msg_iovlen, target->skip + copied,
+                                       payload + start, event.length - start);
+        copied += n;
+        if (conn->type == SOCK_SEQPACKET) {
+            if (n < event.length)
+                msg_flags |= MSG_TRUNC;
+            user->msg_flags = msg_flags;
+            user->msg_controllen = 0; /* ring messages carry no ancillary data */
+            if (!peek) {
+                if (shmsock_consumer_receive(&conn->consumer, event.token, event.block_count) < 0)
+                    return shmsock_conn_fail(conn, -EPROTO);
+                conn->event_tail++;
+                shmsock_conn_release_run(conn, &event);
+                int err = settle(conn);
+                if (err < 0)
+                    return err;
+            }
+            return (flags & MSG_TRUNC) ? (ssize_t)event.length : (ssize_t)copied;
+        }
+        if (peek) {
+            /* A peek shows what is there without moving on. */
+            peek_index++;
+            if (copied == target->space)
+                break;
+            continue;
+        }
+        if (start + n < event.length) {
+            conn->head_consumed = start + n;
+            break;
+        }
+        if (shmsock_consumer_receive(&conn->consumer, event.token, event.block_count) < 0)
+            return shmsock_conn_fail(conn, -EPROTO);
+        conn->head_consumed = 0;
+        conn->event_tail++;
+        shmsock_conn_release_run(conn, &event);
+        if (copied == target->space)
+            break;
+    }
+    if (!peek && copied > 0) {
+        int err = settle(conn);
+        if (err < 0)
+            return err;
+    }
+    user->msg_flags = msg_flags;
+    user->msg_controllen = 0; /* ring messages carry no ancillary data */
+    return (ssize_t)copied;
+}
