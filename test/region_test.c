@@ -54,6 +54,9 @@ static struct shmsock_region_header valid_header(uint32_t block_size, uint32_t b
     h.block_size = block_size;
     h.block_count = block_count;
     h.region_size = (uint64_t)SHMSOCK_REGION_HEADER_SIZE + (uint64_t)block_size * block_count;
+    h.ring_slots = SHMSOCK_RING_SLOTS;
+    h.event_ring_offset = SHMSOCK_EVENT_RING_OFFSET;
+    h.release_ring_offset = SHMSOCK_RELEASE_RING_OFFSET;
     return h;
 }
 
@@ -600,7 +603,7 @@ static void test_check_header_block_count_edges(void **state)
     }
     /* The largest geometry: 4 GiB of blocks, sizes computed in 64 bits. */
     struct shmsock_region_header h = valid_header(SHMSOCK_MAX_BLOCK_SIZE, SHMSOCK_MAX_BLOCK_COUNT);
-    assert_int_equal(h.region_size, 4096ull + (1ull << 32));
+    assert_int_equal(h.region_size, (uint64_t)SHMSOCK_REGION_HEADER_SIZE + (1ull << 32));
     assert_int_equal(check(&h, h.region_size), 0);
     /* ... and the same with a file/region size truncated to 32 bits. */
     h.region_size = (uint32_t)h.region_size;
@@ -645,8 +648,8 @@ static void test_check_header_header_size_edges(void **state)
         h.header_size = hs;
         h.region_size = (uint64_t)hs + 2 * 1024;
         int rc = check(&h, h.region_size);
-        /* Too small to hold the header struct, or absurdly large: rejected. */
-        if (hs < sizeof(struct shmsock_region_header) || hs > 65536)
+        /* Too small to hold the header page and both rings, or absurdly large: rejected. */
+        if (hs < SHMSOCK_REGION_HEADER_SIZE || hs > 65536)
             assert_int_equal(rc, -EPROTO);
         /* The standard one is accepted. */
         if (hs == SHMSOCK_REGION_HEADER_SIZE)
