@@ -78,6 +78,7 @@ struct shmsock_conn {
     bool releases_by_ring;           /* the peer returns our blocks through its release ring */
     int shut_wr;                     /* atomic: shutdown(SHUT_WR) was called here */
     int64_t last_probe_us;           /* when coalesced sends last asked the kernel about the peer */
+    uint32_t sends_since_clock;      /* coalesced sends since we last read the clock */
 
     /* The peer's direction (consumer). */
     int peer_offered; /* atomic: the peer's region is attached */
@@ -98,6 +99,7 @@ struct shmsock_conn {
     bool release_by_ring;         /* we return the peer's blocks through our release ring */
     uint64_t event_tail;          /* next entry of the peer's event ring to read */
     uint64_t event_arm_gen;       /* our arm generation for the peer's events */
+    uint64_t doorbells_cleared;   /* every doorbell with 1 + generation <= this is consumed */
     uint64_t last_release_doorbell; /* the peer's release_arm we last rang for */
     uint64_t head_consumed;       /* STREAM: bytes of the head DATA event already read */
     bool head_control_delivered;  /* its ancillary data went to the application already */

@@ -72,6 +72,8 @@ int shmsock_coalesced_publish(struct shmsock_conn *conn, const struct shmsock_ev
     if (armed == conn->last_event_doorbell)
         return 0;
     conn->last_event_doorbell = armed;
+    /* Say so first: the consumer looks for doorbells in the kernel only when we rang. */
+    __atomic_store_n(&own_header(conn)->event_rung, armed + 1, __ATOMIC_RELEASE);
     return ring_doorbell(conn, conn->fd, armed);
 }
 
@@ -150,13 +152,19 @@ static int next_event(struct shmsock_conn *conn, struct shmsock_event *event)
  */
 static int consume_old_doorbells(struct shmsock_conn *conn)
 {
+    uint64_t rung = __atomic_load_n(&peer_header(conn)->event_rung, __ATOMIC_ACQUIRE);
+    if (rung <= conn->doorbells_cleared)
+        return 0; /* no doorbell rung since we last took them out: no system call */
+    uint64_t cleared = rung < conn->event_arm_gen ? rung : conn->event_arm_gen;
     for (;;) {
         unsigned char records[16 * SHMSOCK_EVENT_SIZE];
         ssize_t n = recv(conn->fd, records,
                          conn->type == SOCK_STREAM ? sizeof(records) : SHMSOCK_EVENT_SIZE,
                          MSG_PEEK | MSG_DONTWAIT);
+        if (n < 0 && errno != EAGAIN && errno != EINTR)
+            return -errno;
         if (n < 0)
-            return errno == EAGAIN || errno == EINTR ? 0 : -errno;
+            break;
         size_t old = 0;
         for (size_t at = 0; at + SHMSOCK_EVENT_SIZE <= (size_t)n; at += SHMSOCK_EVENT_SIZE) {
             struct shmsock_event event;
@@ -166,15 +174,16 @@ static int consume_old_doorbells(struct shmsock_conn *conn)
             old++;
         }
         if (old == 0)
-            return 0;
+            break;
         size_t take = conn->type == SOCK_STREAM ? old * SHMSOCK_EVENT_SIZE : SHMSOCK_EVENT_SIZE;
         if (recv(conn->fd, records, take, MSG_DONTWAIT) != (ssize_t)take)
-            return 0;
-        __atomic_add_fetch(&own_header(conn)->counters.doorbells_received, old,
-                           __ATOMIC_RELAXED);
-        if (conn->type == SOCK_STREAM)
-            return 0; /* one peek saw them all (up to 16; more are only stale) */
+            break;
+        __atomic_add_fetch(&own_header(conn)->counters.doorbells_received,
+                           conn->type == SOCK_STREAM ? old : 1u, __ATOMIC_RELAXED);
     }
+    if (cleared > conn->doorbells_cleared)
+        conn->doorbells_cleared = cleared;
+    return 0;
 }
 
 /* Arm for the peer's events: a new generation, then a full fence. */

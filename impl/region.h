@@ -74,6 +74,8 @@ struct shmsock_region_header {
     /* Hot fields, one cache line each (coalesced mode). */
     uint64_t event_head __attribute__((aligned(64)));   /* our DATA events in our event ring */
     uint64_t event_arm __attribute__((aligned(64)));    /* we sleep for the peer's events */
+    uint64_t event_rung __attribute__((aligned(64)));   /* 1 + the peer's event_arm we last
+                                                           rang for (written before ringing) */
     uint64_t release_head __attribute__((aligned(64))); /* our releases in our release ring */
     uint64_t release_arm __attribute__((aligned(64)));  /* we sleep for the peer's releases */
     struct shmsock_counters counters __attribute__((aligned(64)));
@@ -121,6 +123,13 @@ int shmsock_region_check_header(const struct shmsock_region_header *copy, uint64
 
 /* Whether fd looks like a shmsock region at all (a sealed shmem file starting with the magic). */
 bool shmsock_region_fd_has_magic(int fd);
+
+/* Add to a counter only one thread of the owner writes (no locked instruction needed). */
+static inline void shmsock_counter_add(uint64_t *counter, uint64_t value)
+{
+    __atomic_store_n(counter, __atomic_load_n(counter, __ATOMIC_RELAXED) + value,
+                     __ATOMIC_RELAXED);
+}
 
 /* Address of the first byte of block `block` (caller checked block < block_count). */
 static inline unsigned char *shmsock_region_block(const struct shmsock_region *region,

@@ -153,7 +153,7 @@ static void test_constructors(void **state)
 static void test_decode_rejects_unknown_type(void **state)
 {
     (void)state;
-    const uint32_t bad[] = {0, 4, 5, 0x100, 0x01000000u, 0x80000001u, UINT32_MAX};
+    const uint32_t bad[] = {0, 6, 7, 0x100, 0x01000000u, 0x80000001u, UINT32_MAX};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         struct shmsock_event in = data_event(&G16, 0, 1, 1);
         in.type = bad[i];
@@ -162,7 +162,7 @@ static void test_decode_rejects_unknown_type(void **state)
         struct shmsock_event out;
         assert_int_equal(shmsock_event_decode(record, &out), -EPROTO);
     }
-    for (uint32_t t = SHMSOCK_EVENT_DATA; t <= SHMSOCK_EVENT_OFFER; t++) {
+    for (uint32_t t = SHMSOCK_EVENT_DATA; t <= SHMSOCK_EVENT_TO_KERNEL; t++) {
         struct shmsock_event in = data_event(&G16, 0, 1, 1);
         in.type = t;
         unsigned char record[SHMSOCK_EVENT_SIZE];
