@@ -60,6 +60,10 @@ void shmsock_conn_destroy(struct shmsock_conn *conn)
     shmsock_producer_list_destroy(&conn->producer);
     shmsock_consumer_list_destroy(&conn->consumer);
     free(conn->pending_release);
+    free(conn->views);
+    free(conn->bounce_view);
+    if (conn->zc_bounce)
+        free(conn->zc_buf);
     pthread_mutex_destroy(&conn->send_lock);
     pthread_mutex_destroy(&conn->producer_lock);
     pthread_mutex_destroy(&conn->recv_lock);

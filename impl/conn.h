@@ -42,6 +42,12 @@ enum shmsock_in_state {
     SHMSOCK_IN_EVENTS,     /* everything the kernel socket brings is an event record */
 };
 
+/* A view the application holds: where it points and which run of the peer it pins. */
+struct shmsock_view {
+    const void *at;
+    struct shmsock_event data;
+};
+
 struct shmsock_conn {
     int fd;
     int type; /* SOCK_STREAM or SOCK_SEQPACKET */
@@ -75,8 +81,15 @@ struct shmsock_conn {
     uint64_t release_arm_gen;        /* our arm generation for releases (when starved) */
     uint64_t last_event_doorbell;    /* the peer's event_arm we last rang for */
     bool doorbell_deferred;          /* MSG_MORE held back a doorbell */
+    bool doorbell_owed;              /* a doorbell found the kernel queue full: ring again */
     bool releases_by_ring;           /* the peer returns our blocks through its release ring */
     int shut_wr;                     /* atomic: shutdown(SHUT_WR) was called here */
+    /* Zero-copy send: the one outstanding reservation. */
+    void *zc_buf;
+    size_t zc_len;
+    uint32_t zc_token;
+    uint32_t zc_blocks;
+    bool zc_bounce; /* not on shared memory: zc_buf is our heap buffer */
     int64_t last_probe_us;           /* when coalesced sends last asked the kernel about the peer */
     uint32_t sends_since_clock;      /* coalesced sends since we last read the clock */
 
@@ -103,6 +116,11 @@ struct shmsock_conn {
     uint64_t last_release_doorbell; /* the peer's release_arm we last rang for */
     uint64_t head_consumed;       /* STREAM: bytes of the head DATA event already read */
     bool head_control_delivered;  /* its ancillary data went to the application already */
+    /* Zero-copy receive: views held by the application (SHMSOCK_MAX_TOKENS_IN_FLIGHT). */
+    struct shmsock_view *views;
+    size_t view_count;
+    unsigned char *bounce_view; /* not on shared memory: one copied view (64 KiB) */
+    bool bounce_view_held;
 
     int error; /* atomic: sticky protocol error (negative errno), 0 if none */
 };
@@ -161,12 +179,46 @@ struct shmsock_read_target {
  * -ECONNRESET if the doorbell found the peer gone (the event is published all the same). */
 int shmsock_coalesced_publish(struct shmsock_conn *conn, const struct shmsock_event *event,
                               int flags);
+/* Ring the peer if it armed since we last rang (send_lock held). 0 or -EPIPE/-ECONNRESET. */
+int shmsock_coalesced_ring_if_armed(struct shmsock_conn *conn);
 void shmsock_coalesced_reclaim(struct shmsock_conn *conn);
 void shmsock_coalesced_arm_for_releases(struct shmsock_conn *conn);
 ssize_t shmsock_coalesced_recv(struct shmsock_conn *conn, struct shmsock_read_target *target,
                                int flags);
-/* Release a run of the peer's region (consumer side), by ring or release channel. */
+/* Release a run of the peer's region (consumer side) through our release ring. */
 void shmsock_conn_release_run(struct shmsock_conn *conn, const struct shmsock_event *data);
+
+/* Take the next DATA event from the peer's ring for a view, holding its token: 1, 0 at end
+ * of stream, SHMSOCK_RETRY if the peer moved to kernel events, or a negative errno. *start
+ * is how much of it a copying read had already taken. */
+int shmsock_coalesced_take(struct shmsock_conn *conn, int flags, struct shmsock_event *event,
+                           uint64_t *start);
+
+/* Give a run of the peer's region back at once, by ring or release channel (recv_lock). */
+void shmsock_conn_return_run(struct shmsock_conn *conn, const struct shmsock_event *data);
+
+/* Take the next DATA event from the kernel socket (event mode) for a view, holding its
+ * token: 1, 0 at end of stream, SHMSOCK_RETRY, or a negative errno (recv_lock held). */
+int shmsock_events_take(struct shmsock_conn *conn, int flags, struct shmsock_event *event,
+                        uint64_t *start);
+
+/* Zero-copy (conn_zerocopy.c). */
+void *shmsock_conn_send_alloc(struct shmsock_conn *conn, size_t len, int flags, int *err);
+ssize_t shmsock_conn_send_commit(struct shmsock_conn *conn, void *buf, size_t len, int flags);
+int shmsock_conn_send_abort(struct shmsock_conn *conn, void *buf);
+ssize_t shmsock_conn_recv_view(struct shmsock_conn *conn, const void **buf, int flags);
+int shmsock_conn_recv_release(struct shmsock_conn *conn, const void *buf);
+
+/* Ring a doorbell that MSG_MORE held back (after a batch stopped early). */
+void shmsock_conn_flush_doorbell(struct shmsock_conn *conn);
+
+/* Send path pieces shared with zero-copy (conn_send.c; send_lock held). */
+ssize_t shmsock_send_locked(struct shmsock_conn *conn, const struct msghdr *msg, int flags);
+int64_t shmsock_reserve_blocks(struct shmsock_conn *conn, uint32_t blocks, int flags);
+void shmsock_cancel_reservation(struct shmsock_conn *conn, uint32_t token, uint32_t blocks);
+int shmsock_publish_run(struct shmsock_conn *conn, uint32_t token, uint32_t blocks,
+                        uint64_t length, int flags);
+size_t shmsock_message_limit(struct shmsock_conn *conn);
 
 /* Record a protocol violation: the connection ends with err for this side and the peer. */
 int shmsock_conn_fail(struct shmsock_conn *conn, int err);

@@ -42,8 +42,8 @@ static const struct shmsock_region_header *peer_header(struct shmsock_conn *conn
     return conn->peer.base;
 }
 
-/* Send one doorbell record for generation `gen` on `fd`. Returns 0, or -EPIPE/-ECONNRESET
- * when the kernel says the peer is gone (a full queue only means doorbells are pending). */
+/* Send one doorbell record for generation `gen` on `fd`. Returns 0 if it went, -EAGAIN if
+ * the kernel queue is full (the caller owes it), or -EPIPE/-ECONNRESET if the peer is gone. */
 static int ring_doorbell(struct shmsock_conn *conn, int fd, uint64_t gen)
 {
     struct shmsock_event event = {.type = SHMSOCK_EVENT_DOORBELL, .offset = gen};
@@ -53,10 +53,29 @@ static int ring_doorbell(struct shmsock_conn *conn, int fd, uint64_t gen)
         __atomic_add_fetch(&own_header(conn)->counters.doorbells_sent, 1, __ATOMIC_RELAXED);
         return 0;
     }
-    return errno == EPIPE || errno == ECONNRESET ? -errno : 0;
+    if (errno == EPIPE || errno == ECONNRESET)
+        return -errno;
+    return -EAGAIN;
 }
 
 /* ---- producer ---- */
+
+int shmsock_coalesced_ring_if_armed(struct shmsock_conn *conn)
+{
+    conn->doorbell_deferred = false;
+    __atomic_thread_fence(__ATOMIC_SEQ_CST);
+    uint64_t armed = __atomic_load_n(&peer_header(conn)->event_arm, __ATOMIC_ACQUIRE);
+    if (armed == conn->last_event_doorbell && !conn->doorbell_owed)
+        return 0;
+    conn->last_event_doorbell = armed;
+    /* Say so first: the consumer looks for doorbells in the kernel only when we rang. */
+    __atomic_store_n(&own_header(conn)->event_rung, armed + 1, __ATOMIC_RELEASE);
+    int err = ring_doorbell(conn, conn->fd, armed);
+    /* A full kernel queue (the peer has not read all our plain bytes yet): ring again at the
+     * next send, or when a waiting sender sees room. Never forgotten. */
+    conn->doorbell_owed = err == -EAGAIN;
+    return err == -EAGAIN ? 0 : err;
+}
 
 int shmsock_coalesced_publish(struct shmsock_conn *conn, const struct shmsock_event *event,
                               int flags)
@@ -66,15 +85,7 @@ int shmsock_coalesced_publish(struct shmsock_conn *conn, const struct shmsock_ev
         conn->doorbell_deferred = true; /* rung by the next send without MSG_MORE */
         return 0;
     }
-    conn->doorbell_deferred = false;
-    __atomic_thread_fence(__ATOMIC_SEQ_CST);
-    uint64_t armed = __atomic_load_n(&peer_header(conn)->event_arm, __ATOMIC_ACQUIRE);
-    if (armed == conn->last_event_doorbell)
-        return 0;
-    conn->last_event_doorbell = armed;
-    /* Say so first: the consumer looks for doorbells in the kernel only when we rang. */
-    __atomic_store_n(&own_header(conn)->event_rung, armed + 1, __ATOMIC_RELEASE);
-    return ring_doorbell(conn, conn->fd, armed);
+    return shmsock_coalesced_ring_if_armed(conn);
 }
 
 void shmsock_coalesced_reclaim(struct shmsock_conn *conn)
@@ -117,8 +128,10 @@ void shmsock_conn_release_run(struct shmsock_conn *conn, const struct shmsock_ev
     __atomic_thread_fence(__ATOMIC_SEQ_CST);
     uint64_t armed = __atomic_load_n(&peer_header(conn)->release_arm, __ATOMIC_ACQUIRE);
     if (armed != conn->last_release_doorbell) {
+        /* The release channel holds at most one doorbell per arm of the producer, so it is
+         * never full; a gone peer needs none. */
         conn->last_release_doorbell = armed;
-        (void)ring_doorbell(conn, conn->peer_release_fd, armed); /* a gone peer needs none */
+        (void)ring_doorbell(conn, conn->peer_release_fd, armed);
     }
 }
 
@@ -347,4 +360,28 @@ ssize_t shmsock_coalesced_recv(struct shmsock_conn *conn, struct shmsock_read_ta
     user->msg_flags = msg_flags;
     user->msg_controllen = 0; /* ring messages carry no ancillary data */
     return (ssize_t)copied;
+}
+
+int shmsock_coalesced_take(struct shmsock_conn *conn, int flags, struct shmsock_event *event,
+                           uint64_t *start)
+{
+    int r = next_event(conn, event);
+    if (r == 0)
+        r = wait_for_event(conn, flags, event);
+    if (r == -EPROTO)
+        return shmsock_conn_fail(conn, -EPROTO);
+    if (r <= 0)
+        return r;
+    if (event->type == SHMSOCK_EVENT_TO_KERNEL) {
+        conn->event_tail++;
+        conn->peer_coalesced = false;
+        return (int)SHMSOCK_RETRY;
+    }
+    if (shmsock_consumer_receive(&conn->consumer, event->token, event->block_count) < 0)
+        return shmsock_conn_fail(conn, -EPROTO);
+    *start = conn->head_consumed;
+    conn->head_consumed = 0;
+    conn->event_tail++;
+    r = settle(conn);
+    return r < 0 ? r : 1;
 }

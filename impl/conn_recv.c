@@ -207,6 +207,12 @@ static void queue_release(struct shmsock_conn *conn, const struct shmsock_event 
     conn->pending_release[conn->pending_count++] = *data;
 }
 
+void shmsock_conn_return_run(struct shmsock_conn *conn, const struct shmsock_event *data)
+{
+    queue_release(conn, data);
+    flush_releases(conn);
+}
+
 /* Check a DATA event against the peer's region and our consumer list. */
 static int check_data(struct shmsock_conn *conn, const struct shmsock_event *event)
 {
@@ -503,4 +509,37 @@ ssize_t shmsock_conn_recv(struct shmsock_conn *conn, struct msghdr *msg, int fla
         shmsock_conn_mark_reader_careful(conn);
     pthread_mutex_unlock(&conn->recv_lock);
     return n;
+}
+
+int shmsock_events_take(struct shmsock_conn *conn, int flags, struct shmsock_event *event,
+                        uint64_t *start)
+{
+    /* Read the head record for real; its ancillary data has no place in a view. */
+    unsigned char record[SHMSOCK_EVENT_SIZE + 1];
+    union shmsock_control_buffer control;
+    struct iovec iov = {.iov_base = record,
+                        .iov_len = conn->type == SOCK_STREAM ? SHMSOCK_EVENT_SIZE : sizeof(record)};
+    struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = control.bytes,
+                       .msg_controllen = sizeof(control)};
+    int kernel_flags = (flags & MSG_DONTWAIT) | MSG_CMSG_CLOEXEC;
+    if (conn->type == SOCK_STREAM)
+        kernel_flags |= MSG_WAITALL;
+    ssize_t n = recvmsg(conn->fd, &m, kernel_flags);
+    if (n < 0)
+        return -errno;
+    shmsock_ancillary_close_fds(&m);
+    if (n == 0)
+        return 0;
+    if (n != SHMSOCK_EVENT_SIZE || shmsock_event_decode(record, event) < 0)
+        return shmsock_conn_fail(conn, -EPROTO);
+    if (event->type == SHMSOCK_EVENT_DOORBELL)
+        return (int)RETRY;
+    if (event->type != SHMSOCK_EVENT_DATA || check_data(conn, event) < 0 ||
+        shmsock_consumer_receive(&conn->consumer, event->token, event->block_count) < 0)
+        return shmsock_conn_fail(conn, -EPROTO);
+    *start = conn->head_consumed;
+    conn->head_consumed = 0;
+    conn->head_control_delivered = false;
+    conn->seen_event = true;
+    return 1;
 }

@@ -7,6 +7,8 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <string.h>
+#include <linux/sockios.h>
+#include <sys/ioctl.h>
 #include <sys/time.h>
 #include <time.h>
 
@@ -83,7 +85,7 @@ static int64_t try_reserve(struct shmsock_conn *conn, uint32_t blocks)
     return token;
 }
 
-static void cancel_reservation(struct shmsock_conn *conn, uint32_t token, uint32_t blocks)
+void shmsock_cancel_reservation(struct shmsock_conn *conn, uint32_t token, uint32_t blocks)
 {
     pthread_mutex_lock(&conn->producer_lock);
     (void)shmsock_producer_release(&conn->producer, token, blocks);
@@ -143,7 +145,8 @@ static int wait_for_release(struct shmsock_conn *conn, int64_t deadline)
     }
     struct pollfd fds[2] = {
         {.fd = conn->release_rx, .events = POLLIN},
-        {.fd = conn->fd, .events = 0}, /* POLLHUP/POLLERR: the peer closed */
+        /* POLLHUP/POLLERR: the peer closed; POLLOUT: room for a doorbell we owe. */
+        {.fd = conn->fd, .events = conn->doorbell_owed ? POLLOUT : 0},
     };
     int timeout = remaining_ms(deadline);
     int n = poll(fds, 2, timeout);
@@ -153,11 +156,16 @@ static int wait_for_release(struct shmsock_conn *conn, int64_t deadline)
         return -EAGAIN;
     if (fds[1].revents & (POLLHUP | POLLERR))
         return -EPIPE;
+    if ((fds[1].revents & POLLOUT) && conn->doorbell_owed) {
+        int err = shmsock_coalesced_ring_if_armed(conn); /* send_lock held */
+        if (err < 0)
+            return err;
+    }
     return 0;
 }
 
 /* Reserve a run of blocks, waiting for releases as a blocking send waits for buffer space. */
-static int64_t reserve_blocks(struct shmsock_conn *conn, uint32_t blocks, int flags)
+int64_t shmsock_reserve_blocks(struct shmsock_conn *conn, uint32_t blocks, int flags)
 {
     int64_t deadline = -2;
     for (;;) {
@@ -237,7 +245,7 @@ static ssize_t send_one_run(struct shmsock_conn *conn, const struct msghdr *msg,
                             size_t length, bool with_control, int flags)
 {
     uint32_t blocks = shmsock_blocks_for_length(length, conn->own.geometry.block_size);
-    int64_t token = reserve_blocks(conn, blocks, flags);
+    int64_t token = shmsock_reserve_blocks(conn, blocks, flags);
     if (token < 0)
         return token;
     shmsock_iov_gather(shmsock_region_block(&conn->own, (uint32_t)token), msg->msg_iov,
@@ -246,7 +254,7 @@ static ssize_t send_one_run(struct shmsock_conn *conn, const struct msghdr *msg,
     int err = publish(conn, (uint32_t)token, blocks, length, msg, with_control, flags, &in_ring);
     if (err < 0) {
         if (!in_ring) /* a ring entry stays: its blocks are the peer's until it is gone */
-            cancel_reservation(conn, (uint32_t)token, blocks);
+            shmsock_cancel_reservation(conn, (uint32_t)token, blocks);
         return err;
     }
     struct shmsock_region_header *header = conn->own.base;
@@ -304,8 +312,12 @@ static int probe_connection(struct shmsock_conn *conn)
 
 static ssize_t send_shm(struct shmsock_conn *conn, const struct msghdr *msg, int flags)
 {
+    if (conn->type == SOCK_STREAM && msg->msg_namelen != 0)
+        return -EISCONN; /* as unix_stream_sendmsg on a connected socket */
     if (conn->send_mode == SHMSOCK_SEND_MODE_COALESCED) {
         int err = probe_connection(conn);
+        if (err == 0 && conn->doorbell_owed)
+            err = shmsock_coalesced_ring_if_armed(conn);
         if (err < 0)
             return err;
     }
@@ -360,11 +372,16 @@ static ssize_t send_with_blind_offer(struct shmsock_conn *conn, const struct msg
  * reads carefully (it will look for our switch point before taking bytes as payload). */
 static bool ready_to_switch(struct shmsock_conn *conn)
 {
-    return __atomic_load_n(&conn->peer_offered, __ATOMIC_ACQUIRE) &&
-           shmsock_region_reader_careful(&conn->peer);
+    if (!__atomic_load_n(&conn->peer_offered, __ATOMIC_ACQUIRE) ||
+        !shmsock_region_reader_careful(&conn->peer))
+        return false;
+    /* Not while our plain bytes fill the kernel queue: the first doorbell needs room. */
+    int queued = 0;
+    int sndbuf = __atomic_load_n(&conn->sndbuf, __ATOMIC_ACQUIRE);
+    return ioctl(conn->fd, SIOCOUTQ, &queued) < 0 || queued <= sndbuf / 2;
 }
 
-static ssize_t send_locked(struct shmsock_conn *conn, const struct msghdr *msg, int flags)
+ssize_t shmsock_send_locked(struct shmsock_conn *conn, const struct msghdr *msg, int flags)
 {
     if (!conn->negotiate)
         return send_plain(conn, msg, flags, false);
@@ -413,7 +430,7 @@ ssize_t shmsock_conn_send(struct shmsock_conn *conn, const struct msghdr *msg, i
     if (err != 0)
         return err;
     pthread_mutex_lock(&conn->send_lock);
-    ssize_t n = send_locked(conn, msg, flags);
+    ssize_t n = shmsock_send_locked(conn, msg, flags);
     pthread_mutex_unlock(&conn->send_lock);
     return n;
 }
@@ -421,6 +438,10 @@ ssize_t shmsock_conn_send(struct shmsock_conn *conn, const struct msghdr *msg, i
 int shmsock_conn_space_fd(struct shmsock_conn *conn)
 {
     if (out_state(conn) != SHMSOCK_OUT_SHM || shmsock_conn_has_space(conn))
+        return -1;
+    /* A doorbell we owe waits for room in the kernel queue: the kernel's POLLOUT says when,
+     * and the next send rings it. */
+    if (__atomic_load_n(&conn->doorbell_owed, __ATOMIC_ACQUIRE))
         return -1;
     if (conn->releases_by_ring) {
         /* Ask for a release doorbell, then look once more. */
@@ -445,4 +466,35 @@ bool shmsock_conn_has_space(struct shmsock_conn *conn)
                   shmsock_producer_can_reserve(&conn->producer, want));
     pthread_mutex_unlock(&conn->producer_lock);
     return space;
+}
+
+int shmsock_publish_run(struct shmsock_conn *conn, uint32_t token, uint32_t blocks,
+                        uint64_t length, int flags)
+{
+    struct msghdr none = {0};
+    bool in_ring;
+    int err = publish(conn, token, blocks, length, &none, false, flags, &in_ring);
+    if (err < 0 && !in_ring)
+        shmsock_cancel_reservation(conn, token, blocks);
+    if (err == 0) {
+        struct shmsock_region_header *header = conn->own.base;
+        shmsock_counter_add(&header->counters.events_sent, 1);
+        shmsock_counter_add(&header->counters.bytes_sent, length);
+    }
+    return err;
+}
+
+size_t shmsock_message_limit(struct shmsock_conn *conn)
+{
+    if (conn->type == SOCK_SEQPACKET)
+        return seqpacket_limit(conn);
+    return (size_t)conn->own.geometry.block_count * conn->own.geometry.block_size;
+}
+
+void shmsock_conn_flush_doorbell(struct shmsock_conn *conn)
+{
+    pthread_mutex_lock(&conn->send_lock);
+    if (conn->doorbell_deferred && conn->send_mode == SHMSOCK_SEND_MODE_COALESCED)
+        (void)shmsock_coalesced_ring_if_armed(conn);
+    pthread_mutex_unlock(&conn->send_lock);
 }

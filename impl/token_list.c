@@ -90,6 +90,19 @@ int shmsock_producer_release(struct shmsock_producer_list *list, uint32_t token,
     return 0;
 }
 
+int shmsock_producer_shrink(struct shmsock_producer_list *list, uint32_t token,
+                            uint32_t blocks)
+{
+    if (token >= list->block_count || list->owner[token] != token + 1 || blocks == 0 ||
+        blocks > list->run_length[token])
+        return -EINVAL;
+    for (uint32_t i = blocks; i < list->run_length[token]; i++)
+        list->owner[token + i] = 0;
+    list->free_blocks += list->run_length[token] - blocks;
+    list->run_length[token] = blocks;
+    return 0;
+}
+
 int shmsock_consumer_list_init(struct shmsock_consumer_list *list, uint32_t block_count)
 {
     memset(list, 0, sizeof(*list));

@@ -43,6 +43,11 @@ int64_t shmsock_producer_reserve(struct shmsock_producer_list *list, uint32_t bl
 int shmsock_producer_release(struct shmsock_producer_list *list, uint32_t token,
                              uint32_t blocks);
 
+/* Give back the tail of a sent run so that it keeps `blocks` blocks (1 <= blocks <= its
+ * length). Returns 0, or -EINVAL if `token` is not a sent run that long. */
+int shmsock_producer_shrink(struct shmsock_producer_list *list, uint32_t token,
+                            uint32_t blocks);
+
 struct shmsock_consumer_list {
     uint32_t block_count;
     uint32_t held_tokens;

@@ -52,6 +52,7 @@
 #include <sys/socket.h>
 #include <sys/types.h>
 #include <sys/uio.h>
+#include <time.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -295,6 +296,72 @@ int shm_fcntl(int fd, int cmd, ... /* int arg */);
  * errno: EFAULT, EINTR, EINVAL, ENOMEM.
  */
 int shm_poll(struct pollfd *fds, nfds_t nfds, int timeout);
+
+/* ---- Batches: the kernel's sendmmsg(2)/recvmmsg(2) ---- */
+
+struct mmsghdr; /* from <sys/socket.h> with _GNU_SOURCE */
+
+/*
+ * shm_sendmmsg - sendmmsg(2): send up to vlen messages with one call; msg_len of each entry
+ * receives the bytes sent. On a shm socket in coalesced mode the doorbell for the whole batch
+ * is rung once, after the last message (as if all but the last carried MSG_MORE).
+ * Returns the number of messages sent (at least 1), or -1 with errno as shm_sendmsg() if the
+ * first one failed.
+ */
+int shm_sendmmsg(int sockfd, struct mmsghdr *msgvec, unsigned int vlen, int flags);
+
+/*
+ * shm_recvmmsg - recvmmsg(2): receive up to vlen messages. Flags as shm_recvmsg(), plus
+ * MSG_WAITFORONE (block for the first message only). The timeout, as in the kernel, is only
+ * checked between messages. Returns the number of messages received, or -1 with errno as
+ * shm_recvmsg() if none was.
+ */
+int shm_recvmmsg(int sockfd, struct mmsghdr *msgvec, unsigned int vlen, int flags,
+                 struct timespec *timeout);
+
+/* ---- Zero-copy: write in place, read in place ---- */
+
+/*
+ * shm_send_alloc - reserve room for one message of up to len bytes and return where to write
+ * it: on a connection that runs over shared memory this is in the socket's own region (no
+ * copy happens at send time); otherwise it is a buffer of the library's and the message is
+ * sent through the kernel socket at commit. One reservation may be outstanding per socket.
+ * Flags: MSG_DONTWAIT (or O_NONBLOCK) - fail with EAGAIN instead of waiting for free blocks.
+ * Returns the address, or NULL with errno: EAGAIN (no room now, non-blocking, or
+ * SO_SNDTIMEO expired), EALREADY (a reservation is outstanding), EMSGSIZE (larger than the
+ * region, or than a SOCK_SEQPACKET message may be), EPIPE (peer gone; no SIGPIPE), EINTR,
+ * EBADF, ENOTSOCK, ENOTCONN, ENOMEM.
+ */
+void *shm_send_alloc(int sockfd, size_t len, int flags);
+
+/*
+ * shm_send_commit - send the message written at buf (returned by shm_send_alloc), of len
+ * bytes (at most what was reserved). Flags: MSG_MORE (hold the doorbell), MSG_NOSIGNAL.
+ * Returns len, or -1 with errno: EINVAL (buf is not the outstanding reservation, or len too
+ * large), EPIPE (SIGPIPE as shm_send on SOCK_STREAM), ECONNRESET, EPROTO; the reservation is
+ * given up either way.
+ */
+ssize_t shm_send_commit(int sockfd, void *buf, size_t len, int flags);
+
+/* shm_send_abort - give up the outstanding reservation without sending. 0, or -1 EINVAL. */
+int shm_send_abort(int sockfd, void *buf);
+
+/*
+ * shm_recv_view - receive the next message without copying it: *buf is set to a read-only
+ * view of it in the peer's shared memory, valid until shm_recv_release(). On SOCK_STREAM a
+ * view is the next piece of the stream as the peer sent it (at most one send's worth, or
+ * what a copying read left of it). The peer cannot reuse those blocks until the view is
+ * released, so several views may be held, e.g. by worker threads. Flags: MSG_DONTWAIT.
+ * On a connection not (yet) on shared memory the view is a copy in a buffer of the library's
+ * (at most 64 KiB), and only one such view may be held at a time.
+ * Returns the length (0 at end of stream or for an empty SOCK_SEQPACKET message, *buf then
+ * valid but empty), or -1 with errno as shm_recv(), plus EALREADY (the one copied view is
+ * still held).
+ */
+ssize_t shm_recv_view(int sockfd, const void **buf, int flags);
+
+/* shm_recv_release - give back a view from shm_recv_view(). 0, or -1 with errno EINVAL. */
+int shm_recv_release(int sockfd, const void *buf);
 
 #ifdef __cplusplus
 }

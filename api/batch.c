@@ -1,0 +1,84 @@
+/*
+ * batch.c - shm_sendmmsg and shm_recvmmsg, with the kernel's semantics: a count of messages,
+ * or -1 and errno only when the first one failed.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <time.h>
+
+#include "fd_table.h"
+#include "shmsock.h"
+
+int shm_sendmmsg(int sockfd, struct mmsghdr *msgvec, unsigned int vlen, int flags)
+{
+    struct shmsock_entry *entry = shmsock_fd_get(sockfd);
+    if (entry == NULL)
+        return sendmmsg(sockfd, msgvec, vlen, flags);
+    unsigned int sent = 0;
+    int saved = 0;
+    for (; sent < vlen; sent++) {
+        /* One doorbell for the batch: all but the last hold it back. */
+        int more = sent + 1 < vlen ? MSG_MORE : 0;
+        ssize_t n = shm_sendmsg(sockfd, &msgvec[sent].msg_hdr, flags | more);
+        if (n < 0) {
+            saved = errno;
+            break;
+        }
+        msgvec[sent].msg_len = (unsigned int)n;
+    }
+    if (sent < vlen && sent > 0)
+        shmsock_conn_flush_doorbell(entry->conn); /* the batch stopped early */
+    shmsock_fd_put(entry);
+    if (sent == 0 && vlen > 0) {
+        errno = saved;
+        return -1;
+    }
+    return (int)sent;
+}
+
+static int64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+int shm_recvmmsg(int sockfd, struct mmsghdr *msgvec, unsigned int vlen, int flags,
+                 struct timespec *timeout)
+{
+    struct shmsock_entry *entry = shmsock_fd_get(sockfd);
+    if (entry == NULL)
+        return recvmmsg(sockfd, msgvec, vlen, flags, timeout);
+    shmsock_fd_put(entry);
+    if (timeout != NULL && (timeout->tv_sec < 0 || timeout->tv_nsec < 0 ||
+                            timeout->tv_nsec >= 1000000000)) {
+        errno = EINVAL;
+        return -1;
+    }
+    int64_t deadline = timeout != NULL
+                           ? now_ns() + (int64_t)timeout->tv_sec * 1000000000 + timeout->tv_nsec
+                           : 0;
+    unsigned int got = 0;
+    int saved = 0;
+    int each = flags & ~MSG_WAITFORONE;
+    for (; got < vlen; got++) {
+        ssize_t n = shm_recvmsg(sockfd, &msgvec[got].msg_hdr, each);
+        if (n < 0) {
+            saved = errno;
+            break;
+        }
+        msgvec[got].msg_len = (unsigned int)n;
+        if (flags & MSG_WAITFORONE)
+            each |= MSG_DONTWAIT;
+        /* As the kernel: the timeout is looked at only after a message. */
+        if (timeout != NULL && now_ns() >= deadline) {
+            got++;
+            break;
+        }
+    }
+    if (got == 0 && vlen > 0) {
+        errno = saved;
+        return -1;
+    }
+    return (int)got;
+}

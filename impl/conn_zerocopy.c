@@ -1,0 +1,220 @@
+/*
+ * conn_zerocopy.c - zero-copy calls: the application writes a message straight into blocks of
+ * our region and commits it; it reads a message where it lies in the peer's region and
+ * releases it when done. While a view is held, its token stays in our consumer list (the
+ * specification's token_consumer_list), so one thread can receive and others process.
+ *
+ * A connection that does not (yet) run over shared memory still works: the reservation is a
+ * heap buffer sent by a copying send, the view a copy into one buffer of ours.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "conn.h"
+#include "event.h"
+
+#define BOUNCE_VIEW_SIZE (64u * 1024u)
+
+/* ---- sending ---- */
+
+/* Move our direction to shared memory if both offers are out (what a send would do). */
+static bool on_shared_memory(struct shmsock_conn *conn)
+{
+    if (__atomic_load_n(&conn->out_state, __ATOMIC_ACQUIRE) == SHMSOCK_OUT_SHM)
+        return true;
+    /* An empty STREAM send changes nothing for the peer but runs the switch logic. */
+    if (conn->type == SOCK_STREAM && conn->negotiate &&
+        __atomic_load_n(&conn->out_state, __ATOMIC_ACQUIRE) == SHMSOCK_OUT_OFFERED) {
+        struct msghdr none = {0};
+        (void)shmsock_send_locked(conn, &none, MSG_DONTWAIT);
+    }
+    return __atomic_load_n(&conn->out_state, __ATOMIC_ACQUIRE) == SHMSOCK_OUT_SHM;
+}
+
+void *shmsock_conn_send_alloc(struct shmsock_conn *conn, size_t len, int flags, int *err)
+{
+    pthread_mutex_lock(&conn->send_lock);
+    void *buf = NULL;
+    *err = 0;
+    if (conn->zc_buf != NULL) {
+        *err = -EALREADY;
+    } else if (!on_shared_memory(conn)) {
+        buf = malloc(len > 0 ? len : 1); /* sent by a copying send at commit */
+        if (buf == NULL)
+            *err = -ENOMEM;
+        conn->zc_bounce = true;
+    } else if (len > shmsock_message_limit(conn)) {
+        *err = -EMSGSIZE;
+    } else {
+        uint32_t blocks = shmsock_blocks_for_length(len, conn->own.geometry.block_size);
+        int64_t token = shmsock_reserve_blocks(conn, blocks, flags);
+        if (token < 0) {
+            *err = (int)token;
+        } else {
+            buf = shmsock_region_block(&conn->own, (uint32_t)token);
+            conn->zc_token = (uint32_t)token;
+            conn->zc_blocks = blocks;
+            conn->zc_bounce = false;
+        }
+    }
+    if (buf != NULL) {
+        conn->zc_buf = buf;
+        conn->zc_len = len;
+    }
+    pthread_mutex_unlock(&conn->send_lock);
+    return buf;
+}
+
+/* Forget the reservation; give its blocks back unless they were published. */
+static void drop_reservation(struct shmsock_conn *conn, bool published)
+{
+    if (conn->zc_bounce)
+        free(conn->zc_buf);
+    else if (!published)
+        shmsock_cancel_reservation(conn, conn->zc_token, conn->zc_blocks);
+    conn->zc_buf = NULL;
+    conn->zc_bounce = false;
+}
+
+ssize_t shmsock_conn_send_commit(struct shmsock_conn *conn, void *buf, size_t len, int flags)
+{
+    pthread_mutex_lock(&conn->send_lock);
+    ssize_t r;
+    if (buf == NULL || buf != conn->zc_buf || len > conn->zc_len) {
+        r = -EINVAL;
+    } else if (conn->zc_bounce) {
+        struct iovec iov = {.iov_base = buf, .iov_len = len};
+        struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1};
+        r = 0;
+        /* A stream send may be partial: commit means the whole message, as shm_send with
+         * MSG_WAITALL semantics would. */
+        while (r >= 0 && (size_t)r < len) {
+            iov.iov_base = (char *)buf + r;
+            iov.iov_len = len - (size_t)r;
+            ssize_t n = shmsock_send_locked(conn, &msg, flags & ~MSG_DONTWAIT);
+            if (n < 0) {
+                r = r > 0 ? r : n;
+                break;
+            }
+            r += n;
+            if (conn->type == SOCK_SEQPACKET)
+                break;
+        }
+        drop_reservation(conn, false);
+    } else {
+        uint32_t blocks = shmsock_blocks_for_length(len, conn->own.geometry.block_size);
+        shmsock_producer_shrink(&conn->producer, conn->zc_token, blocks);
+        conn->zc_blocks = blocks;
+        int err = shmsock_publish_run(conn, conn->zc_token, blocks, len, flags);
+        conn->zc_buf = NULL; /* published, or cancelled by publish_run */
+        r = err < 0 ? err : (ssize_t)len;
+    }
+    pthread_mutex_unlock(&conn->send_lock);
+    return r;
+}
+
+int shmsock_conn_send_abort(struct shmsock_conn *conn, void *buf)
+{
+    pthread_mutex_lock(&conn->send_lock);
+    int r = -EINVAL;
+    if (buf != NULL && buf == conn->zc_buf) {
+        drop_reservation(conn, false);
+        r = 0;
+    }
+    pthread_mutex_unlock(&conn->send_lock);
+    return r;
+}
+
+/* ---- receiving ---- */
+
+static ssize_t bounce_view(struct shmsock_conn *conn, const void **buf, int flags)
+{
+    if (conn->bounce_view_held)
+        return -EALREADY;
+    if (conn->bounce_view == NULL) {
+        conn->bounce_view = malloc(BOUNCE_VIEW_SIZE);
+        if (conn->bounce_view == NULL)
+            return -ENOMEM;
+    }
+    struct iovec iov = {.iov_base = conn->bounce_view, .iov_len = BOUNCE_VIEW_SIZE};
+    struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1};
+    pthread_mutex_unlock(&conn->recv_lock);
+    ssize_t n = shmsock_conn_recv(conn, &msg, flags);
+    pthread_mutex_lock(&conn->recv_lock);
+    if (n >= 0) {
+        conn->bounce_view_held = true;
+        *buf = conn->bounce_view;
+    }
+    return n;
+}
+
+ssize_t shmsock_conn_recv_view(struct shmsock_conn *conn, const void **buf, int flags)
+{
+    int err = __atomic_load_n(&conn->error, __ATOMIC_ACQUIRE);
+    if (err != 0)
+        return err;
+    pthread_mutex_lock(&conn->recv_lock);
+    ssize_t r;
+    for (;;) {
+        if (conn->in_state != SHMSOCK_IN_EVENTS) {
+            r = bounce_view(conn, buf, flags);
+            break;
+        }
+        if (conn->views == NULL) {
+            conn->views = calloc(SHMSOCK_MAX_TOKENS_IN_FLIGHT, sizeof(*conn->views));
+            if (conn->views == NULL) {
+                r = -ENOMEM;
+                break;
+            }
+        }
+        if (conn->view_count == SHMSOCK_MAX_TOKENS_IN_FLIGHT) {
+            r = -ENOBUFS; /* the peer cannot have more tokens out: a forged stream */
+            break;
+        }
+        struct shmsock_event event;
+        uint64_t start = 0;
+        int got = conn->peer_coalesced ? shmsock_coalesced_take(conn, flags, &event, &start)
+                                       : shmsock_events_take(conn, flags, &event, &start);
+        if (got == (int)SHMSOCK_RETRY)
+            continue;
+        if (got <= 0) {
+            r = got;
+            if (got == 0)
+                *buf = "";
+            break;
+        }
+        if (start > event.length) {
+            r = shmsock_conn_fail(conn, -EPROTO);
+            break;
+        }
+        const unsigned char *at = (const unsigned char *)conn->peer.base + event.offset + start;
+        conn->views[conn->view_count++] = (struct shmsock_view){.at = at, .data = event};
+        *buf = at;
+        r = (ssize_t)(event.length - start);
+        break;
+    }
+    pthread_mutex_unlock(&conn->recv_lock);
+    return r;
+}
+
+int shmsock_conn_recv_release(struct shmsock_conn *conn, const void *buf)
+{
+    pthread_mutex_lock(&conn->recv_lock);
+    int r = -EINVAL;
+    if (conn->bounce_view_held && buf == conn->bounce_view) {
+        conn->bounce_view_held = false;
+        r = 0;
+    }
+    for (size_t i = 0; r != 0 && i < conn->view_count; i++) {
+        if (conn->views[i].at != buf)
+            continue;
+        struct shmsock_event data = conn->views[i].data;
+        conn->views[i] = conn->views[--conn->view_count];
+        shmsock_conn_return_run(conn, &data);
+        r = 0;
+    }
+    pthread_mutex_unlock(&conn->recv_lock);
+    return r;
+}
