@@ -1,7 +1,7 @@
 # Makefile - build and install shmsock without Bazel (GNU make, gcc or clang).
 #
 #   make                                  # build/libshmsock.a, build/libshmsock.so.X.Y.Z
-#   make install PREFIX=/usr/local        # header, libraries, shmsock.pc, man pages
+#   make install PREFIX=/usr/local        # header, libraries, shmsock.pc, man pages, shmsock-ss
 #   make install PREFIX=/usr DESTDIR=pkg  # staged install (packagers)
 #   make uninstall PREFIX=...             # remove what `make install` put there
 #   make clean
@@ -18,6 +18,7 @@ LIBDIR     ?= $(PREFIX)/lib
 INCLUDEDIR ?= $(PREFIX)/include
 MANDIR     ?= $(PREFIX)/share/man
 PKGCONFIGDIR ?= $(LIBDIR)/pkgconfig
+BINDIR     ?= $(PREFIX)/bin
 BUILDDIR   ?= build
 
 CC      ?= cc
@@ -55,7 +56,7 @@ ALL_CFLAGS := $(COPTS) -Iinclude -fPIC -pthread $(CFLAGS)
 .PHONY: all static shared install uninstall clean print-sources print-copts print-version
 .DELETE_ON_ERROR:
 
-all: static shared $(BUILDDIR)/shmsock.pc
+all: static shared $(BUILDDIR)/shmsock.pc $(BUILDDIR)/shmsock-ss
 
 static: $(STATIC)
 shared: $(SHARED) $(BUILDDIR)/$(SONAME) $(BUILDDIR)/libshmsock.so
@@ -86,6 +87,10 @@ $(SHARED): $(OBJS) $(BUILDDIR)/shmsock.map
 	$(CC) -shared -Wl,-soname,$(SONAME) -Wl,--version-script,$(BUILDDIR)/shmsock.map \
 	    $(LDFLAGS) -o $@ $(OBJS) -pthread
 
+# The inspection tool reads region headers: it links the engine statically.
+$(BUILDDIR)/shmsock-ss: tools/shmsock_ss.c impl/region.h $(STATIC)
+	$(CC) $(ALL_CFLAGS) -I. -o $@ tools/shmsock_ss.c $(STATIC) $(LDFLAGS) -pthread
+
 $(BUILDDIR)/$(SONAME) $(BUILDDIR)/libshmsock.so: $(SHARED)
 	ln -sf $(REALNAME) $@
 
@@ -104,7 +109,8 @@ FORCE:
 
 install: all
 	$(INSTALL) -d $(DESTDIR)$(INCLUDEDIR) $(DESTDIR)$(LIBDIR) $(DESTDIR)$(PKGCONFIGDIR) \
-	    $(DESTDIR)$(MANDIR)/man3 $(DESTDIR)$(MANDIR)/man7
+	    $(DESTDIR)$(MANDIR)/man3 $(DESTDIR)$(MANDIR)/man7 $(DESTDIR)$(BINDIR)
+	$(INSTALL) -m 755 $(BUILDDIR)/shmsock-ss $(DESTDIR)$(BINDIR)/shmsock-ss
 	$(INSTALL) -m 644 include/shmsock.h $(DESTDIR)$(INCLUDEDIR)/shmsock.h
 	$(INSTALL) -m 644 $(STATIC) $(DESTDIR)$(LIBDIR)/libshmsock.a
 	$(INSTALL) -m 755 $(SHARED) $(DESTDIR)$(LIBDIR)/$(REALNAME)
@@ -119,6 +125,7 @@ install: all
 	done
 
 uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/shmsock-ss
 	rm -f $(DESTDIR)$(INCLUDEDIR)/shmsock.h $(DESTDIR)$(LIBDIR)/libshmsock.a \
 	    $(DESTDIR)$(LIBDIR)/libshmsock.so $(DESTDIR)$(LIBDIR)/$(SONAME) \
 	    $(DESTDIR)$(LIBDIR)/$(REALNAME) $(DESTDIR)$(PKGCONFIGDIR)/shmsock.pc \

@@ -75,7 +75,14 @@ int shm_getsockopt(int sockfd, int level, int optname, void *optval, socklen_t *
     }
     int r = -EINVAL;
     int value = 0;
-    if (optval != NULL && optlen != NULL && *optlen >= sizeof(int)) {
+    if (optname == SHM_INFO) {
+        struct shm_sock_info info;
+        if (optval != NULL && optlen != NULL && *optlen >= sizeof(info)) {
+            r = shmsock_conn_get_info(entry->conn, &info);
+            memcpy(optval, &info, sizeof(info));
+            *optlen = sizeof(info);
+        }
+    } else if (optval != NULL && optlen != NULL && *optlen >= sizeof(int)) {
         r = shmsock_conn_get_option(entry->conn, optname, &value);
         if (r == 0) {
             memcpy(optval, &value, sizeof(value));

@@ -132,6 +132,52 @@ static int status(struct shmsock_conn *conn)
     return SHM_STATUS_PLAIN;
 }
 
+/* Why the connection does not run over shared memory (SHM_FALLBACK_*). */
+static int fallback_reason(struct shmsock_conn *conn)
+{
+    if (__atomic_load_n(&conn->error, __ATOMIC_ACQUIRE) != 0)
+        return SHM_FALLBACK_PROTOCOL_ERROR;
+    if (!conn->negotiate)
+        return SHM_FALLBACK_DISABLED;
+    if (conn->release_closed && !__atomic_load_n(&conn->peer_offered, __ATOMIC_ACQUIRE))
+        return SHM_FALLBACK_PLAIN_PEER;
+    if (status(conn) == SHM_STATUS_SHM)
+        return SHM_FALLBACK_NONE;
+    return SHM_FALLBACK_PENDING;
+}
+
+int shmsock_conn_get_info(struct shmsock_conn *conn, struct shm_sock_info *info)
+{
+    memset(info, 0, sizeof(*info));
+    shmsock_conn_has_space(conn); /* takes back what the peer released, for blocks_in_use */
+    info->status = status(conn);
+    info->fallback = fallback_reason(conn);
+    info->coalesced = conn->send_mode == SHMSOCK_SEND_MODE_COALESCED &&
+                      __atomic_load_n(&conn->out_state, __ATOMIC_ACQUIRE) == SHMSOCK_OUT_SHM;
+    info->peer_coalesced = conn->peer_coalesced;
+    if (conn->own.base != NULL) {
+        const struct shmsock_region_header *own = conn->own.base;
+        info->block_size = conn->own.geometry.block_size;
+        info->block_count = conn->own.geometry.block_count;
+        info->blocks_in_use = __atomic_load_n(&own->counters.blocks_in_use, __ATOMIC_RELAXED);
+        info->peer_blocks_held = __atomic_load_n(&own->counters.peer_blocks_held,
+                                                 __ATOMIC_RELAXED);
+        info->messages_sent = __atomic_load_n(&own->counters.events_sent, __ATOMIC_RELAXED);
+        info->bytes_sent = __atomic_load_n(&own->counters.bytes_sent, __ATOMIC_RELAXED);
+        info->messages_received =
+            __atomic_load_n(&own->counters.messages_received, __ATOMIC_RELAXED);
+        info->bytes_received = __atomic_load_n(&own->counters.bytes_received, __ATOMIC_RELAXED);
+        info->doorbells_sent = __atomic_load_n(&own->counters.doorbells_sent, __ATOMIC_RELAXED);
+        info->doorbells_received =
+            __atomic_load_n(&own->counters.doorbells_received, __ATOMIC_RELAXED);
+    }
+    if (__atomic_load_n(&conn->peer_offered, __ATOMIC_ACQUIRE)) {
+        info->peer_block_size = conn->peer.geometry.block_size;
+        info->peer_block_count = conn->peer.geometry.block_count;
+    }
+    return 0;
+}
+
 int shmsock_conn_get_option(struct shmsock_conn *conn, int optname, int *value)
 {
     switch (optname) {
@@ -217,14 +263,18 @@ int shmsock_conn_prepare_offer(struct shmsock_conn *conn)
     conn->release_offered = channel[1];
     struct shmsock_region_header *header = conn->own.base;
     header->wants_kernel_events = (uint32_t)conn->passcred;
+    struct stat st;
+    if (fstat(conn->fd, &st) == 0)
+        header->socket_ino = (uint64_t)st.st_ino;
+    header->socket_type = (uint32_t)conn->type;
+    header->owner_pid = (uint32_t)getpid();
     return 0;
 }
 
-/* The offer has left: the peer holds its own copies of the region and channel descriptors. */
+/* The offer has left: the peer holds its own copy of the channel descriptor. Our region's
+ * memfd stays open so that inspection tools (shmsock-ss) find it in /proc/PID/fd. */
 static void offer_sent(struct shmsock_conn *conn)
 {
-    close_if_open(conn->own.memfd);
-    conn->own.memfd = -1;
     close_if_open(conn->release_offered);
     conn->release_offered = -1;
 }

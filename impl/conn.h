@@ -20,6 +20,7 @@
 
 #include "event.h"
 #include "region.h"
+#include "shmsock.h"
 #include "token_list.h"
 
 /* Most tokens a producer keeps out at once: keeps the kernel queues of events and releases
@@ -137,6 +138,9 @@ void shmsock_conn_inherit_options(struct shmsock_conn *conn, const struct shmsoc
 /* SOL_SHMSOCK options. Return 0 or a negative errno (-EINVAL, -EISCONN, -ENOPROTOOPT). */
 int shmsock_conn_set_option(struct shmsock_conn *conn, int optname, int value);
 int shmsock_conn_get_option(struct shmsock_conn *conn, int optname, int *value);
+
+/* SHM_INFO: fill the public description of the connection. Returns 0. */
+int shmsock_conn_get_info(struct shmsock_conn *conn, struct shm_sock_info *info);
 
 /* SO_PASSCRED set or cleared: a reader that wants credentials asks the peer for kernel
  * events (credentials travel only with kernel messages). */

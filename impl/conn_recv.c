@@ -502,6 +502,14 @@ ssize_t shmsock_conn_recv(struct shmsock_conn *conn, struct msghdr *msg, int fla
         msg->msg_flags |= rest.msg_flags;
         msg->msg_controllen = rest.msg_controllen;
     }
+    if (n > 0 && !(flags & MSG_PEEK) && conn->in_state == SHMSOCK_IN_EVENTS &&
+        conn->own.base != NULL) {
+        struct shmsock_region_header *header = conn->own.base;
+        shmsock_counter_add(&header->counters.messages_received, 1); /* recv_lock held */
+        shmsock_counter_add(&header->counters.bytes_received, (uint64_t)n);
+        __atomic_store_n(&header->counters.peer_blocks_held, conn->consumer.held_blocks,
+                         __ATOMIC_RELAXED);
+    }
     /* Once negotiation has begun, every later read is careful: let the peer switch now. */
     if (conn->negotiate && !peer_is_plain(conn) &&
         (__atomic_load_n(&conn->peer_offered, __ATOMIC_ACQUIRE) ||

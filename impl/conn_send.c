@@ -81,6 +81,9 @@ static int64_t try_reserve(struct shmsock_conn *conn, uint32_t blocks)
     }
     if (token < 0)
         conn->want_blocks = blocks;
+    struct shmsock_region_header *header = conn->own.base;
+    __atomic_store_n(&header->counters.blocks_in_use,
+                     conn->producer.block_count - conn->producer.free_blocks, __ATOMIC_RELAXED);
     pthread_mutex_unlock(&conn->producer_lock);
     return token;
 }

@@ -44,6 +44,7 @@ struct shmsock_counters {
     uint64_t doorbells_sent; /* doorbells rung for the peer (events and releases) */
     uint64_t doorbells_received;
     uint64_t blocks_in_use;  /* of our region, sent and not yet released */
+    uint64_t peer_blocks_held; /* of the peer's region, received and not yet released */
 };
 
 /* The header as it lies in shared memory. Written only by the region's owner. */
@@ -71,6 +72,9 @@ struct shmsock_region_header {
     uint32_t event_ring_offset;
     uint32_t release_ring_offset;
     uint32_t wants_kernel_events; /* the owner reads with SO_PASSCRED: send it event mode */
+    uint64_t socket_ino;  /* inode of the owner's kernel socket (as `ss -x` shows it) */
+    uint32_t socket_type; /* SOCK_STREAM or SOCK_SEQPACKET */
+    uint32_t owner_pid;   /* process that created the region (for inspection tools) */
     /* Hot fields, one cache line each (coalesced mode). */
     uint64_t event_head __attribute__((aligned(64)));   /* our DATA events in our event ring */
     uint64_t event_arm __attribute__((aligned(64)));    /* we sleep for the peer's events */

@@ -129,6 +129,7 @@ int shmsock_consumer_receive(struct shmsock_consumer_list *list, uint32_t token,
             return -EPROTO;
     memset(list->held + token, 1, blocks);
     list->held_tokens++;
+    list->held_blocks += blocks;
     return 0;
 }
 
@@ -137,4 +138,5 @@ void shmsock_consumer_release(struct shmsock_consumer_list *list, uint32_t token
 {
     memset(list->held + token, 0, blocks);
     list->held_tokens--;
+    list->held_blocks -= blocks;
 }

@@ -51,6 +51,7 @@ int shmsock_producer_shrink(struct shmsock_producer_list *list, uint32_t token,
 struct shmsock_consumer_list {
     uint32_t block_count;
     uint32_t held_tokens;
+    uint32_t held_blocks;
     uint8_t *held; /* per block of the peer's region: 1 while received and not released */
 };
 

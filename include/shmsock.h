@@ -113,6 +113,41 @@ extern "C" {
  */
 #define SHM_BUSY_POLL 5
 
+/*
+ * SHM_INFO (struct shm_sock_info, read-only): what carries the connection and what went
+ * through it. The value is 14, the same as <sys/shm.h>'s SHM_INFO, so both headers can be
+ * included (they are different levels). Fails with EINVAL if optlen is too small.
+ */
+#ifndef SHM_INFO
+#define SHM_INFO 14
+#endif
+
+/* shm_sock_info.fallback: why the connection does not (yet) run over shared memory. */
+#define SHM_FALLBACK_NONE 0           /* it does */
+#define SHM_FALLBACK_PENDING 1        /* no offer exchanged yet (nothing sent or read) */
+#define SHM_FALLBACK_DISABLED 2       /* SHM_NEGOTIATE is 0 on this socket */
+#define SHM_FALLBACK_PLAIN_PEER 3     /* the peer dropped our offer: a plain kernel socket */
+#define SHM_FALLBACK_PROTOCOL_ERROR 4 /* the peer broke the protocol; the connection ended */
+
+struct shm_sock_info {
+    int status;                  /* SHM_STATUS_* */
+    int fallback;                /* SHM_FALLBACK_* */
+    int coalesced;               /* our sends use coalesced mode (0: event mode or not on shm) */
+    int peer_coalesced;          /* the peer's sends reach us through its ring */
+    unsigned int block_size;     /* our region (0 before it exists) */
+    unsigned int block_count;
+    unsigned int peer_block_size; /* the peer's region (0 before its offer) */
+    unsigned int peer_block_count;
+    unsigned long long blocks_in_use;    /* of our region: sent, not yet released by the peer */
+    unsigned long long peer_blocks_held; /* of the peer's: received, not yet released by us */
+    unsigned long long messages_sent;    /* DATA events published (a STREAM send may be several) */
+    unsigned long long bytes_sent;       /* payload bytes sent through shared memory */
+    unsigned long long messages_received; /* reads served from shared memory */
+    unsigned long long bytes_received;
+    unsigned long long doorbells_sent;     /* kernel messages that only woke the peer */
+    unsigned long long doorbells_received;
+};
+
 /* Default block size (bytes). The region holds SO_SNDBUF bytes rounded up to whole blocks. */
 #define SHM_DEFAULT_BLOCK_SIZE 4096
 
