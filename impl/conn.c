@@ -76,6 +76,7 @@ void shmsock_conn_inherit_options(struct shmsock_conn *conn, const struct shmsoc
     conn->block_size = from->block_size;
     conn->coalesce = from->coalesce;
     conn->busy_poll_us = from->busy_poll_us;
+    conn->region_size = from->region_size;
 }
 
 static bool negotiation_started(struct shmsock_conn *conn)
@@ -109,6 +110,14 @@ int shmsock_conn_set_option(struct shmsock_conn *conn, int optname, int value)
         if (value < 0)
             return -EINVAL;
         conn->busy_poll_us = value;
+        return 0;
+    case SHM_REGION_SIZE:
+        if (value < 0 ||
+            (uint64_t)value > (uint64_t)SHMSOCK_MAX_BLOCK_COUNT * conn->block_size)
+            return -EINVAL;
+        if (negotiation_started(conn))
+            return -EISCONN;
+        conn->region_size = value;
         return 0;
     case SHM_STATUS:
         return -EINVAL; /* read-only */
@@ -193,6 +202,11 @@ int shmsock_conn_get_option(struct shmsock_conn *conn, int optname, int *value)
     case SHM_BUSY_POLL:
         *value = conn->busy_poll_us;
         return 0;
+    case SHM_REGION_SIZE:
+        *value = conn->own.base != NULL
+                     ? (int)(conn->own.geometry.block_count * conn->own.geometry.block_size)
+                     : conn->region_size;
+        return 0;
     case SHM_STATUS:
         *value = status(conn);
         return 0;
@@ -240,7 +254,9 @@ int shmsock_conn_prepare_offer(struct shmsock_conn *conn)
         return 0;
     shmsock_conn_sndbuf_changed(conn);
     uint32_t block_size = conn->block_size;
-    uint64_t bytes = conn->sndbuf > 0 ? (uint64_t)conn->sndbuf : 212992u;
+    uint64_t bytes = conn->region_size > 0 ? (uint64_t)conn->region_size
+                     : conn->sndbuf > 0     ? (uint64_t)conn->sndbuf
+                                            : 212992u;
     uint64_t blocks = (bytes + block_size - 1) / block_size;
     if (blocks < 2)
         blocks = 2;

@@ -58,6 +58,7 @@ struct shmsock_conn {
     uint32_t block_size;
     int coalesce;     /* our direction uses coalesced mode (SHM_COALESCE) */
     int busy_poll_us; /* spin this long on the ring before sleeping (SHM_BUSY_POLL) */
+    int region_size;  /* bytes of blocks (SHM_REGION_SIZE); 0: follow SO_SNDBUF */
     int passcred;     /* SO_PASSCRED is on: ask the peer for kernel events */
 
     pthread_mutex_t send_lock;     /* one sender at a time: messages never interleave */

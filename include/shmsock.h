@@ -114,6 +114,15 @@ extern "C" {
 #define SHM_BUSY_POLL 5
 
 /*
+ * SHM_REGION_SIZE (int, bytes, read/write, default 0): size of the block area of the region
+ * this socket sends from. 0 follows SO_SNDBUF (as a kernel send buffer does). Rounded up to
+ * whole blocks; at most 4096 blocks (EINVAL beyond, or if negative). Like SHM_BLOCK_SIZE it
+ * takes effect when the region is created; afterwards setting it fails with EISCONN. A
+ * zero-copy message (shm_send_alloc) must fit in the region: raise it for large messages.
+ */
+#define SHM_REGION_SIZE 6
+
+/*
  * SHM_INFO (struct shm_sock_info, read-only): what carries the connection and what went
  * through it. The value is 14, the same as <sys/shm.h>'s SHM_INFO, so both headers can be
  * included (they are different levels). Fails with EINVAL if optlen is too small.
