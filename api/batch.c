@@ -50,14 +50,13 @@ int shm_recvmmsg(int sockfd, struct mmsghdr *msgvec, unsigned int vlen, int flag
     if (entry == NULL)
         return recvmmsg(sockfd, msgvec, vlen, flags, timeout);
     shmsock_fd_put(entry);
-    if (timeout != NULL && (timeout->tv_sec < 0 || timeout->tv_nsec < 0 ||
-                            timeout->tv_nsec >= 1000000000)) {
+    if (timeout != NULL &&
+        (timeout->tv_sec < 0 || timeout->tv_nsec < 0 || timeout->tv_nsec >= 1000000000)) {
         errno = EINVAL;
         return -1;
     }
-    int64_t deadline = timeout != NULL
-                           ? now_ns() + (int64_t)timeout->tv_sec * 1000000000 + timeout->tv_nsec
-                           : 0;
+    int64_t deadline =
+        timeout != NULL ? now_ns() + (int64_t)timeout->tv_sec * 1000000000 + timeout->tv_nsec : 0;
     unsigned int got = 0;
     int saved = 0;
     int each = flags & ~MSG_WAITFORONE;

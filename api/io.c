@@ -28,8 +28,8 @@ ssize_t shm_sendto(int sockfd, const void *buf, size_t len, int flags,
                    const struct sockaddr *dest_addr, socklen_t addrlen)
 {
     struct iovec iov = {.iov_base = (void *)buf, .iov_len = len};
-    struct msghdr msg = {.msg_name = (void *)dest_addr, .msg_namelen = addrlen,
-                         .msg_iov = &iov, .msg_iovlen = 1};
+    struct msghdr msg = {
+        .msg_name = (void *)dest_addr, .msg_namelen = addrlen, .msg_iov = &iov, .msg_iovlen = 1};
     return shm_sendmsg(sockfd, &msg, flags);
 }
 
@@ -72,8 +72,10 @@ ssize_t shm_recvfrom(int sockfd, void *buf, size_t len, int flags, struct sockad
                      socklen_t *addrlen)
 {
     struct iovec iov = {.iov_base = buf, .iov_len = len};
-    struct msghdr msg = {.msg_name = src_addr, .msg_namelen = addrlen != NULL ? *addrlen : 0,
-                         .msg_iov = &iov, .msg_iovlen = 1};
+    struct msghdr msg = {.msg_name = src_addr,
+                         .msg_namelen = addrlen != NULL ? *addrlen : 0,
+                         .msg_iov = &iov,
+                         .msg_iovlen = 1};
     if (src_addr == NULL)
         msg.msg_namelen = 0;
     ssize_t r = shm_recvmsg(sockfd, &msg, flags);

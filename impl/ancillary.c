@@ -97,8 +97,7 @@ void shmsock_ancillary_deliver(const struct msghdr *received, struct msghdr *use
     deliver(received, user, true);
 }
 
-void shmsock_ancillary_deliver_without_rights(const struct msghdr *received,
-                                              struct msghdr *user)
+void shmsock_ancillary_deliver_without_rights(const struct msghdr *received, struct msghdr *user)
 {
     deliver(received, user, false);
 }

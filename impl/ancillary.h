@@ -48,8 +48,7 @@ void shmsock_ancillary_deliver(const struct msghdr *received, struct msghdr *use
 
 /* As shmsock_ancillary_deliver, but descriptors are closed instead of delivered (for data
  * whose SCM_RIGHTS belong to a later part of a stream than the application read). */
-void shmsock_ancillary_deliver_without_rights(const struct msghdr *received,
-                                              struct msghdr *user);
+void shmsock_ancillary_deliver_without_rights(const struct msghdr *received, struct msghdr *user);
 
 /* Close every descriptor carried by received control data (e.g. copies made by MSG_PEEK). */
 void shmsock_ancillary_close_fds(const struct msghdr *received);

@@ -112,8 +112,7 @@ int shmsock_conn_set_option(struct shmsock_conn *conn, int optname, int value)
         conn->busy_poll_us = value;
         return 0;
     case SHM_REGION_SIZE:
-        if (value < 0 ||
-            (uint64_t)value > (uint64_t)SHMSOCK_MAX_BLOCK_COUNT * conn->block_size)
+        if (value < 0 || (uint64_t)value > (uint64_t)SHMSOCK_MAX_BLOCK_COUNT * conn->block_size)
             return -EINVAL;
         if (negotiation_started(conn))
             return -EISCONN;
@@ -169,8 +168,7 @@ int shmsock_conn_get_info(struct shmsock_conn *conn, struct shm_sock_info *info)
         info->block_size = conn->own.geometry.block_size;
         info->block_count = conn->own.geometry.block_count;
         info->blocks_in_use = __atomic_load_n(&own->counters.blocks_in_use, __ATOMIC_RELAXED);
-        info->peer_blocks_held = __atomic_load_n(&own->counters.peer_blocks_held,
-                                                 __ATOMIC_RELAXED);
+        info->peer_blocks_held = __atomic_load_n(&own->counters.peer_blocks_held, __ATOMIC_RELAXED);
         info->messages_sent = __atomic_load_n(&own->counters.events_sent, __ATOMIC_RELAXED);
         info->bytes_sent = __atomic_load_n(&own->counters.bytes_sent, __ATOMIC_RELAXED);
         info->messages_received =
@@ -255,8 +253,8 @@ int shmsock_conn_prepare_offer(struct shmsock_conn *conn)
     shmsock_conn_sndbuf_changed(conn);
     uint32_t block_size = conn->block_size;
     uint64_t bytes = conn->region_size > 0 ? (uint64_t)conn->region_size
-                     : conn->sndbuf > 0     ? (uint64_t)conn->sndbuf
-                                            : 212992u;
+                     : conn->sndbuf > 0    ? (uint64_t)conn->sndbuf
+                                           : 212992u;
     uint64_t blocks = (bytes + block_size - 1) / block_size;
     if (blocks < 2)
         blocks = 2;
@@ -324,8 +322,8 @@ int shmsock_conn_send_offer_event(struct shmsock_conn *conn, int flags)
         .msg_iov = &iov,
         .msg_iovlen = 1,
         .msg_control = control.bytes,
-        .msg_controllen = shmsock_ancillary_build_offer(&control, conn->own.memfd,
-                                                        conn->release_offered),
+        .msg_controllen =
+            shmsock_ancillary_build_offer(&control, conn->own.memfd, conn->release_offered),
     };
     ssize_t n = sendmsg(conn->peer_release_fd, &msg, MSG_NOSIGNAL | (flags & MSG_DONTWAIT));
     if (n < 0)

@@ -69,31 +69,31 @@ struct shmsock_conn {
     int out_state; /* enum shmsock_out_state; atomic loads/stores */
     uint64_t plain_sent;
     struct shmsock_region own;
-    int release_rx;       /* where the peer's RELEASE events for our blocks arrive */
-    int release_offered;  /* the other end of that channel, until it has been offered */
-    bool release_closed;  /* the peer's end of the release channel is gone */
+    int release_rx;      /* where the peer's RELEASE events for our blocks arrive */
+    int release_offered; /* the other end of that channel, until it has been offered */
+    bool release_closed; /* the peer's end of the release channel is gone */
     struct shmsock_producer_list producer;
     unsigned char release_partial[32];
     size_t release_partial_len;
-    uint32_t want_blocks; /* blocks the last starved send needed (for shm_poll) */
-    int sndbuf;           /* SO_SNDBUF when the region was made: bounds SEQPACKET messages */
-    bool reader_careful;  /* we set reader_careful in our region header */
-    uint32_t send_mode;   /* SHMSOCK_SEND_MODE_* of our direction once switched */
-    uint64_t release_tail;           /* next entry of the peer's release ring to read */
-    uint64_t release_arm_gen;        /* our arm generation for releases (when starved) */
-    uint64_t last_event_doorbell;    /* the peer's event_arm we last rang for */
-    bool doorbell_deferred;          /* MSG_MORE held back a doorbell */
-    bool doorbell_owed;              /* a doorbell found the kernel queue full: ring again */
-    bool releases_by_ring;           /* the peer returns our blocks through its release ring */
-    int shut_wr;                     /* atomic: shutdown(SHUT_WR) was called here */
+    uint32_t want_blocks;     /* blocks the last starved send needed (for shm_poll) */
+    int sndbuf;               /* SO_SNDBUF when the region was made: bounds SEQPACKET messages */
+    bool reader_careful;      /* we set reader_careful in our region header */
+    uint32_t send_mode;       /* SHMSOCK_SEND_MODE_* of our direction once switched */
+    uint64_t release_tail;    /* next entry of the peer's release ring to read */
+    uint64_t release_arm_gen; /* our arm generation for releases (when starved) */
+    uint64_t last_event_doorbell; /* the peer's event_arm we last rang for */
+    bool doorbell_deferred;       /* MSG_MORE held back a doorbell */
+    bool doorbell_owed;           /* a doorbell found the kernel queue full: ring again */
+    bool releases_by_ring;        /* the peer returns our blocks through its release ring */
+    int shut_wr;                  /* atomic: shutdown(SHUT_WR) was called here */
     /* Zero-copy send: the one outstanding reservation. */
     void *zc_buf;
     size_t zc_len;
     uint32_t zc_token;
     uint32_t zc_blocks;
-    bool zc_bounce; /* not on shared memory: zc_buf is our heap buffer */
-    int64_t last_probe_us;           /* when coalesced sends last asked the kernel about the peer */
-    uint32_t sends_since_clock;      /* coalesced sends since we last read the clock */
+    bool zc_bounce;             /* not on shared memory: zc_buf is our heap buffer */
+    int64_t last_probe_us;      /* when coalesced sends last asked the kernel about the peer */
+    uint32_t sends_since_clock; /* coalesced sends since we last read the clock */
 
     /* The peer's direction (consumer). */
     int peer_offered; /* atomic: the peer's region is attached */
@@ -109,15 +109,15 @@ struct shmsock_conn {
     struct shmsock_event *pending_release;
     size_t pending_count;
     struct shmsock_consumer_list consumer;
-    bool seen_event;              /* an event record was consumed (OFFER only comes first) */
-    bool peer_coalesced;          /* the peer's events come through its ring */
-    bool release_by_ring;         /* we return the peer's blocks through our release ring */
-    uint64_t event_tail;          /* next entry of the peer's event ring to read */
-    uint64_t event_arm_gen;       /* our arm generation for the peer's events */
-    uint64_t doorbells_cleared;   /* every doorbell with 1 + generation <= this is consumed */
+    bool seen_event;                /* an event record was consumed (OFFER only comes first) */
+    bool peer_coalesced;            /* the peer's events come through its ring */
+    bool release_by_ring;           /* we return the peer's blocks through our release ring */
+    uint64_t event_tail;            /* next entry of the peer's event ring to read */
+    uint64_t event_arm_gen;         /* our arm generation for the peer's events */
+    uint64_t doorbells_cleared;     /* every doorbell with 1 + generation <= this is consumed */
     uint64_t last_release_doorbell; /* the peer's release_arm we last rang for */
-    uint64_t head_consumed;       /* STREAM: bytes of the head DATA event already read */
-    bool head_control_delivered;  /* its ancillary data went to the application already */
+    uint64_t head_consumed;         /* STREAM: bytes of the head DATA event already read */
+    bool head_control_delivered;    /* its ancillary data went to the application already */
     /* Zero-copy receive: views held by the application (SHMSOCK_MAX_TOKENS_IN_FLIGHT). */
     struct shmsock_view *views;
     size_t view_count;
@@ -221,8 +221,8 @@ void shmsock_conn_flush_doorbell(struct shmsock_conn *conn);
 ssize_t shmsock_send_locked(struct shmsock_conn *conn, const struct msghdr *msg, int flags);
 int64_t shmsock_reserve_blocks(struct shmsock_conn *conn, uint32_t blocks, int flags);
 void shmsock_cancel_reservation(struct shmsock_conn *conn, uint32_t token, uint32_t blocks);
-int shmsock_publish_run(struct shmsock_conn *conn, uint32_t token, uint32_t blocks,
-                        uint64_t length, int flags);
+int shmsock_publish_run(struct shmsock_conn *conn, uint32_t token, uint32_t blocks, uint64_t length,
+                        int flags);
 size_t shmsock_message_limit(struct shmsock_conn *conn);
 
 /* Record a protocol violation: the connection ends with err for this side and the peer. */

@@ -90,16 +90,15 @@ int shmsock_coalesced_publish(struct shmsock_conn *conn, const struct shmsock_ev
 
 void shmsock_coalesced_reclaim(struct shmsock_conn *conn)
 {
-    int64_t available = shmsock_ring_available(&conn->peer, SHMSOCK_RING_RELEASES,
-                                               conn->release_tail);
+    int64_t available =
+        shmsock_ring_available(&conn->peer, SHMSOCK_RING_RELEASES, conn->release_tail);
     if (available < 0) {
         shmsock_conn_fail(conn, -EPROTO);
         return;
     }
     for (int64_t i = 0; i < available; i++) {
         struct shmsock_event event;
-        if (shmsock_ring_read(&conn->peer, SHMSOCK_RING_RELEASES, conn->release_tail, &event) <
-                0 ||
+        if (shmsock_ring_read(&conn->peer, SHMSOCK_RING_RELEASES, conn->release_tail, &event) < 0 ||
             shmsock_event_check_release(&event, &conn->own.geometry) < 0 ||
             shmsock_producer_release(&conn->producer, event.token, event.block_count) < 0) {
             shmsock_conn_fail(conn, -EPROTO);
@@ -139,8 +138,7 @@ void shmsock_conn_release_run(struct shmsock_conn *conn, const struct shmsock_ev
  * one, 0 if not, or -EPROTO. */
 static int event_at(struct shmsock_conn *conn, uint64_t ahead, struct shmsock_event *event)
 {
-    int64_t available =
-        shmsock_ring_available(&conn->peer, SHMSOCK_RING_EVENTS, conn->event_tail);
+    int64_t available = shmsock_ring_available(&conn->peer, SHMSOCK_RING_EVENTS, conn->event_tail);
     if (available < 0)
         return -EPROTO;
     if ((uint64_t)available <= ahead)

@@ -27,7 +27,6 @@
 /* Flags of the application's call that we pass to our own kernel calls. */
 #define PASSED_FLAGS (MSG_DONTWAIT | MSG_CMSG_CLOEXEC)
 
-
 static int out_state(struct shmsock_conn *conn)
 {
     return __atomic_load_n(&conn->out_state, __ATOMIC_ACQUIRE);
@@ -61,8 +60,8 @@ static ssize_t recv_plain(struct shmsock_conn *conn, struct shmsock_read_target 
         .msg_name = user->msg_name,
         .msg_namelen = user->msg_namelen,
         .msg_iov = window,
-        .msg_iovlen = shmsock_iov_window(user->msg_iov, user->msg_iovlen, target->skip, want,
-                                         window),
+        .msg_iovlen =
+            shmsock_iov_window(user->msg_iov, user->msg_iovlen, target->skip, want, window),
         .msg_control = control.bytes,
         .msg_controllen = sizeof(control),
     };
@@ -99,8 +98,8 @@ static ssize_t recv_plain(struct shmsock_conn *conn, struct shmsock_read_target 
     if (flags & MSG_PEEK)
         return n;
     conn->plain_received += units;
-    if (conn->plain_received < before || (conn->peer_switch_known &&
-                                          conn->plain_received > conn->peer_switch))
+    if (conn->plain_received < before ||
+        (conn->peer_switch_known && conn->plain_received > conn->peer_switch))
         return shmsock_conn_fail(conn, -EPROTO);
     return n;
 }
@@ -120,7 +119,8 @@ static void absorb_answer(struct shmsock_conn *conn)
  * something, then learn whether and where the peer switched, then read only payload.
  * Returns bytes, 0 at end, a negative errno, or RETRY once the events have started.
  */
-static ssize_t recv_careful(struct shmsock_conn *conn, struct shmsock_read_target *target, int flags)
+static ssize_t recv_careful(struct shmsock_conn *conn, struct shmsock_read_target *target,
+                            int flags)
 {
     refresh_switch(conn);
     size_t peeked = SIZE_MAX;
@@ -131,7 +131,9 @@ static ssize_t recv_careful(struct shmsock_conn *conn, struct shmsock_read_targe
         unsigned char byte;
         struct iovec iov = {.iov_base = &byte, .iov_len = 1};
         union shmsock_control_buffer control;
-        struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = control.bytes,
+        struct msghdr m = {.msg_iov = &iov,
+                           .msg_iovlen = 1,
+                           .msg_control = control.bytes,
                            .msg_controllen = sizeof(control)};
         ssize_t n = recvmsg(conn->fd, &m, MSG_PEEK | (flags & PASSED_FLAGS));
         if (n < 0)
@@ -162,8 +164,8 @@ static ssize_t recv_careful(struct shmsock_conn *conn, struct shmsock_read_targe
         return RETRY;
     }
     uint64_t left = conn->peer_switch - conn->plain_received;
-    return recv_plain(conn, target, flags,
-                      conn->type == SOCK_STREAM ? (size_t)left : SIZE_MAX, true);
+    return recv_plain(conn, target, flags, conn->type == SOCK_STREAM ? (size_t)left : SIZE_MAX,
+                      true);
 }
 
 /* ---- events ---- */
@@ -221,8 +223,7 @@ static int check_data(struct shmsock_conn *conn, const struct shmsock_event *eve
     return 0;
 }
 
-static const unsigned char *payload_of(struct shmsock_conn *conn,
-                                       const struct shmsock_event *event)
+static const unsigned char *payload_of(struct shmsock_conn *conn, const struct shmsock_event *event)
 {
     return (const unsigned char *)conn->peer.base + event->offset;
 }
@@ -234,7 +235,9 @@ static ssize_t recv_events_seqpacket(struct shmsock_conn *conn, struct shmsock_r
     unsigned char record[SHMSOCK_EVENT_SIZE + 1];
     union shmsock_control_buffer control;
     struct iovec iov = {.iov_base = record, .iov_len = sizeof(record)};
-    struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = control.bytes,
+    struct msghdr m = {.msg_iov = &iov,
+                       .msg_iovlen = 1,
+                       .msg_control = control.bytes,
                        .msg_controllen = sizeof(control)};
     bool peek = (flags & MSG_PEEK) != 0;
     ssize_t n = recvmsg(conn->fd, &m, (flags & (PASSED_FLAGS | MSG_PEEK)));
@@ -255,8 +258,7 @@ static ssize_t recv_events_seqpacket(struct shmsock_conn *conn, struct shmsock_r
         return RETRY;
     }
     if (event.type != SHMSOCK_EVENT_DATA || check_data(conn, &event) < 0 ||
-        (!peek &&
-         shmsock_consumer_receive(&conn->consumer, event.token, event.block_count) < 0)) {
+        (!peek && shmsock_consumer_receive(&conn->consumer, event.token, event.block_count) < 0)) {
         shmsock_ancillary_close_fds(&m);
         return shmsock_conn_fail(conn, -EPROTO);
     }
@@ -285,7 +287,9 @@ static ssize_t recv_events_stream(struct shmsock_conn *conn, struct shmsock_read
     unsigned char records[STREAM_PEEK_RECORDS * SHMSOCK_EVENT_SIZE];
     union shmsock_control_buffer control;
     struct iovec iov = {.iov_base = records, .iov_len = sizeof(records)};
-    struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = control.bytes,
+    struct msghdr m = {.msg_iov = &iov,
+                       .msg_iovlen = 1,
+                       .msg_control = control.bytes,
                        .msg_controllen = sizeof(control)};
     if (conn->pending_count > 0 && (flags & MSG_PEEK))
         flush_releases(conn);
@@ -321,9 +325,9 @@ static ssize_t recv_events_stream(struct shmsock_conn *conn, struct shmsock_read
     /* Copy payload from as many DATA events as fit; the head one may be partly read. */
     struct msghdr *user = target->msg;
     size_t copied = 0;
-    size_t done = 0;          /* records whose payload has been read entirely */
-    size_t touched = 0;       /* records this call read from */
-    uint64_t head_after = 0;  /* bytes read of the first record left in the socket */
+    size_t done = 0;         /* records whose payload has been read entirely */
+    size_t touched = 0;      /* records this call read from */
+    uint64_t head_after = 0; /* bytes read of the first record left in the socket */
     for (size_t i = 0; i < count && copied < target->space; i++) {
         if (events[i].type != SHMSOCK_EVENT_DATA || check_data(conn, &events[i]) < 0) {
             shmsock_ancillary_close_fds(&m);
@@ -334,10 +338,9 @@ static ssize_t recv_events_stream(struct shmsock_conn *conn, struct shmsock_read
             shmsock_ancillary_close_fds(&m);
             return shmsock_conn_fail(conn, -EPROTO);
         }
-        size_t n_copy = shmsock_iov_scatter(user->msg_iov, user->msg_iovlen,
-                                            target->skip + copied,
-                                            payload_of(conn, &events[i]) + start,
-                                            events[i].length - start);
+        size_t n_copy =
+            shmsock_iov_scatter(user->msg_iov, user->msg_iovlen, target->skip + copied,
+                                payload_of(conn, &events[i]) + start, events[i].length - start);
         copied += n_copy;
         touched = i + 1;
         if (start + n_copy < events[i].length) {
@@ -369,7 +372,8 @@ static ssize_t recv_events_stream(struct shmsock_conn *conn, struct shmsock_read
     if (done > 0) {
         union shmsock_control_buffer real_control;
         struct iovec real_iov = {.iov_base = records, .iov_len = done * SHMSOCK_EVENT_SIZE};
-        struct msghdr real = {.msg_iov = &real_iov, .msg_iovlen = 1,
+        struct msghdr real = {.msg_iov = &real_iov,
+                              .msg_iovlen = 1,
                               .msg_control = real_control.bytes,
                               .msg_controllen = sizeof(real_control)};
         ssize_t got = recvmsg(conn->fd, &real, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
@@ -377,8 +381,8 @@ static ssize_t recv_events_stream(struct shmsock_conn *conn, struct shmsock_read
         if (got != (ssize_t)(done * SHMSOCK_EVENT_SIZE))
             return shmsock_conn_fail(conn, -EPROTO);
         for (size_t i = 0; i < done; i++) {
-            if (shmsock_consumer_receive(&conn->consumer, events[i].token,
-                                         events[i].block_count) < 0)
+            if (shmsock_consumer_receive(&conn->consumer, events[i].token, events[i].block_count) <
+                0)
                 return shmsock_conn_fail(conn, -EPROTO);
         }
         for (size_t i = 0; i < done; i++)
@@ -391,8 +395,7 @@ static ssize_t recv_events_stream(struct shmsock_conn *conn, struct shmsock_read
     }
     if (touched > done) {
         /* The record we stopped in is now the head. */
-        conn->head_control_delivered =
-            (done == 0 && conn->head_control_delivered) || last_touched;
+        conn->head_control_delivered = (done == 0 && conn->head_control_delivered) || last_touched;
         conn->head_consumed = head_after;
     } else {
         conn->head_consumed = 0;
@@ -445,16 +448,15 @@ static ssize_t continue_after_offer(struct shmsock_conn *conn, struct shmsock_re
                                     int flags, ssize_t n, size_t control_room)
 {
     struct msghdr *user = target->msg;
-    while (n > 0 && target->offer_seen && conn->type == SOCK_STREAM &&
-           (size_t)n < target->space) {
+    while (n > 0 && target->offer_seen && conn->type == SOCK_STREAM && (size_t)n < target->space) {
         /* The rest of the read goes after what is already in the buffers. */
         size_t control_used = user->msg_control != NULL ? user->msg_controllen : 0;
         struct msghdr rest_msg = *user;
         rest_msg.msg_control =
             user->msg_control != NULL ? (char *)user->msg_control + control_used : NULL;
         rest_msg.msg_controllen = control_room - control_used;
-        struct shmsock_read_target rest = {.msg = &rest_msg, .skip = target->skip + (size_t)n,
-                                   .space = target->space - (size_t)n};
+        struct shmsock_read_target rest = {
+            .msg = &rest_msg, .skip = target->skip + (size_t)n, .space = target->space - (size_t)n};
         ssize_t more;
         if (flags & MSG_PEEK) {
             /* A peek always starts at the head: look past what we have with SO_PEEK_OFF. */
@@ -485,16 +487,17 @@ ssize_t shmsock_conn_recv(struct shmsock_conn *conn, struct msghdr *msg, int fla
     struct shmsock_read_target target = {.msg = msg, .skip = 0, .space = space};
     size_t control_room = msg->msg_control != NULL ? msg->msg_controllen : 0;
     pthread_mutex_lock(&conn->recv_lock);
-    ssize_t n = continue_after_offer(conn, &target, flags, recv_once(conn, &target, flags),
-                                     control_room);
+    ssize_t n =
+        continue_after_offer(conn, &target, flags, recv_once(conn, &target, flags), control_room);
     /* MSG_WAITALL on a stream: keep reading until full, end of stream, error or signal;
      * ancillary data ends a read, as in the kernel. */
-    bool wait_all = conn->type == SOCK_STREAM && (flags & MSG_WAITALL) &&
-                    !(flags & (MSG_PEEK | MSG_DONTWAIT));
+    bool wait_all =
+        conn->type == SOCK_STREAM && (flags & MSG_WAITALL) && !(flags & (MSG_PEEK | MSG_DONTWAIT));
     while (wait_all && n > 0 && (size_t)n < space && msg->msg_controllen == 0) {
         struct msghdr rest = *msg;
         rest.msg_controllen = control_room;
-        target = (struct shmsock_read_target){.msg = &rest, .skip = (size_t)n, .space = space - (size_t)n};
+        target = (struct shmsock_read_target){
+            .msg = &rest, .skip = (size_t)n, .space = space - (size_t)n};
         ssize_t more = recv_once(conn, &target, flags);
         if (more <= 0)
             break;
@@ -527,7 +530,9 @@ int shmsock_events_take(struct shmsock_conn *conn, int flags, struct shmsock_eve
     union shmsock_control_buffer control;
     struct iovec iov = {.iov_base = record,
                         .iov_len = conn->type == SOCK_STREAM ? SHMSOCK_EVENT_SIZE : sizeof(record)};
-    struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = control.bytes,
+    struct msghdr m = {.msg_iov = &iov,
+                       .msg_iovlen = 1,
+                       .msg_control = control.bytes,
                        .msg_controllen = sizeof(control)};
     int kernel_flags = (flags & MSG_DONTWAIT) | MSG_CMSG_CLOEXEC;
     if (conn->type == SOCK_STREAM)

@@ -193,8 +193,8 @@ int64_t shmsock_reserve_blocks(struct shmsock_conn *conn, uint32_t blocks, int f
 /* ---- shm sends ---- */
 
 /* Publish one DATA event for a run, with the application's ancillary data if any. */
-static int publish_data(struct shmsock_conn *conn, uint32_t token, uint32_t blocks,
-                        uint64_t length, const struct msghdr *msg, bool with_control, int flags)
+static int publish_data(struct shmsock_conn *conn, uint32_t token, uint32_t blocks, uint64_t length,
+                        const struct msghdr *msg, bool with_control, int flags)
 {
     struct shmsock_event event = shmsock_event_data(&conn->own.geometry, token, blocks, length);
     unsigned char record[SHMSOCK_EVENT_SIZE];
@@ -358,8 +358,7 @@ static void look_for_answer(struct shmsock_conn *conn)
 
 /* Offer blindly on this payload. If no read is in progress, our reads are careful from now
  * on (they take the recv_lock first), so say so in the region at once. */
-static ssize_t send_with_blind_offer(struct shmsock_conn *conn, const struct msghdr *msg,
-                                     int flags)
+static ssize_t send_with_blind_offer(struct shmsock_conn *conn, const struct msghdr *msg, int flags)
 {
     bool reader_idle = pthread_mutex_trylock(&conn->recv_lock) == 0;
     ssize_t n = send_plain(conn, msg, flags, true);
@@ -464,15 +463,15 @@ bool shmsock_conn_has_space(struct shmsock_conn *conn)
     pthread_mutex_lock(&conn->producer_lock);
     reclaim(conn);
     uint32_t want = conn->want_blocks > 0 ? conn->want_blocks : 1;
-    bool space = conn->release_closed ||
-                 (conn->producer.sent_tokens < SHMSOCK_MAX_TOKENS_IN_FLIGHT &&
-                  shmsock_producer_can_reserve(&conn->producer, want));
+    bool space =
+        conn->release_closed || (conn->producer.sent_tokens < SHMSOCK_MAX_TOKENS_IN_FLIGHT &&
+                                 shmsock_producer_can_reserve(&conn->producer, want));
     pthread_mutex_unlock(&conn->producer_lock);
     return space;
 }
 
-int shmsock_publish_run(struct shmsock_conn *conn, uint32_t token, uint32_t blocks,
-                        uint64_t length, int flags)
+int shmsock_publish_run(struct shmsock_conn *conn, uint32_t token, uint32_t blocks, uint64_t length,
+                        int flags)
 {
     struct msghdr none = {0};
     bool in_ring;

@@ -78,8 +78,8 @@ struct shmsock_event shmsock_event_data(const struct shmsock_geometry *geometry,
     };
 }
 
-struct shmsock_event shmsock_event_release(const struct shmsock_geometry *geometry,
-                                           uint32_t token, uint32_t block_count)
+struct shmsock_event shmsock_event_release(const struct shmsock_geometry *geometry, uint32_t token,
+                                           uint32_t block_count)
 {
     struct shmsock_event event = shmsock_event_data(geometry, token, block_count, 0);
     event.type = SHMSOCK_EVENT_RELEASE;

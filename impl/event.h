@@ -40,10 +40,8 @@ struct shmsock_event {
 _Static_assert(sizeof(struct shmsock_event) == SHMSOCK_EVENT_SIZE, "event record size");
 
 /* Serialise / parse one record. decode only checks the type and reserved field (-EPROTO). */
-void shmsock_event_encode(const struct shmsock_event *event,
-                          unsigned char out[SHMSOCK_EVENT_SIZE]);
-int shmsock_event_decode(const unsigned char in[SHMSOCK_EVENT_SIZE],
-                         struct shmsock_event *event);
+void shmsock_event_encode(const struct shmsock_event *event, unsigned char out[SHMSOCK_EVENT_SIZE]);
+int shmsock_event_decode(const unsigned char in[SHMSOCK_EVENT_SIZE], struct shmsock_event *event);
 
 /* Number of blocks a message of `length` bytes occupies (a zero-length message takes one). */
 uint32_t shmsock_blocks_for_length(uint64_t length, uint32_t block_size);
@@ -62,7 +60,7 @@ int shmsock_event_check_release(const struct shmsock_event *event,
 /* Fill a DATA / RELEASE event for a run of our region. */
 struct shmsock_event shmsock_event_data(const struct shmsock_geometry *geometry, uint32_t token,
                                         uint32_t block_count, uint64_t length);
-struct shmsock_event shmsock_event_release(const struct shmsock_geometry *geometry,
-                                           uint32_t token, uint32_t block_count);
+struct shmsock_event shmsock_event_release(const struct shmsock_geometry *geometry, uint32_t token,
+                                           uint32_t block_count);
 
 #endif

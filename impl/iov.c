@@ -11,8 +11,7 @@ size_t shmsock_iov_length(const struct iovec *iov, size_t count)
     return total;
 }
 
-void shmsock_iov_gather(void *dst, const struct iovec *iov, size_t count, size_t skip,
-                        size_t len)
+void shmsock_iov_gather(void *dst, const struct iovec *iov, size_t count, size_t skip, size_t len)
 {
     unsigned char *out = dst;
     for (size_t i = 0; i < count && len > 0; i++) {

@@ -9,8 +9,7 @@
 size_t shmsock_iov_length(const struct iovec *iov, size_t count);
 
 /* Gather `len` bytes starting at byte `skip` of the iovec array into dst. */
-void shmsock_iov_gather(void *dst, const struct iovec *iov, size_t count, size_t skip,
-                        size_t len);
+void shmsock_iov_gather(void *dst, const struct iovec *iov, size_t count, size_t skip, size_t len);
 
 /* Scatter len bytes from src into the iovec array starting at byte `skip`; returns bytes
  * copied (less than len if the array ends first). */

@@ -16,8 +16,7 @@ static bool is_power_of_two(uint32_t x)
     return x != 0 && (x & (x - 1)) == 0;
 }
 
-int shmsock_region_create(struct shmsock_region *region, uint32_t block_size,
-                          uint32_t block_count)
+int shmsock_region_create(struct shmsock_region *region, uint32_t block_size, uint32_t block_count)
 {
     memset(region, 0, sizeof(*region));
     region->memfd = -1;

@@ -24,9 +24,9 @@
 #define SHMSOCK_RING_SLOTS 256u
 #define SHMSOCK_RING_SLOT_SIZE 32u
 #define SHMSOCK_EVENT_RING_OFFSET SHMSOCK_CONTROL_PAGE
-#define SHMSOCK_RELEASE_RING_OFFSET \
+#define SHMSOCK_RELEASE_RING_OFFSET                                                                \
     (SHMSOCK_EVENT_RING_OFFSET + SHMSOCK_RING_SLOTS * SHMSOCK_RING_SLOT_SIZE)
-#define SHMSOCK_REGION_HEADER_SIZE \
+#define SHMSOCK_REGION_HEADER_SIZE                                                                 \
     (SHMSOCK_RELEASE_RING_OFFSET + SHMSOCK_RING_SLOTS * SHMSOCK_RING_SLOT_SIZE)
 
 /* How the owner publishes its events (send_mode). */
@@ -43,7 +43,7 @@ struct shmsock_counters {
     uint64_t events_sent;    /* DATA events published (ring or kernel) */
     uint64_t doorbells_sent; /* doorbells rung for the peer (events and releases) */
     uint64_t doorbells_received;
-    uint64_t blocks_in_use;  /* of our region, sent and not yet released */
+    uint64_t blocks_in_use;    /* of our region, sent and not yet released */
     uint64_t peer_blocks_held; /* of the peer's region, received and not yet released */
 };
 
@@ -72,9 +72,9 @@ struct shmsock_region_header {
     uint32_t event_ring_offset;
     uint32_t release_ring_offset;
     uint32_t wants_kernel_events; /* the owner reads with SO_PASSCRED: send it event mode */
-    uint64_t socket_ino;  /* inode of the owner's kernel socket (as `ss -x` shows it) */
-    uint32_t socket_type; /* SOCK_STREAM or SOCK_SEQPACKET */
-    uint32_t owner_pid;   /* process that created the region (for inspection tools) */
+    uint64_t socket_ino;          /* inode of the owner's kernel socket (as `ss -x` shows it) */
+    uint32_t socket_type;         /* SOCK_STREAM or SOCK_SEQPACKET */
+    uint32_t owner_pid;           /* process that created the region (for inspection tools) */
     /* Hot fields, one cache line each (coalesced mode). */
     uint64_t event_head __attribute__((aligned(64)));   /* our DATA events in our event ring */
     uint64_t event_arm __attribute__((aligned(64)));    /* we sleep for the peer's events */
@@ -98,15 +98,14 @@ struct shmsock_geometry {
 
 /* A mapped region, ours (writable) or the peer's (read-only). */
 struct shmsock_region {
-    void *base;       /* NULL when not mapped */
-    int memfd;        /* our own region's memfd until it has been offered; -1 otherwise */
+    void *base; /* NULL when not mapped */
+    int memfd;  /* our own region's memfd until it has been offered; -1 otherwise */
     bool writable;
     struct shmsock_geometry geometry;
 };
 
 /* Create and map our region: memfd, size, seals. Returns 0 or a negative errno. */
-int shmsock_region_create(struct shmsock_region *region, uint32_t block_size,
-                          uint32_t block_count);
+int shmsock_region_create(struct shmsock_region *region, uint32_t block_size, uint32_t block_count);
 
 /*
  * Check the peer's memfd (sealed shmem file, sane size, header valid) and map it read-only.
@@ -131,8 +130,7 @@ bool shmsock_region_fd_has_magic(int fd);
 /* Add to a counter only one thread of the owner writes (no locked instruction needed). */
 static inline void shmsock_counter_add(uint64_t *counter, uint64_t value)
 {
-    __atomic_store_n(counter, __atomic_load_n(counter, __ATOMIC_RELAXED) + value,
-                     __ATOMIC_RELAXED);
+    __atomic_store_n(counter, __atomic_load_n(counter, __ATOMIC_RELAXED) + value, __ATOMIC_RELAXED);
 }
 
 /* Address of the first byte of block `block` (caller checked block < block_count). */

@@ -37,7 +37,9 @@ void shmsock_release_channel_drain(struct shmsock_conn *conn)
         memcpy(buffer, conn->release_partial, carried);
         union shmsock_control_buffer control;
         struct iovec iov = {.iov_base = buffer + carried, .iov_len = sizeof(buffer) - carried};
-        struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = control.bytes,
+        struct msghdr m = {.msg_iov = &iov,
+                           .msg_iovlen = 1,
+                           .msg_control = control.bytes,
                            .msg_controllen = sizeof(control)};
         ssize_t n = recvmsg(conn->release_rx, &m, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
         if (n < 0 && errno == EINTR)

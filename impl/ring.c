@@ -13,8 +13,8 @@ static uint64_t *head_of(const struct shmsock_region *region, enum shmsock_ring_
 static unsigned char *slot_of(const struct shmsock_region *region, enum shmsock_ring_kind kind,
                               uint64_t index)
 {
-    uint32_t offset = kind == SHMSOCK_RING_EVENTS ? SHMSOCK_EVENT_RING_OFFSET
-                                                  : SHMSOCK_RELEASE_RING_OFFSET;
+    uint32_t offset =
+        kind == SHMSOCK_RING_EVENTS ? SHMSOCK_EVENT_RING_OFFSET : SHMSOCK_RELEASE_RING_OFFSET;
     return (unsigned char *)region->base + offset +
            (index % SHMSOCK_RING_SLOTS) * SHMSOCK_RING_SLOT_SIZE;
 }
@@ -42,8 +42,8 @@ int64_t shmsock_ring_available(const struct shmsock_region *peer, enum shmsock_r
     return shmsock_ring_check_head(head, tail, SHMSOCK_RING_SLOTS);
 }
 
-int shmsock_ring_read(const struct shmsock_region *peer, enum shmsock_ring_kind kind,
-                      uint64_t tail, struct shmsock_event *out)
+int shmsock_ring_read(const struct shmsock_region *peer, enum shmsock_ring_kind kind, uint64_t tail,
+                      struct shmsock_event *out)
 {
     unsigned char copy[SHMSOCK_EVENT_SIZE];
     memcpy(copy, slot_of(peer, kind, tail), sizeof(copy));

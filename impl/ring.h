@@ -35,7 +35,7 @@ int64_t shmsock_ring_available(const struct shmsock_region *peer, enum shmsock_r
 int64_t shmsock_ring_check_head(uint64_t head, uint64_t tail, uint32_t slots);
 
 /* Reader: copy the entry at `tail` out of the peer's ring and decode it (-EPROTO if bad). */
-int shmsock_ring_read(const struct shmsock_region *peer, enum shmsock_ring_kind kind,
-                      uint64_t tail, struct shmsock_event *out);
+int shmsock_ring_read(const struct shmsock_region *peer, enum shmsock_ring_kind kind, uint64_t tail,
+                      struct shmsock_event *out);
 
 #endif

@@ -76,8 +76,7 @@ int64_t shmsock_producer_reserve(struct shmsock_producer_list *list, uint32_t bl
     return token;
 }
 
-int shmsock_producer_release(struct shmsock_producer_list *list, uint32_t token,
-                             uint32_t blocks)
+int shmsock_producer_release(struct shmsock_producer_list *list, uint32_t token, uint32_t blocks)
 {
     if (token >= list->block_count || list->owner[token] != token + 1 ||
         list->run_length[token] != blocks)
@@ -90,8 +89,7 @@ int shmsock_producer_release(struct shmsock_producer_list *list, uint32_t token,
     return 0;
 }
 
-int shmsock_producer_shrink(struct shmsock_producer_list *list, uint32_t token,
-                            uint32_t blocks)
+int shmsock_producer_shrink(struct shmsock_producer_list *list, uint32_t token, uint32_t blocks)
 {
     if (token >= list->block_count || list->owner[token] != token + 1 || blocks == 0 ||
         blocks > list->run_length[token])
@@ -119,8 +117,7 @@ void shmsock_consumer_list_destroy(struct shmsock_consumer_list *list)
     memset(list, 0, sizeof(*list));
 }
 
-int shmsock_consumer_receive(struct shmsock_consumer_list *list, uint32_t token,
-                             uint32_t blocks)
+int shmsock_consumer_receive(struct shmsock_consumer_list *list, uint32_t token, uint32_t blocks)
 {
     if (token >= list->block_count || blocks == 0 || blocks > list->block_count - token)
         return -EPROTO;
@@ -133,8 +130,7 @@ int shmsock_consumer_receive(struct shmsock_consumer_list *list, uint32_t token,
     return 0;
 }
 
-void shmsock_consumer_release(struct shmsock_consumer_list *list, uint32_t token,
-                              uint32_t blocks)
+void shmsock_consumer_release(struct shmsock_consumer_list *list, uint32_t token, uint32_t blocks)
 {
     memset(list->held + token, 0, blocks);
     list->held_tokens--;

@@ -21,9 +21,9 @@ struct shmsock_producer_list {
     uint32_t block_count;
     uint32_t free_blocks;
     uint32_t sent_tokens;
-    uint32_t cursor;       /* next-fit: where the next search starts */
-    uint32_t *owner;       /* per block: 0 if free, else token + 1 of the run holding it */
-    uint32_t *run_length;  /* per token (first block of a sent run): its block count */
+    uint32_t cursor;      /* next-fit: where the next search starts */
+    uint32_t *owner;      /* per block: 0 if free, else token + 1 of the run holding it */
+    uint32_t *run_length; /* per token (first block of a sent run): its block count */
 };
 
 int shmsock_producer_list_init(struct shmsock_producer_list *list, uint32_t block_count);
@@ -40,13 +40,11 @@ int64_t shmsock_producer_reserve(struct shmsock_producer_list *list, uint32_t bl
  * The consumer returned `token` covering `blocks` blocks: free the run. Returns 0, or -EPROTO
  * if that token is not outstanding or the count does not match (forged or double release).
  */
-int shmsock_producer_release(struct shmsock_producer_list *list, uint32_t token,
-                             uint32_t blocks);
+int shmsock_producer_release(struct shmsock_producer_list *list, uint32_t token, uint32_t blocks);
 
 /* Give back the tail of a sent run so that it keeps `blocks` blocks (1 <= blocks <= its
  * length). Returns 0, or -EINVAL if `token` is not a sent run that long. */
-int shmsock_producer_shrink(struct shmsock_producer_list *list, uint32_t token,
-                            uint32_t blocks);
+int shmsock_producer_shrink(struct shmsock_producer_list *list, uint32_t token, uint32_t blocks);
 
 struct shmsock_consumer_list {
     uint32_t block_count;
@@ -59,11 +57,9 @@ int shmsock_consumer_list_init(struct shmsock_consumer_list *list, uint32_t bloc
 void shmsock_consumer_list_destroy(struct shmsock_consumer_list *list);
 
 /* Record a received run. Returns 0, or -EPROTO if any of its blocks is already held. */
-int shmsock_consumer_receive(struct shmsock_consumer_list *list, uint32_t token,
-                             uint32_t blocks);
+int shmsock_consumer_receive(struct shmsock_consumer_list *list, uint32_t token, uint32_t blocks);
 
 /* Clear a run we are done with (the caller then sends the RELEASE event). */
-void shmsock_consumer_release(struct shmsock_consumer_list *list, uint32_t token,
-                              uint32_t blocks);
+void shmsock_consumer_release(struct shmsock_consumer_list *list, uint32_t token, uint32_t blocks);
 
 #endif

@@ -139,21 +139,21 @@ extern "C" {
 #define SHM_FALLBACK_PROTOCOL_ERROR 4 /* the peer broke the protocol; the connection ended */
 
 struct shm_sock_info {
-    int status;                  /* SHM_STATUS_* */
-    int fallback;                /* SHM_FALLBACK_* */
-    int coalesced;               /* our sends use coalesced mode (0: event mode or not on shm) */
-    int peer_coalesced;          /* the peer's sends reach us through its ring */
-    unsigned int block_size;     /* our region (0 before it exists) */
+    int status;              /* SHM_STATUS_* */
+    int fallback;            /* SHM_FALLBACK_* */
+    int coalesced;           /* our sends use coalesced mode (0: event mode or not on shm) */
+    int peer_coalesced;      /* the peer's sends reach us through its ring */
+    unsigned int block_size; /* our region (0 before it exists) */
     unsigned int block_count;
     unsigned int peer_block_size; /* the peer's region (0 before its offer) */
     unsigned int peer_block_count;
-    unsigned long long blocks_in_use;    /* of our region: sent, not yet released by the peer */
-    unsigned long long peer_blocks_held; /* of the peer's: received, not yet released by us */
-    unsigned long long messages_sent;    /* DATA events published (a STREAM send may be several) */
-    unsigned long long bytes_sent;       /* payload bytes sent through shared memory */
+    unsigned long long blocks_in_use;     /* of our region: sent, not yet released by the peer */
+    unsigned long long peer_blocks_held;  /* of the peer's: received, not yet released by us */
+    unsigned long long messages_sent;     /* DATA events published (a STREAM send may be several) */
+    unsigned long long bytes_sent;        /* payload bytes sent through shared memory */
     unsigned long long messages_received; /* reads served from shared memory */
     unsigned long long bytes_received;
-    unsigned long long doorbells_sent;     /* kernel messages that only woke the peer */
+    unsigned long long doorbells_sent; /* kernel messages that only woke the peer */
     unsigned long long doorbells_received;
 };
 

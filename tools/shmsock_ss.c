@@ -57,7 +57,7 @@ static int show_region(const char *fd_name, const char *fd_path)
         munmap((void *)h, SHMSOCK_CONTROL_PAGE);
         return 1;
     }
-    const char *mode = copy.switch_point == 0 ? "plain"
+    const char *mode = copy.switch_point == 0                          ? "plain"
                        : copy.send_mode == SHMSOCK_SEND_MODE_COALESCED ? "coalesced"
                                                                        : "events";
     printf("  %-4s %-10llu %-9s %-9s %4llu/%-4u x %-7u %10llu %14llu %10llu %14llu %8llu/%llu\n",
