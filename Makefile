@@ -48,6 +48,7 @@ REALNAME := libshmsock.so.$(VERSION)
 STATIC   := $(BUILDDIR)/libshmsock.a
 SHARED   := $(BUILDDIR)/$(REALNAME)
 
+MAN1 := $(sort $(wildcard man/man1/*.1))
 MAN3 := $(sort $(wildcard man/man3/*.3))
 MAN7 := $(sort $(wildcard man/man7/*.7))
 
@@ -109,7 +110,8 @@ FORCE:
 
 install: all
 	$(INSTALL) -d $(DESTDIR)$(INCLUDEDIR) $(DESTDIR)$(LIBDIR) $(DESTDIR)$(PKGCONFIGDIR) \
-	    $(DESTDIR)$(MANDIR)/man3 $(DESTDIR)$(MANDIR)/man7 $(DESTDIR)$(BINDIR)
+	    $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man3 $(DESTDIR)$(MANDIR)/man7 \
+	    $(DESTDIR)$(BINDIR)
 	$(INSTALL) -m 755 $(BUILDDIR)/shmsock-ss $(DESTDIR)$(BINDIR)/shmsock-ss
 	$(INSTALL) -m 644 include/shmsock.h $(DESTDIR)$(INCLUDEDIR)/shmsock.h
 	$(INSTALL) -m 644 $(STATIC) $(DESTDIR)$(LIBDIR)/libshmsock.a
@@ -118,7 +120,7 @@ install: all
 	ln -sf $(SONAME) $(DESTDIR)$(LIBDIR)/libshmsock.so
 	$(INSTALL) -m 644 $(BUILDDIR)/shmsock.pc $(DESTDIR)$(PKGCONFIGDIR)/shmsock.pc
 	@# Pages that document several calls are symlinks (shm_sendto.3 -> shm_send.3): keep them so.
-	for page in $(MAN3) $(MAN7); do \
+	for page in $(MAN1) $(MAN3) $(MAN7); do \
 	    dir=$(DESTDIR)$(MANDIR)/$$(basename $$(dirname $$page)); \
 	    if [ -L $$page ]; then ln -sf $$(readlink $$page) $$dir/$$(basename $$page); \
 	    else $(INSTALL) -m 644 $$page $$dir; fi; \
@@ -129,6 +131,7 @@ uninstall:
 	rm -f $(DESTDIR)$(INCLUDEDIR)/shmsock.h $(DESTDIR)$(LIBDIR)/libshmsock.a \
 	    $(DESTDIR)$(LIBDIR)/libshmsock.so $(DESTDIR)$(LIBDIR)/$(SONAME) \
 	    $(DESTDIR)$(LIBDIR)/$(REALNAME) $(DESTDIR)$(PKGCONFIGDIR)/shmsock.pc \
+	    $(addprefix $(DESTDIR)$(MANDIR)/man1/,$(notdir $(MAN1))) \
 	    $(addprefix $(DESTDIR)$(MANDIR)/man3/,$(notdir $(MAN3))) \
 	    $(addprefix $(DESTDIR)$(MANDIR)/man7/,$(notdir $(MAN7)))
 

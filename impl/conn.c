@@ -119,6 +119,7 @@ int shmsock_conn_set_option(struct shmsock_conn *conn, int optname, int value)
         conn->region_size = value;
         return 0;
     case SHM_STATUS:
+    case SHM_INFO:
         return -EINVAL; /* read-only */
     default:
         return -ENOPROTOOPT;

@@ -144,7 +144,7 @@ static ssize_t bounce_view(struct shmsock_conn *conn, const void **buf, int flag
     ssize_t n = shmsock_conn_recv(conn, &msg, flags);
     pthread_mutex_lock(&conn->recv_lock);
     if (n >= 0) {
-        conn->bounce_view_held = true;
+        conn->bounce_view_held = n > 0; /* an empty view holds nothing */
         *buf = conn->bounce_view;
     }
     return n;
@@ -189,10 +189,16 @@ ssize_t shmsock_conn_recv_view(struct shmsock_conn *conn, const void **buf, int 
             r = shmsock_conn_fail(conn, -EPROTO);
             break;
         }
+        r = (ssize_t)(event.length - start);
+        if (r == 0) {
+            /* An empty message: nothing to look at, so nothing held. */
+            shmsock_conn_return_run(conn, &event);
+            *buf = "";
+            break;
+        }
         const unsigned char *at = (const unsigned char *)conn->peer.base + event.offset + start;
         conn->views[conn->view_count++] = (struct shmsock_view){.at = at, .data = event};
         *buf = at;
-        r = (ssize_t)(event.length - start);
         break;
     }
     pthread_mutex_unlock(&conn->recv_lock);

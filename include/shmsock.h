@@ -119,6 +119,8 @@ extern "C" {
  * whole blocks; at most 4096 blocks (EINVAL beyond, or if negative). Like SHM_BLOCK_SIZE it
  * takes effect when the region is created; afterwards setting it fails with EISCONN. A
  * zero-copy message (shm_send_alloc) must fit in the region: raise it for large messages.
+ * Set SHM_BLOCK_SIZE first (the limit is checked against the block size of the moment). Read
+ * back, it gives the real size once the region exists.
  */
 #define SHM_REGION_SIZE 6
 
@@ -133,7 +135,7 @@ extern "C" {
 
 /* shm_sock_info.fallback: why the connection does not (yet) run over shared memory. */
 #define SHM_FALLBACK_NONE 0           /* it does */
-#define SHM_FALLBACK_PENDING 1        /* no offer exchanged yet (nothing sent or read) */
+#define SHM_FALLBACK_PENDING 1        /* not yet: no offer exchanged, or the exchange under way */
 #define SHM_FALLBACK_DISABLED 2       /* SHM_NEGOTIATE is 0 on this socket */
 #define SHM_FALLBACK_PLAIN_PEER 3     /* the peer dropped our offer: a plain kernel socket */
 #define SHM_FALLBACK_PROTOCOL_ERROR 4 /* the peer broke the protocol; the connection ended */
@@ -157,7 +159,8 @@ struct shm_sock_info {
     unsigned long long doorbells_received;
 };
 
-/* Default block size (bytes). The region holds SO_SNDBUF bytes rounded up to whole blocks. */
+/* Default block size (bytes). By default the region holds SO_SNDBUF bytes rounded up to whole
+ * blocks (see SHM_REGION_SIZE). */
 #define SHM_DEFAULT_BLOCK_SIZE 4096
 
 /*
@@ -349,8 +352,8 @@ struct mmsghdr; /* from <sys/socket.h> with _GNU_SOURCE */
  * shm_sendmmsg - sendmmsg(2): send up to vlen messages with one call; msg_len of each entry
  * receives the bytes sent. On a shm socket in coalesced mode the doorbell for the whole batch
  * is rung once, after the last message (as if all but the last carried MSG_MORE).
- * Returns the number of messages sent (at least 1), or -1 with errno as shm_sendmsg() if the
- * first one failed.
+ * Returns the number of messages sent (0 if vlen is 0), or -1 with errno as shm_sendmsg() if
+ * the first one failed.
  */
 int shm_sendmmsg(int sockfd, struct mmsghdr *msgvec, unsigned int vlen, int flags);
 
@@ -374,7 +377,7 @@ int shm_recvmmsg(int sockfd, struct mmsghdr *msgvec, unsigned int vlen, int flag
  * Returns the address, or NULL with errno: EAGAIN (no room now, non-blocking, or
  * SO_SNDTIMEO expired), EALREADY (a reservation is outstanding), EMSGSIZE (larger than the
  * region, or than a SOCK_SEQPACKET message may be), EPIPE (peer gone; no SIGPIPE), EINTR,
- * EBADF, ENOTSOCK, ENOTCONN, ENOMEM.
+ * EBADF, ENOTSOCK, EOPNOTSUPP (a socket that is not a shm socket), ENOMEM.
  */
 void *shm_send_alloc(int sockfd, size_t len, int flags);
 
@@ -382,8 +385,11 @@ void *shm_send_alloc(int sockfd, size_t len, int flags);
  * shm_send_commit - send the message written at buf (returned by shm_send_alloc), of len
  * bytes (at most what was reserved). Flags: MSG_MORE (hold the doorbell), MSG_NOSIGNAL.
  * Returns len, or -1 with errno: EINVAL (buf is not the outstanding reservation, or len too
- * large), EPIPE (SIGPIPE as shm_send on SOCK_STREAM), ECONNRESET, EPROTO; the reservation is
- * given up either way.
+ * large), EPIPE (SIGPIPE as shm_send on SOCK_STREAM), ECONNRESET, EPROTO, EOPNOTSUPP; the
+ * reservation is given up either way. When the reservation was the library's buffer (not on
+ * shared memory yet), the commit is an ordinary blocking send: it may also fail as
+ * shm_send() does (EMSGSIZE, EINTR, EAGAIN on SO_SNDTIMEO), or, on SOCK_STREAM, return a
+ * count smaller than len if it was interrupted after part of the message went.
  */
 ssize_t shm_send_commit(int sockfd, void *buf, size_t len, int flags);
 
@@ -397,10 +403,13 @@ int shm_send_abort(int sockfd, void *buf);
  * what a copying read left of it). The peer cannot reuse those blocks until the view is
  * released, so several views may be held, e.g. by worker threads. Flags: MSG_DONTWAIT.
  * On a connection not (yet) on shared memory the view is a copy in a buffer of the library's
- * (at most 64 KiB), and only one such view may be held at a time.
- * Returns the length (0 at end of stream or for an empty SOCK_SEQPACKET message, *buf then
- * valid but empty), or -1 with errno as shm_recv(), plus EALREADY (the one copied view is
- * still held).
+ * (at most 64 KiB: a longer SOCK_SEQPACKET message is truncated, as by shm_recv with such a
+ * buffer), and only one such view may be held at a time. Ancillary data sent with a message
+ * is not available through views (its descriptors are closed): use shm_recvmsg() for those.
+ * Returns the length, or -1 with errno as shm_recv(), plus EALREADY (the one copied view is
+ * still held), ENOBUFS (more views held than the peer can have sent), EOPNOTSUPP (not a shm
+ * socket). A view of length 0 (end of stream, or an empty SOCK_SEQPACKET message) holds
+ * nothing and needs no release; every other view must be released.
  */
 ssize_t shm_recv_view(int sockfd, const void **buf, int flags);
 

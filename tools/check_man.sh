@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # tools/check_man.sh — lint the man pages and check that they cover the public API.
 #
-#   - `mandoc -T lint -W style` reports nothing for man/man3/*.3 and man/man7/*.7 (style
-#     messages count: keep input lines within 80 columns, one sentence per line is fine);
+#   - `mandoc -T lint -W style` reports nothing for man/man1/*.1 (the tools), man/man3/*.3
+#     and man/man7/*.7 (style messages count: keep input lines within 80 columns, one
+#     sentence per line is fine);
 #   - every function declared in include/shmsock.h has man/man3/<function>.3 (a page, or a
 #     symlink to the page that documents it, as shm_sendto.3 -> shm_send.3) whose NAME line
 #     lists it, and every page in man/man3 documents a function of the header;
@@ -16,7 +17,7 @@ status=0
 fail() { echo "check_man.sh: $*" >&2; status=1; }
 
 # 1. Lint. Run from man/ so that a .so request (if one is ever used) resolves as man(1) does.
-if ! lint="$(cd man && mandoc -T lint -W style man3/*.3 man7/*.7 2>&1)" || [[ -n "$lint" ]]; then
+if ! lint="$(cd man && mandoc -T lint -W style man1/*.1 man3/*.3 man7/*.7 2>&1)" || [[ -n "$lint" ]]; then
     printf '%s\n' "$lint" >&2
     fail "mandoc -T lint reported the problems above"
 fi
@@ -46,5 +47,5 @@ for c in "${constants[@]}"; do
     done
 done
 
-(( status == 0 )) && echo "check_man.sh: $(ls man/man3 | wc -l) section 3 pages for ${#functions[@]} functions, $(ls man/man7 | wc -l) section 7 page(s): lint clean, API covered"
+(( status == 0 )) && echo "check_man.sh: $(ls man/man1 | wc -l) section 1 page(s), $(ls man/man3 | wc -l) section 3 pages for ${#functions[@]} functions, $(ls man/man7 | wc -l) section 7 page(s): lint clean, API covered"
 exit "$status"
