@@ -168,6 +168,10 @@ bool shmsock_conn_has_space(struct shmsock_conn *conn);
 
 /* ---- shared between conn*.c only ---- */
 
+/* A monotonic clock in microseconds, cheap enough to read on every send (the TSC where the
+ * machine has a usable one, else CLOCK_MONOTONIC). */
+int64_t shmsock_now_us(void);
+
 /* A receive path's answer "the state changed, look again" (no errno is this large). */
 #define SHMSOCK_RETRY ((ssize_t)-100000)
 

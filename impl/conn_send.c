@@ -274,9 +274,8 @@ static size_t seqpacket_limit(struct shmsock_conn *conn)
     return limit < capacity ? limit : capacity;
 }
 
-/* How often (at most) a coalesced sender asks the kernel whether the peer is still there
- * (looked at every 16 sends; a peer that sleeps is rung, and a failed doorbell says EPIPE
- * at once). */
+/* How often (at most) a coalesced sender asks the kernel whether the peer is still there (a
+ * peer that sleeps is rung anyway, and a failed doorbell says EPIPE at once). */
 #define PEER_PROBE_INTERVAL_US 50
 
 /*
@@ -288,12 +287,7 @@ static int probe_connection(struct shmsock_conn *conn)
 {
     if (__atomic_load_n(&conn->shut_wr, __ATOMIC_ACQUIRE))
         return -EPIPE;
-    if (++conn->sends_since_clock < 16)
-        return 0; /* reading the clock costs more than a send on some machines */
-    conn->sends_since_clock = 0;
-    struct timespec now;
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    int64_t us = (int64_t)now.tv_sec * 1000000 + now.tv_nsec / 1000;
+    int64_t us = shmsock_now_us();
     if (us - conn->last_probe_us < PEER_PROBE_INTERVAL_US)
         return 0;
     conn->last_probe_us = us;
@@ -473,6 +467,13 @@ bool shmsock_conn_has_space(struct shmsock_conn *conn)
 int shmsock_publish_run(struct shmsock_conn *conn, uint32_t token, uint32_t blocks, uint64_t length,
                         int flags)
 {
+    if (conn->send_mode == SHMSOCK_SEND_MODE_COALESCED) {
+        int err = probe_connection(conn);
+        if (err < 0) {
+            shmsock_cancel_reservation(conn, token, blocks);
+            return err;
+        }
+    }
     struct msghdr none = {0};
     bool in_ring;
     int err = publish(conn, token, blocks, length, &none, false, flags, &in_ring);

@@ -17,6 +17,9 @@
 
 #define BOUNCE_VIEW_SIZE (64u * 1024u)
 
+/* The view of an empty message: holds nothing; releasing it is a harmless no-op. */
+static const char empty_view[1];
+
 /* ---- sending ---- */
 
 /* Move our direction to shared memory if both offers are out (what a send would do). */
@@ -41,6 +44,15 @@ void *shmsock_conn_send_alloc(struct shmsock_conn *conn, size_t len, int flags, 
     if (conn->zc_buf != NULL) {
         *err = -EALREADY;
     } else if (!on_shared_memory(conn)) {
+        int sndbuf = 0;
+        socklen_t optlen = sizeof(sndbuf);
+        if (conn->type == SOCK_SEQPACKET &&
+            getsockopt(conn->fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, &optlen) == 0 &&
+            len + 32 > (size_t)sndbuf) {
+            *err = -EMSGSIZE; /* as the kernel will say at commit */
+            pthread_mutex_unlock(&conn->send_lock);
+            return NULL;
+        }
         buf = malloc(len > 0 ? len : 1); /* sent by a copying send at commit */
         if (buf == NULL)
             *err = -ENOMEM;
@@ -82,15 +94,18 @@ ssize_t shmsock_conn_send_commit(struct shmsock_conn *conn, void *buf, size_t le
 {
     pthread_mutex_lock(&conn->send_lock);
     ssize_t r;
-    if (buf == NULL || buf != conn->zc_buf || len > conn->zc_len) {
+    if (conn->zc_buf == NULL) {
+        r = -EINVAL;
+    } else if (buf != conn->zc_buf || len > conn->zc_len) {
+        drop_reservation(conn, false); /* given up, as documented */
         r = -EINVAL;
     } else if (conn->zc_bounce) {
         struct iovec iov = {.iov_base = buf, .iov_len = len};
         struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1};
         r = 0;
-        /* A stream send may be partial: commit means the whole message, as shm_send with
-         * MSG_WAITALL semantics would. */
-        while (r >= 0 && (size_t)r < len) {
+        /* A stream send may be partial: commit means the whole message. A zero-length
+         * SEQPACKET message is still one send. */
+        while (r >= 0 && ((size_t)r < len || (len == 0 && conn->type == SOCK_SEQPACKET))) {
             iov.iov_base = (char *)buf + r;
             iov.iov_len = len - (size_t)r;
             ssize_t n = shmsock_send_locked(conn, &msg, flags & ~MSG_DONTWAIT);
@@ -143,9 +158,11 @@ static ssize_t bounce_view(struct shmsock_conn *conn, const void **buf, int flag
     pthread_mutex_unlock(&conn->recv_lock);
     ssize_t n = shmsock_conn_recv(conn, &msg, flags);
     pthread_mutex_lock(&conn->recv_lock);
-    if (n >= 0) {
-        conn->bounce_view_held = n > 0; /* an empty view holds nothing */
+    if (n > 0) {
+        conn->bounce_view_held = true;
         *buf = conn->bounce_view;
+    } else if (n == 0) {
+        *buf = empty_view; /* an empty view holds nothing */
     }
     return n;
 }
@@ -182,7 +199,7 @@ ssize_t shmsock_conn_recv_view(struct shmsock_conn *conn, const void **buf, int 
         if (got <= 0) {
             r = got;
             if (got == 0)
-                *buf = "";
+                *buf = empty_view;
             break;
         }
         if (start > event.length) {
@@ -193,7 +210,7 @@ ssize_t shmsock_conn_recv_view(struct shmsock_conn *conn, const void **buf, int 
         if (r == 0) {
             /* An empty message: nothing to look at, so nothing held. */
             shmsock_conn_return_run(conn, &event);
-            *buf = "";
+            *buf = empty_view;
             break;
         }
         const unsigned char *at = (const unsigned char *)conn->peer.base + event.offset + start;
@@ -207,6 +224,8 @@ ssize_t shmsock_conn_recv_view(struct shmsock_conn *conn, const void **buf, int 
 
 int shmsock_conn_recv_release(struct shmsock_conn *conn, const void *buf)
 {
+    if (buf == empty_view)
+        return 0;
     pthread_mutex_lock(&conn->recv_lock);
     int r = -EINVAL;
     if (conn->bounce_view_held && buf == conn->bounce_view) {

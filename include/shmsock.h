@@ -409,7 +409,8 @@ int shm_send_abort(int sockfd, void *buf);
  * Returns the length, or -1 with errno as shm_recv(), plus EALREADY (the one copied view is
  * still held), ENOBUFS (more views held than the peer can have sent), EOPNOTSUPP (not a shm
  * socket). A view of length 0 (end of stream, or an empty SOCK_SEQPACKET message) holds
- * nothing and needs no release; every other view must be released.
+ * nothing and needs no release (releasing it does nothing and returns 0); every other view
+ * must be released.
  */
 ssize_t shm_recv_view(int sockfd, const void **buf, int flags);
 
