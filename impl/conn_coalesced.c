@@ -21,6 +21,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <poll.h>
+#include <sched.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -161,12 +162,12 @@ static int next_event(struct shmsock_conn *conn, struct shmsock_event *event)
  * Take the doorbells of generations before our current arm out of the kernel socket. Returns
  * 0, or the kernel's error for the socket (ECONNRESET ...), which must reach the application.
  */
-static int consume_old_doorbells(struct shmsock_conn *conn)
+static int consume_old_doorbells(struct shmsock_conn *conn, bool force)
 {
     uint64_t rung = __atomic_load_n(&peer_header(conn)->event_rung, __ATOMIC_ACQUIRE);
-    if (rung <= conn->doorbells_cleared)
+    if (rung <= conn->doorbells_cleared && !force)
         return 0; /* no doorbell rung since we last took them out: no system call */
-    uint64_t cleared = rung < conn->event_arm_gen ? rung : conn->event_arm_gen;
+    uint64_t newest_taken = 0; /* 1 + the newest generation taken out */
     for (;;) {
         unsigned char records[16 * SHMSOCK_EVENT_SIZE];
         ssize_t n = recv(conn->fd, records,
@@ -182,6 +183,8 @@ static int consume_old_doorbells(struct shmsock_conn *conn)
             if (shmsock_event_decode(records + at, &event) < 0 ||
                 event.type != SHMSOCK_EVENT_DOORBELL || event.offset >= conn->event_arm_gen)
                 break;
+            if (event.offset + 1 > newest_taken)
+                newest_taken = event.offset + 1;
             old++;
         }
         if (old == 0)
@@ -192,8 +195,13 @@ static int consume_old_doorbells(struct shmsock_conn *conn)
         __atomic_add_fetch(&own_header(conn)->counters.doorbells_received,
                            conn->type == SOCK_STREAM ? old : 1u, __ATOMIC_RELAXED);
     }
-    if (cleared > conn->doorbells_cleared)
-        conn->doorbells_cleared = cleared;
+    /*
+     * The producer says it rang (event_rung) before it sends the doorbell. If the last one it
+     * rang is old and we have not seen it, it is still on its way: look again next time.
+     */
+    bool in_flight = rung <= conn->event_arm_gen && newest_taken < rung;
+    if (!in_flight && rung > conn->doorbells_cleared)
+        conn->doorbells_cleared = rung < conn->event_arm_gen ? rung : conn->event_arm_gen;
     return 0;
 }
 
@@ -217,7 +225,7 @@ static int settle(struct shmsock_conn *conn)
     arm_for_events(conn);
     if (next_event(conn, &event) != 0)
         return 0;
-    return consume_old_doorbells(conn);
+    return consume_old_doorbells(conn, false);
 }
 
 static int64_t now_us(void)
@@ -236,20 +244,26 @@ static int wait_for_event(struct shmsock_conn *conn, int flags, struct shmsock_e
     /* Optional busy-poll: spin on the ring before paying for a sleep. */
     if (conn->busy_poll_us > 0) {
         int64_t until = now_us() + conn->busy_poll_us;
+        unsigned spins = 0;
         do {
             int r = next_event(conn, event);
             if (r != 0)
                 return r;
-            __builtin_ia32_pause();
+            /* Let a producer that shares our core run now and then. */
+            if (++spins % 64 == 0)
+                sched_yield();
+            else
+                __builtin_ia32_pause();
         } while (now_us() < until);
     }
+    bool stale = false; /* the kernel socket showed a doorbell older than our arm */
     for (;;) {
         /* Arm, then look once more: the producer either sees the arm or we see its event. */
         arm_for_events(conn);
         int r = next_event(conn, event);
         if (r != 0)
             return r;
-        r = consume_old_doorbells(conn);
+        r = consume_old_doorbells(conn, stale);
         if (r < 0)
             return r;
         /* Sleep until a doorbell (or end of stream) arrives, without taking it: it keeps the
@@ -270,13 +284,20 @@ static int wait_for_event(struct shmsock_conn *conn, int flags, struct shmsock_e
             return -EPROTO; /* a kernel event without a TO_KERNEL entry first */
         if (head.offset > conn->event_arm_gen)
             return -EPROTO; /* a doorbell for a generation we never armed */
-        /* A stale doorbell (older generation): taken out on the next round. */
+        /* A stale doorbell (older generation): taken out on the next round, whatever the
+         * producer's event_rung says. */
+        stale = true;
         if (flags & MSG_DONTWAIT) {
-            r = consume_old_doorbells(conn);
+            arm_for_events(conn);
+            r = next_event(conn, event);
+            if (r != 0)
+                return r;
+            r = consume_old_doorbells(conn, true);
             return r < 0 ? r : -EAGAIN;
         }
     }
 }
+
 
 ssize_t shmsock_coalesced_recv(struct shmsock_conn *conn, struct shmsock_read_target *target,
                                int flags)
