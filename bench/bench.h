@@ -1,0 +1,215 @@
+/*
+ * bench.h - what the files of the shmsock benchmark share (see bench.c for the whole picture).
+ *
+ *   bench.c      options, the interleaved schedule, the table and the target lines
+ *   transport.c  the modes: which calls (kernel or shm_*) and which options each one uses
+ *   zerocopy.c   the zero-copy and mmsg calls, linked weakly (a missing one is reported)
+ *   payload.c    the producer's pattern and the consumer's check of every byte
+ *   cases.c      the measurements: streaming, ping-pong, set-up, touch-only bound
+ *   runner.c     runs one measurement in its own process group, bounded in time
+ *   stats.c      medians and percentiles
+ *   report.c     CSV, the plot's data file, gnuplot
+ */
+#ifndef SHMSOCK_BENCH_H
+#define SHMSOCK_BENCH_H
+
+#define _GNU_SOURCE
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+#include <time.h>
+
+/* ---- modes ---- */
+
+enum bench_mode {
+    MODE_KERNEL,      /* plain socketpair/send/recv: the reference */
+    MODE_EVENT,       /* shm, SHM_COALESCE=0: every event is a kernel message */
+    MODE_COALESCED,   /* shm, default mode: rings in shared memory, doorbells when asleep */
+    MODE_ZEROCOPY,    /* shm coalesced, shm_send_alloc/commit and shm_recv_view/release */
+    MODE_BUSYPOLL,    /* shm coalesced, SHM_BUSY_POLL on both sockets */
+    MODE_TOUCH,       /* no transfer: one process writes then reads the bytes (streaming only) */
+    MODE_KERNEL_MMSG, /* kernel sendmmsg/recvmmsg (streaming only, --mmsg) */
+    MODE_MMSG,        /* shm coalesced, shm_sendmmsg/shm_recvmmsg (streaming only, --mmsg) */
+    MODE_COUNT
+};
+
+enum bench_metric { METRIC_STREAM, METRIC_PINGPONG, METRIC_SETUP, METRIC_COUNT };
+
+struct bench_config {
+    int quick;
+    int sock_type;           /* SOCK_STREAM (default) or SOCK_SEQPACKET */
+    int reps;                /* interleaved repetitions */
+    double stream_seconds;   /* timed window of one streaming case */
+    double warmup_seconds;   /* untimed start of each streaming case */
+    int pingpong_rounds;     /* round trips per ping-pong case... */
+    double pingpong_seconds; /* ...unless this much time has passed */
+    int setup_rounds;        /* connections per set-up case */
+    int busy_poll_us;        /* SHM_BUSY_POLL of the busy-poll mode */
+    int sndbuf;              /* SO_SNDBUF for every mode; 0: max(system default, 4 x message) */
+    int mmsg_batch;          /* messages per sendmmsg/recvmmsg call */
+    int timeout_seconds;     /* bound of one measurement (alarm + kill) */
+};
+
+/* One measurement, as a runner process hands it back. */
+struct run_result {
+    int ok;          /* 1: measured; 0: see error */
+    char error[120]; /* "EMSGSIZE from shm_send_alloc", "timeout after 12 s", ... */
+    double seconds;  /* timed window */
+    double messages; /* messages in the window */
+    double bytes;    /* bytes in the window */
+    double p50_us, p99_us;
+    long samples;   /* round trips or connections measured */
+    int sndbuf;     /* SO_SNDBUF the sockets ended up with (getsockopt) */
+    char note[120]; /* measured, but something looked wrong at teardown */
+};
+
+/* ---- transport.c ---- */
+
+struct sockops {
+    int (*socketpair)(int, int, int, int[2]);
+    int (*socket)(int, int, int);
+    int (*bind)(int, const struct sockaddr *, socklen_t);
+    int (*listen)(int, int);
+    int (*accept)(int, struct sockaddr *, socklen_t *);
+    int (*connect)(int, const struct sockaddr *, socklen_t);
+    ssize_t (*send)(int, const void *, size_t, int);
+    ssize_t (*recv)(int, void *, size_t, int);
+    int (*close)(int);
+    int (*setsockopt)(int, int, int, const void *, socklen_t);
+    int (*getsockopt)(int, int, int, void *, socklen_t *);
+    int (*sendmmsg)(int, struct mmsghdr *, unsigned int, int);
+    int (*recvmmsg)(int, struct mmsghdr *, unsigned int, int, struct timespec *);
+};
+
+struct mode_info {
+    const char *name; /* as in the table, the CSV and the plot */
+    int shm;          /* uses the shm_* calls */
+    int coalesce;     /* SHM_COALESCE */
+    int busy_poll;    /* set SHM_BUSY_POLL to config->busy_poll_us */
+    int zerocopy;     /* send_alloc/commit, recv_view/release */
+    int mmsg;         /* sendmmsg/recvmmsg */
+    const struct sockops *ops;
+};
+
+const struct mode_info *mode_info(enum bench_mode mode);
+const char *metric_name(enum bench_metric metric);
+
+/* Sets SO_SNDBUF (0: leave it) and the mode's shm options on fd. 0, or -1 with errno and
+ * *what naming the call that failed. */
+int mode_configure(const struct mode_info *m, int fd, int sndbuf, int busy_poll_us,
+                   const char **what);
+
+/* SHM_STATUS of a shm socket, -1 on error. */
+int mode_shm_status(const struct mode_info *m, int fd);
+
+/* SO_SNDBUF of fd (getsockopt), 0 on error. */
+int mode_sndbuf(const struct mode_info *m, int fd);
+
+/* Sends all of buf (looping over partial sends). 0, or -1 with errno. */
+int send_all(const struct mode_info *m, int fd, const void *buf, size_t len);
+
+/* Receives one message of exactly len bytes (MSG_WAITALL on SOCK_STREAM). Returns len, 0 at
+ * end of stream, -1 with errno, or -2 for a message of the wrong length (*got set). */
+ssize_t recv_message(const struct mode_info *m, int type, int fd, void *buf, size_t len,
+                     ssize_t *got);
+
+/* ---- zerocopy.c ---- */
+
+/* NULL if the zero-copy calls are linked, else the name of a missing one. */
+const char *zerocopy_missing(void);
+/* NULL if shm_sendmmsg/shm_recvmmsg are linked, else the name of a missing one. */
+const char *mmsg_missing(void);
+void *zc_send_alloc(int fd, size_t len, int flags);
+ssize_t zc_send_commit(int fd, void *buf, size_t len, int flags);
+ssize_t zc_recv_view(int fd, const void **buf, int flags);
+int zc_recv_release(int fd, const void *buf);
+int zc_sendmmsg(int fd, struct mmsghdr *vec, unsigned int vlen, int flags);
+int zc_recvmmsg(int fd, struct mmsghdr *vec, unsigned int vlen, int flags,
+                struct timespec *timeout);
+
+/* ---- payload.c ---- */
+
+/* Writes every byte of message number seq (a pattern of 64-bit words). */
+void payload_fill(void *buf, size_t len, uint64_t seq);
+/* Checks bytes [offset, offset + len) of message seq, every byte. 0 if all are right. */
+int payload_verify(const void *buf, size_t offset, size_t len, uint64_t seq);
+
+/* ---- cases.c (each runs inside a runner process) ---- */
+
+typedef void (*case_fn)(const struct bench_config *cfg, enum bench_mode mode, size_t size,
+                        struct run_result *out);
+void case_stream(const struct bench_config *cfg, enum bench_mode mode, size_t size,
+                 struct run_result *out);
+void case_pingpong(const struct bench_config *cfg, enum bench_mode mode, size_t size,
+                   struct run_result *out);
+void case_setup(const struct bench_config *cfg, enum bench_mode mode, size_t size,
+                struct run_result *out);
+void case_touch(const struct bench_config *cfg, enum bench_mode mode, size_t size,
+                struct run_result *out);
+/* The SO_SNDBUF a case uses for a message size (config->sndbuf or the automatic choice). */
+int case_sndbuf(const struct bench_config *cfg, size_t size);
+
+/* ---- runner.c ---- */
+
+/* Runs fn in a child process (its own process group), at most cfg->timeout_seconds. */
+void run_isolated(case_fn fn, const struct bench_config *cfg, enum bench_mode mode, size_t size,
+                  struct run_result *out);
+double now_seconds(void);
+/* Fills out->error (printf-style) and clears out->ok. */
+void result_error(struct run_result *out, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+/* Appends to out->note (the measurement stands). */
+void result_note(struct run_result *out, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+/* "EPIPE" etc. */
+const char *errno_name(int err);
+
+/* ---- stats.c ---- */
+
+/* Median of n values (sorts a copy); NAN if n == 0. */
+double stats_median(const double *v, int n);
+/* Percentile p (0..100) of n values, nearest rank; sorts v in place. */
+double stats_percentile_sorted(double *v, long n, double p);
+void stats_sort(double *v, long n);
+double stats_min(const double *v, int n);
+double stats_max(const double *v, int n);
+
+/* ---- report.c ---- */
+
+#define BENCH_SIZES 5
+#define BENCH_MAX_REPS 16
+extern const size_t bench_sizes[BENCH_SIZES];
+
+struct bench_results {
+    struct bench_config cfg;
+    int modes_run[METRIC_COUNT][MODE_COUNT]; /* 1 if that metric ran that mode */
+    int sizes_run[BENCH_SIZES];              /* 1 if that message size ran (--sizes) */
+    struct run_result r[METRIC_COUNT][MODE_COUNT][BENCH_SIZES][BENCH_MAX_REPS];
+};
+
+/* Summary of one (metric, mode, size) over the repetitions. */
+struct summary {
+    int ok_reps, failed_reps;
+    const char *first_error;
+    const char *first_note; /* of a successful rep */
+    int noted_reps;
+    double msgs, bytes, p50, p99; /* medians of the successful reps */
+    double primary;               /* bytes/s (stream) or p50 (ping-pong, set-up) */
+    int ratio_n;
+    double ratio, ratio_min, ratio_max; /* primary / kernel's primary, same rep */
+    double ratio_p99;                   /* ping-pong: p99 / kernel's p99, median */
+};
+
+void summarize(const struct bench_results *res, enum bench_metric metric, enum bench_mode mode,
+               int size_index, struct summary *s);
+/* Ratio a/b per rep (both primary values of one metric/size), median/min/max. */
+int summarize_ratio(const struct bench_results *res, enum bench_metric metric, enum bench_mode num,
+                    enum bench_mode den, int size_index, double *median, double *min, double *max);
+
+int write_csv(const struct bench_results *res, const char *path);
+int write_plot_data(const struct bench_results *res, const char *path);
+/* Runs gnuplot on script with data and out; 0 on success. */
+int run_gnuplot(const char *script, const char *data, const char *out, const char *socktype);
+
+#endif /* SHMSOCK_BENCH_H */
