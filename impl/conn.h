@@ -115,6 +115,8 @@ struct shmsock_conn {
     uint64_t event_tail;            /* next entry of the peer's event ring to read */
     uint64_t event_arm_gen;         /* our arm generation for the peer's events */
     uint64_t doorbells_cleared;     /* every doorbell with 1 + generation <= this is consumed */
+    uint64_t head_doorbell;         /* 1 + generation of the doorbell a wait saw at the head of the
+                                       kernel socket (0: not known) */
     uint64_t last_release_doorbell; /* the peer's release_arm we last rang for */
     uint64_t head_consumed;         /* STREAM: bytes of the head DATA event already read */
     bool head_control_delivered;    /* its ancillary data went to the application already */

@@ -167,6 +167,21 @@ static int consume_old_doorbells(struct shmsock_conn *conn, bool force)
     uint64_t rung = __atomic_load_n(&peer_header(conn)->event_rung, __ATOMIC_ACQUIRE);
     if (rung <= conn->doorbells_cleared && !force)
         return 0; /* no doorbell rung since we last took them out: no system call */
+    uint64_t head = conn->head_doorbell;
+    conn->head_doorbell = 0;
+    if (!force && head != 0 && head == rung && head <= conn->event_arm_gen) {
+        /* The one doorbell rung since we last cleared is the one our wait saw at the head:
+         * take exactly that record, without looking first. */
+        unsigned char record[SHMSOCK_EVENT_SIZE];
+        ssize_t n = recv(conn->fd, record, sizeof(record), MSG_DONTWAIT);
+        if (n < 0 && errno != EAGAIN && errno != EINTR)
+            return -errno;
+        if (n == (ssize_t)sizeof(record)) {
+            __atomic_add_fetch(&own_header(conn)->counters.doorbells_received, 1, __ATOMIC_RELAXED);
+            conn->doorbells_cleared = rung;
+            return 0;
+        }
+    }
     uint64_t newest_taken = 0; /* 1 + the newest generation taken out */
     for (;;) {
         unsigned char records[16 * SHMSOCK_EVENT_SIZE];
@@ -271,6 +286,10 @@ static int wait_for_event(struct shmsock_conn *conn, int flags, struct shmsock_e
         unsigned char record[SHMSOCK_EVENT_SIZE];
         ssize_t n = recv(conn->fd, record, sizeof(record), MSG_PEEK | (flags & PASSED_FLAGS));
         int saved = errno;
+        struct shmsock_event head;
+        bool doorbell = n == (ssize_t)sizeof(record) && shmsock_event_decode(record, &head) == 0 &&
+                        head.type == SHMSOCK_EVENT_DOORBELL && head.offset <= conn->event_arm_gen;
+        conn->head_doorbell = doorbell ? head.offset + 1 : 0; /* settle() takes it directly */
         r = next_event(conn, event);
         if (r != 0)
             return r;
@@ -278,12 +297,9 @@ static int wait_for_event(struct shmsock_conn *conn, int flags, struct shmsock_e
             return 0;
         if (n < 0)
             return -saved;
-        struct shmsock_event head;
-        if (n != (ssize_t)sizeof(record) || shmsock_event_decode(record, &head) < 0 ||
-            head.type != SHMSOCK_EVENT_DOORBELL)
-            return -EPROTO; /* a kernel event without a TO_KERNEL entry first */
-        if (head.offset > conn->event_arm_gen)
-            return -EPROTO; /* a doorbell for a generation we never armed */
+        if (!doorbell)
+            return -EPROTO; /* a kernel event without TO_KERNEL first, or a doorbell for a
+                               generation we never armed */
         /* A stale doorbell (older generation): taken out on the next round, whatever the
          * producer's event_rung says. */
         stale = true;
@@ -297,7 +313,6 @@ static int wait_for_event(struct shmsock_conn *conn, int flags, struct shmsock_e
         }
     }
 }
-
 
 ssize_t shmsock_coalesced_recv(struct shmsock_conn *conn, struct shmsock_read_target *target,
                                int flags)
