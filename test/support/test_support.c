@@ -11,6 +11,8 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/un.h>
+#include <sys/random.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -87,11 +89,17 @@ const struct sock_api *const test_apis[2] = {&test_kernel_api, &test_shm_api};
 
 socklen_t test_abstract_addr(struct sockaddr_un *addr)
 {
+    /* Random, not only pid-based: tests run in parallel in sandboxes that each have their own
+     * pid namespace (so the same pids) but may share the abstract socket namespace. */
     static atomic_uint counter;
+    static uint64_t nonce;
+    if (nonce == 0 && getrandom(&nonce, sizeof(nonce), 0) != (ssize_t)sizeof(nonce))
+        nonce = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32);
     memset(addr, 0, sizeof(*addr));
     addr->sun_family = AF_UNIX;
-    int n = snprintf(addr->sun_path + 1, sizeof(addr->sun_path) - 1, "shmsock-test-%d-%u",
-                     (int)getpid(), atomic_fetch_add(&counter, 1));
+    int n = snprintf(addr->sun_path + 1, sizeof(addr->sun_path) - 1,
+                     "shmsock-test-%016llx-%d-%u", (unsigned long long)nonce, (int)getpid(),
+                     atomic_fetch_add(&counter, 1));
     return (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + (size_t)n);
 }
 
