@@ -68,6 +68,11 @@ int shmsock_coalesced_ring_if_armed(struct shmsock_conn *conn)
     uint64_t armed = __atomic_load_n(&peer_header(conn)->event_arm, __ATOMIC_ACQUIRE);
     if (armed == conn->last_event_doorbell && !conn->doorbell_owed)
         return 0;
+    /* A consumer that busy-polls sees the ring itself; it clears the flag (with a fence)
+     * before it arms and sleeps, so either we see that or it sees our event. */
+    if (__atomic_load_n(&peer_header(conn)->event_spinning, __ATOMIC_ACQUIRE) &&
+        !conn->doorbell_owed)
+        return 0;
     conn->last_event_doorbell = armed;
     /* Say so first: the consumer looks for doorbells in the kernel only when we rang. */
     __atomic_store_n(&own_header(conn)->event_rung, armed + 1, __ATOMIC_RELEASE);
@@ -243,13 +248,6 @@ static int settle(struct shmsock_conn *conn)
     return consume_old_doorbells(conn, false);
 }
 
-static int64_t now_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
 /*
  * Wait until the peer's ring has an entry (1), or report why not: 0 at end of stream,
  * -EAGAIN (non-blocking, or SO_RCVTIMEO), -EINTR, another negative errno.
@@ -258,18 +256,24 @@ static int wait_for_event(struct shmsock_conn *conn, int flags, struct shmsock_e
 {
     /* Optional busy-poll: spin on the ring before paying for a sleep. */
     if (conn->busy_poll_us > 0) {
-        int64_t until = now_us() + conn->busy_poll_us;
+        int64_t until = shmsock_now_us() + conn->busy_poll_us;
         unsigned spins = 0;
+        __atomic_store_n(&own_header(conn)->event_spinning, 1, __ATOMIC_RELEASE);
+        __atomic_thread_fence(__ATOMIC_SEQ_CST);
         do {
             int r = next_event(conn, event);
-            if (r != 0)
+            if (r != 0) {
+                __atomic_store_n(&own_header(conn)->event_spinning, 0, __ATOMIC_RELEASE);
                 return r;
+            }
             /* Let a producer that shares our core run now and then. */
-            if (++spins % 64 == 0)
+            if (++spins % 256 == 0)
                 sched_yield();
             else
                 __builtin_ia32_pause();
-        } while (now_us() < until);
+        } while (shmsock_now_us() < until);
+        /* Cleared before arming (arm_for_events fences): the producer rings from now on. */
+        __atomic_store_n(&own_header(conn)->event_spinning, 0, __ATOMIC_RELEASE);
     }
     bool stale = false; /* the kernel socket showed a doorbell older than our arm */
     for (;;) {

@@ -80,6 +80,7 @@ struct shmsock_region_header {
     uint64_t event_arm __attribute__((aligned(64)));    /* we sleep for the peer's events */
     uint64_t event_rung __attribute__((aligned(64)));   /* 1 + the peer's event_arm we last
                                                            rang for (written before ringing) */
+    uint64_t event_spinning;                            /* 1 while we busy-poll our ring */
     uint64_t release_head __attribute__((aligned(64))); /* our releases in our release ring */
     uint64_t release_arm __attribute__((aligned(64)));  /* we sleep for the peer's releases */
     struct shmsock_counters counters __attribute__((aligned(64)));
