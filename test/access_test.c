@@ -123,8 +123,8 @@ static void nobody_connect_child(const struct sock_api *api, int type, const cha
     _exit(0);
 }
 
-static int run_nobody_child(const struct sock_api *api, int type, const char *path,
-                            bool handshake, pid_t *pid_out)
+static int run_nobody_child(const struct sock_api *api, int type, const char *path, bool handshake,
+                            pid_t *pid_out)
 {
     pid_t pid = fork();
     assert_true(pid >= 0);
@@ -161,8 +161,11 @@ static void mode_body(const struct sock_api *api, int type)
     int code = wait_code(pid);
     if (code != EACCES)
         fail_msg("%s %s: uid %d connecting to a 0600 socket of root: expected EACCES (%d), "
-                 "child reported %d (%s)", api->name, type_name(type), NOBODY, EACCES, code,
-                 code == 0 ? "connected" : code < 200 ? strerror(code) : "setup failure");
+                 "child reported %d (%s)",
+                 api->name, type_name(type), NOBODY, EACCES, code,
+                 code == 0    ? "connected"
+                 : code < 200 ? strerror(code)
+                              : "setup failure");
     print_message("    %-6s %-9s mode 0600: uid %d gets EACCES\n", api->name, type_name(type),
                   NOBODY);
 
@@ -189,8 +192,8 @@ static void mode_body(const struct sock_api *api, int type)
                  type_name(type), NOBODY, code);
     print_message("    %-6s %-9s mode 0666: uid %d connects; SO_PEERCRED pid %d uid %d gid %d "
                   "(negotiated: %s)\n",
-                  api->name, type_name(type), NOBODY, (int)cred.pid, (int)cred.uid,
-                  (int)cred.gid, api->is_shm ? "yes" : "n/a");
+                  api->name, type_name(type), NOBODY, (int)cred.pid, (int)cred.uid, (int)cred.gid,
+                  api->is_shm ? "yes" : "n/a");
     api->close(conn);
     api->close(listener);
     unlink(path);
@@ -246,10 +249,10 @@ static int cmp_names(const void *a, const void *b)
 }
 
 struct name_check {
-    int memfd_maps;   /* "/memfd:shmsock (deleted)" mappings */
-    int other_shm;    /* mappings or fds of shmsock regions under another name */
-    int dev_shm;      /* mappings or fds pointing into /dev/shm */
-    int memfd_fds;    /* descriptors that are shmsock memfds */
+    int memfd_maps; /* "/memfd:shmsock (deleted)" mappings */
+    int other_shm;  /* mappings or fds of shmsock regions under another name */
+    int dev_shm;    /* mappings or fds pointing into /dev/shm */
+    int memfd_fds;  /* descriptors that are shmsock memfds */
 };
 
 static struct name_check check_names(void)
@@ -381,15 +384,15 @@ static void peercred_body(const struct sock_api *api, int type)
         struct ucred cred;
         socklen_t len = sizeof(cred);
         /* Before negotiation. */
-        if (api->getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0 ||
-            cred.pid != parent || cred.uid != getuid() || cred.gid != getgid())
+        if (api->getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0 || cred.pid != parent ||
+            cred.uid != getuid() || cred.gid != getgid())
             _exit(2);
         int r = child_handshake(api, fd);
         if (r != 0)
             _exit(10 + r);
         len = sizeof(cred);
-        if (api->getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0 ||
-            cred.pid != parent || cred.uid != getuid() || cred.gid != getgid())
+        if (api->getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0 || cred.pid != parent ||
+            cred.uid != getuid() || cred.gid != getgid())
             _exit(3);
         char c;
         (void)api->recv(fd, &c, 1, 0);

@@ -29,12 +29,12 @@
 #include "test_support.h"
 #include "semantics_util.h"
 
-#define FOR_EACH_VARIANT(body)                                                               \
-    for (int i_ = 0; i_ < 2; i_++) {                                                         \
-        body(test_apis[i_], SOCK_STREAM, false);                                             \
-        body(test_apis[i_], SOCK_STREAM, true);                                              \
-        body(test_apis[i_], SOCK_SEQPACKET, false);                                          \
-        body(test_apis[i_], SOCK_SEQPACKET, true);                                           \
+#define FOR_EACH_VARIANT(body)                                                                     \
+    for (int i_ = 0; i_ < 2; i_++) {                                                               \
+        body(test_apis[i_], SOCK_STREAM, false);                                                   \
+        body(test_apis[i_], SOCK_STREAM, true);                                                    \
+        body(test_apis[i_], SOCK_SEQPACKET, false);                                                \
+        body(test_apis[i_], SOCK_SEQPACKET, true);                                                 \
     }
 
 union cbuf {
@@ -71,8 +71,8 @@ static int recv_fds(const struct sock_api *api, int fd, char *data, size_t len, 
     union cbuf c;
     memset(&c, 0, sizeof(c));
     struct iovec iov = {data, len};
-    struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = c.buf,
-                       .msg_controllen = sizeof(c.buf)};
+    struct msghdr m = {
+        .msg_iov = &iov, .msg_iovlen = 1, .msg_control = c.buf, .msg_controllen = sizeof(c.buf)};
     assert_int_equal(api->recvmsg(fd, &m, MSG_CMSG_CLOEXEC), (ssize_t)len);
     assert_int_equal(m.msg_flags & (MSG_CTRUNC | MSG_TRUNC), 0);
     int n = 0;
@@ -164,21 +164,20 @@ static void test_scm_rights_pipe_fd(void **state)
 
 /* ---- SCM_CREDENTIALS -------------------------------------------------------------------- */
 
-#define CHILD_CHECK(cond, code)                                                              \
-    do {                                                                                     \
-        if (!(cond))                                                                         \
-            _exit(code);                                                                     \
+#define CHILD_CHECK(cond, code)                                                                    \
+    do {                                                                                           \
+        if (!(cond))                                                                               \
+            _exit(code);                                                                           \
     } while (0)
 
 /* recvmsg exactly len bytes; returns true and fills *cr if an SCM_CREDENTIALS came with it. */
-static bool recv_creds(const struct sock_api *api, int fd, char *data, size_t len,
-                       struct ucred *cr)
+static bool recv_creds(const struct sock_api *api, int fd, char *data, size_t len, struct ucred *cr)
 {
     union cbuf c;
     memset(&c, 0, sizeof(c));
     struct iovec iov = {data, len};
-    struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = c.buf,
-                       .msg_controllen = sizeof(c.buf)};
+    struct msghdr m = {
+        .msg_iov = &iov, .msg_iovlen = 1, .msg_control = c.buf, .msg_controllen = sizeof(c.buf)};
     assert_int_equal(api->recvmsg(fd, &m, 0), (ssize_t)len);
     assert_int_equal(m.msg_flags & (MSG_CTRUNC | MSG_TRUNC), 0);
     bool found = false;

@@ -69,33 +69,31 @@ static void make_pair(const struct variant *v, int *a, int *b)
     }
 }
 
-#define FOR_EACH_VARIANT(body)                                                               \
-    do {                                                                                     \
-        static const int types_[2] = {SOCK_STREAM, SOCK_SEQPACKET};                          \
-        for (int t_ = 0; t_ < 2; t_++)                                                       \
-            for (int s_ = 1; s_ >= 0; s_--) {                                                \
-                struct variant vs_[3] = {                                                    \
-                    {&test_kernel_api, NULL, s_, types_[t_], k_sendmmsg, k_recvmmsg},        \
-                    {&test_shm_api, &MODE_COALESCED, s_, types_[t_], shm_sendmmsg,           \
-                     shm_recvmmsg},                                                          \
-                    {&test_shm_api, &MODE_EVENT, s_, types_[t_], shm_sendmmsg,               \
-                     shm_recvmmsg},                                                          \
-                };                                                                           \
-                for (int v_ = 0; v_ < 3; v_++) {                                             \
-                    announce(&vs_[v_]);                                                      \
-                    body(&vs_[v_]);                                                          \
-                }                                                                            \
-            }                                                                                \
+#define FOR_EACH_VARIANT(body)                                                                     \
+    do {                                                                                           \
+        static const int types_[2] = {SOCK_STREAM, SOCK_SEQPACKET};                                \
+        for (int t_ = 0; t_ < 2; t_++)                                                             \
+            for (int s_ = 1; s_ >= 0; s_--) {                                                      \
+                struct variant vs_[3] = {                                                          \
+                    {&test_kernel_api, NULL, s_, types_[t_], k_sendmmsg, k_recvmmsg},              \
+                    {&test_shm_api, &MODE_COALESCED, s_, types_[t_], shm_sendmmsg, shm_recvmmsg},  \
+                    {&test_shm_api, &MODE_EVENT, s_, types_[t_], shm_sendmmsg, shm_recvmmsg},      \
+                };                                                                                 \
+                for (int v_ = 0; v_ < 3; v_++) {                                                   \
+                    announce(&vs_[v_]);                                                            \
+                    body(&vs_[v_]);                                                                \
+                }                                                                                  \
+            }                                                                                      \
     } while (0)
 
-#define EXPECT_ERR(call, err)                                                                \
-    do {                                                                                     \
-        errno = 0;                                                                           \
-        long long r_ = (long long)(call);                                                    \
-        int e_ = errno;                                                                      \
-        if (r_ != -1 || e_ != (err))                                                         \
-            fail_msg("%s: expected -1 errno %s, got %lld errno %s", #call, strerror(err),    \
-                     r_, strerror(e_));                                                      \
+#define EXPECT_ERR(call, err)                                                                      \
+    do {                                                                                           \
+        errno = 0;                                                                                 \
+        long long r_ = (long long)(call);                                                          \
+        int e_ = errno;                                                                            \
+        if (r_ != -1 || e_ != (err))                                                               \
+            fail_msg("%s: expected -1 errno %s, got %lld errno %s", #call, strerror(err), r_,      \
+                     strerror(e_));                                                                \
     } while (0)
 
 enum { MAXV = 16, BUF = 70000 };
@@ -278,11 +276,10 @@ static void trunc_body(const struct variant *v)
         unsigned want_len[2][4] = {{10, 5, 20, 0}, {20, 5, 20, 0}};
         int want_flags[4] = {MSG_TRUNC, 0, 0, 0};
         for (int i = 0; i < 4; i++) {
-            if (r.m[i].msg_len != want_len[round][i] ||
-                r.m[i].msg_hdr.msg_flags != want_flags[i])
-                fail_msg("round %d entry %d: msg_len %u flags 0x%x, expected %u 0x%x", round,
-                         i, r.m[i].msg_len, (unsigned)r.m[i].msg_hdr.msg_flags,
-                         want_len[round][i], (unsigned)want_flags[i]);
+            if (r.m[i].msg_len != want_len[round][i] || r.m[i].msg_hdr.msg_flags != want_flags[i])
+                fail_msg("round %d entry %d: msg_len %u flags 0x%x, expected %u 0x%x", round, i,
+                         r.m[i].msg_len, (unsigned)r.m[i].msg_hdr.msg_flags, want_len[round][i],
+                         (unsigned)want_flags[i]);
             size_t c = len[i] < cap[i] ? len[i] : cap[i];
             assert_true(test_check_pattern(r.data[i], c, 50 + (unsigned)i));
         }

@@ -114,9 +114,8 @@ static void rx_feed(struct rx *rx, const unsigned char *buf, size_t n)
             memcpy(&seq, rx->part, 8);
             memcpy(&inv, rx->part + 8, 8);
             if (seq != rx->next || inv != ~rx->next)
-                fail_msg("message %llu: got seq %llu (check %llx)",
-                         (unsigned long long)rx->next, (unsigned long long)seq,
-                         (unsigned long long)inv);
+                fail_msg("message %llu: got seq %llu (check %llx)", (unsigned long long)rx->next,
+                         (unsigned long long)seq, (unsigned long long)inv);
             rx->next++;
             rx->have = 0;
         }
@@ -215,8 +214,9 @@ static void race(int type, enum consumer how)
     assert_int_equal(shm_recv(fd, buf, sizeof(buf), 0), 0);
     print_message("    %s %s: %ld messages in %.2f s = %.0f msg/s; %lu wake-ups, %lu stale\n",
                   type == SOCK_STREAM ? "STREAM" : "SEQPACKET",
-                  how == BLOCKING ? "blocking recv" : how == LEVEL_ONE ? "LT epoll, one/wake"
-                                                                       : "ET epoll, drain",
+                  how == BLOCKING    ? "blocking recv"
+                  : how == LEVEL_ONE ? "LT epoll, one/wake"
+                                     : "ET epoll, drain",
                   n, secs, (double)n / secs, wakeups, stale);
     shm_close(fd);
     test_watchdog(0, NULL);
@@ -233,18 +233,41 @@ static int teardown(void **state)
     return 0;
 }
 
-static void test_stream_blocking(void **s) { (void)s; race(SOCK_STREAM, BLOCKING); }
-static void test_stream_level_one(void **s) { (void)s; race(SOCK_STREAM, LEVEL_ONE); }
-static void test_stream_edge_drain(void **s) { (void)s; race(SOCK_STREAM, EDGE_DRAIN); }
-static void test_seqpacket_blocking(void **s) { (void)s; race(SOCK_SEQPACKET, BLOCKING); }
-static void test_seqpacket_level_one(void **s) { (void)s; race(SOCK_SEQPACKET, LEVEL_ONE); }
-static void test_seqpacket_edge_drain(void **s) { (void)s; race(SOCK_SEQPACKET, EDGE_DRAIN); }
+static void test_stream_blocking(void **s)
+{
+    (void)s;
+    race(SOCK_STREAM, BLOCKING);
+}
+static void test_stream_level_one(void **s)
+{
+    (void)s;
+    race(SOCK_STREAM, LEVEL_ONE);
+}
+static void test_stream_edge_drain(void **s)
+{
+    (void)s;
+    race(SOCK_STREAM, EDGE_DRAIN);
+}
+static void test_seqpacket_blocking(void **s)
+{
+    (void)s;
+    race(SOCK_SEQPACKET, BLOCKING);
+}
+static void test_seqpacket_level_one(void **s)
+{
+    (void)s;
+    race(SOCK_SEQPACKET, LEVEL_ONE);
+}
+static void test_seqpacket_edge_drain(void **s)
+{
+    (void)s;
+    race(SOCK_SEQPACKET, EDGE_DRAIN);
+}
 
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
-    printf("doorbell_race_test: %ld messages per case (SHMSOCK_RACE_MESSAGES)\n",
-           total_messages());
+    printf("doorbell_race_test: %ld messages per case (SHMSOCK_RACE_MESSAGES)\n", total_messages());
     fflush(stdout);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_teardown(test_stream_blocking, teardown),

@@ -455,8 +455,8 @@ static void run_variant(int type, bool survivor_sends, bool use_epoll)
     memset(&g_stats, 0, sizeof(g_stats));
     int64_t t0 = now_ns();
     for (int i = 0; i < DYING_TRIALS; i++) {
-        struct trial t = {.type = type, .survivor_sends = survivor_sends,
-                          .use_epoll = use_epoll, .index = i};
+        struct trial t = {
+            .type = type, .survivor_sends = survivor_sends, .use_epoll = use_epoll, .index = i};
         run_trial(&t);
     }
     print_message("    %-9s survivor %-8s %-8s: %d trials in %.2f s; EOF %d, ECONNRESET %d, "
@@ -515,8 +515,7 @@ int main(void)
     uint64_t seed = seed_env != NULL ? strtoull(seed_env, NULL, 0)
                                      : (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 20);
     rng_state = seed | 1;
-    printf("dying_peer_test: seed %llu (SHMSOCK_DYING_SEED to repeat)\n",
-           (unsigned long long)seed);
+    printf("dying_peer_test: seed %llu (SHMSOCK_DYING_SEED to repeat)\n", (unsigned long long)seed);
     fflush(stdout);
     install_fault_handlers();
     const struct CMUnitTest tests[] = {

@@ -26,10 +26,10 @@
 #include "test_support.h"
 #include "semantics_util.h"
 
-#define FOR_EACH_TYPE(body)                                                                  \
-    for (int i_ = 0; i_ < 2; i_++) {                                                         \
-        body(test_apis[i_], SOCK_STREAM);                                                    \
-        body(test_apis[i_], SOCK_SEQPACKET);                                                 \
+#define FOR_EACH_TYPE(body)                                                                        \
+    for (int i_ = 0; i_ < 2; i_++) {                                                               \
+        body(test_apis[i_], SOCK_STREAM);                                                          \
+        body(test_apis[i_], SOCK_SEQPACKET);                                                       \
     }
 
 static char tmpdir[64];
@@ -206,7 +206,8 @@ static void on_sigpipe(int sig)
     sigpipes++;
 }
 
-/* One unconnected socket: send ENOTCONN (no SIGPIPE), recv EINVAL/ENOTCONN, getpeername ENOTCONN. */
+/* One unconnected socket: send ENOTCONN (no SIGPIPE), recv EINVAL/ENOTCONN, getpeername ENOTCONN.
+ */
 static void check_unconnected(const struct sock_api *api, int type, int fd)
 {
     char in[4];

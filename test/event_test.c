@@ -145,8 +145,8 @@ static void test_constructors(void **state)
 
     /* Offsets computed in 64 bits. */
     e = shmsock_event_data(&GMAX, SHMSOCK_MAX_BLOCK_COUNT - 1, 1, 1);
-    assert_int_equal(e.offset, 4096ull + (uint64_t)(SHMSOCK_MAX_BLOCK_COUNT - 1) *
-                                             SHMSOCK_MAX_BLOCK_SIZE);
+    assert_int_equal(e.offset,
+                     4096ull + (uint64_t)(SHMSOCK_MAX_BLOCK_COUNT - 1) * SHMSOCK_MAX_BLOCK_SIZE);
     assert_int_equal(shmsock_event_check_data(&e, &GMAX), 0);
 }
 
@@ -210,19 +210,17 @@ static void test_blocks_for_length(void **state)
     assert_int_equal(shmsock_blocks_for_length(4096ull * 1024, 1024), 4096);
     assert_int_equal(shmsock_blocks_for_length(0, SHMSOCK_MAX_BLOCK_SIZE), 1);
     assert_int_equal(shmsock_blocks_for_length(SHMSOCK_MAX_BLOCK_SIZE, SHMSOCK_MAX_BLOCK_SIZE), 1);
-    assert_int_equal(shmsock_blocks_for_length(SHMSOCK_MAX_BLOCK_SIZE + 1ull,
-                                               SHMSOCK_MAX_BLOCK_SIZE),
-                     2);
+    assert_int_equal(
+        shmsock_blocks_for_length(SHMSOCK_MAX_BLOCK_SIZE + 1ull, SHMSOCK_MAX_BLOCK_SIZE), 2);
     /* Whole largest region: 4 GiB, beyond 32 bits of bytes. */
-    assert_int_equal(shmsock_blocks_for_length((uint64_t)SHMSOCK_MAX_BLOCK_SIZE *
-                                                   SHMSOCK_MAX_BLOCK_COUNT,
-                                               SHMSOCK_MAX_BLOCK_SIZE),
-                     SHMSOCK_MAX_BLOCK_COUNT);
-    assert_int_equal(shmsock_blocks_for_length((uint64_t)SHMSOCK_MAX_BLOCK_SIZE *
-                                                       SHMSOCK_MAX_BLOCK_COUNT +
-                                                   1,
-                                               SHMSOCK_MAX_BLOCK_SIZE),
-                     SHMSOCK_MAX_BLOCK_COUNT + 1);
+    assert_int_equal(
+        shmsock_blocks_for_length((uint64_t)SHMSOCK_MAX_BLOCK_SIZE * SHMSOCK_MAX_BLOCK_COUNT,
+                                  SHMSOCK_MAX_BLOCK_SIZE),
+        SHMSOCK_MAX_BLOCK_COUNT);
+    assert_int_equal(
+        shmsock_blocks_for_length((uint64_t)SHMSOCK_MAX_BLOCK_SIZE * SHMSOCK_MAX_BLOCK_COUNT + 1,
+                                  SHMSOCK_MAX_BLOCK_SIZE),
+        SHMSOCK_MAX_BLOCK_COUNT + 1);
     /* Exhaustive over one block size and small lengths. */
     for (uint64_t len = 1; len <= 8 * 4096; len++)
         assert_int_equal(shmsock_blocks_for_length(len, 4096), (len + 4095) / 4096);

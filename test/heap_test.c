@@ -70,10 +70,9 @@ struct counts {
 
 static struct counts snap(void)
 {
-    return (struct counts){__atomic_load_n(&n_malloc, __ATOMIC_RELAXED),
-                           __atomic_load_n(&n_calloc, __ATOMIC_RELAXED),
-                           __atomic_load_n(&n_realloc, __ATOMIC_RELAXED),
-                           __atomic_load_n(&n_free, __ATOMIC_RELAXED)};
+    return (struct counts){
+        __atomic_load_n(&n_malloc, __ATOMIC_RELAXED), __atomic_load_n(&n_calloc, __ATOMIC_RELAXED),
+        __atomic_load_n(&n_realloc, __ATOMIC_RELAXED), __atomic_load_n(&n_free, __ATOMIC_RELAXED)};
 }
 
 enum path { COPY, ZEROCOPY };
@@ -164,8 +163,8 @@ static void run(enum path p, int type, const struct shm_mode *mode)
                 fail_msg("message %d of %zu bytes: %s", i, sizes[s], why);
         }
         struct counts after = snap();
-        unsigned long total = (after.m - before.m) + (after.c - before.c) +
-                              (after.r - before.r) + (after.f - before.f);
+        unsigned long total = (after.m - before.m) + (after.c - before.c) + (after.r - before.r) +
+                              (after.f - before.f);
         if (total != 0)
             fail_msg("%s %s %s, %d messages of %zu B: %lu heap calls in steady state "
                      "(malloc %lu, calloc %lu, realloc %lu, free %lu), expected 0",
@@ -179,12 +178,12 @@ static void run(enum path p, int type, const struct shm_mode *mode)
     test_watchdog(0, NULL);
 }
 
-#define CASE(name, path, mode)                                                               \
-    static void name(void **state)                                                           \
-    {                                                                                        \
-        (void)state;                                                                         \
-        run(path, SOCK_STREAM, &mode);                                                       \
-        run(path, SOCK_SEQPACKET, &mode);                                                    \
+#define CASE(name, path, mode)                                                                     \
+    static void name(void **state)                                                                 \
+    {                                                                                              \
+        (void)state;                                                                               \
+        run(path, SOCK_STREAM, &mode);                                                             \
+        run(path, SOCK_SEQPACKET, &mode);                                                          \
     }
 
 CASE(test_coalesced, COPY, MODE_COALESCED)
@@ -210,9 +209,9 @@ int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_counter_counts),     cmocka_unit_test(test_coalesced),
-        cmocka_unit_test(test_event),              cmocka_unit_test(test_zerocopy_coalesced),
-        cmocka_unit_test(test_zerocopy_event),     cmocka_unit_test(test_busy_poll_coalesced),
+        cmocka_unit_test(test_counter_counts),  cmocka_unit_test(test_coalesced),
+        cmocka_unit_test(test_event),           cmocka_unit_test(test_zerocopy_coalesced),
+        cmocka_unit_test(test_zerocopy_event),  cmocka_unit_test(test_busy_poll_coalesced),
         cmocka_unit_test(test_busy_poll_event),
     };
     if (getenv("SHMSOCK_TEST_FILTER") != NULL)

@@ -153,19 +153,23 @@ static void build(unsigned char *buf, size_t len, uint32_t seq)
 }
 
 /* Check message seq of expected length len. Returns NULL or a description in err. */
-static const char *verify(const unsigned char *buf, size_t got, size_t len, uint32_t seq,
-                          char *err, size_t errlen)
+static const char *verify(const unsigned char *buf, size_t got, size_t len, uint32_t seq, char *err,
+                          size_t errlen)
 {
     if (got != len) {
-        snprintf(err, errlen, "message %u: %zu bytes, expected %zu (lost, duplicated, "
-                 "reordered or truncated message)", seq, got, len);
+        snprintf(err, errlen,
+                 "message %u: %zu bytes, expected %zu (lost, duplicated, "
+                 "reordered or truncated message)",
+                 seq, got, len);
         return err;
     }
     if (len < sizeof(struct mhdr)) {
         for (size_t i = 0; i < len; i++)
             if (buf[i] != tiny_byte(seq, i)) {
-                snprintf(err, errlen, "message %u (%zu bytes): byte %zu is 0x%02x, expected "
-                         "0x%02x", seq, len, i, buf[i], tiny_byte(seq, i));
+                snprintf(err, errlen,
+                         "message %u (%zu bytes): byte %zu is 0x%02x, expected "
+                         "0x%02x",
+                         seq, len, i, buf[i], tiny_byte(seq, i));
                 return err;
             }
         return NULL;
@@ -173,8 +177,10 @@ static const char *verify(const unsigned char *buf, size_t got, size_t len, uint
     struct mhdr h;
     memcpy(&h, buf, sizeof(h));
     if (h.seq != seq || h.len != len) {
-        snprintf(err, errlen, "message %u: header says seq %u len %u, expected seq %u len %zu "
-                 "(lost, duplicated, reordered or corrupted)", seq, h.seq, h.len, seq, len);
+        snprintf(err, errlen,
+                 "message %u: header says seq %u len %u, expected seq %u len %zu "
+                 "(lost, duplicated, reordered or corrupted)",
+                 seq, h.seq, h.len, seq, len);
         return err;
     }
     uint64_t c = payload_csum(seq, (uint32_t)len, buf + sizeof(h), len - sizeof(h));
@@ -191,8 +197,10 @@ static const char *verify(const unsigned char *buf, size_t got, size_t len, uint
                 }
             free(ref);
         }
-        snprintf(err, errlen, "message %u (%zu bytes): checksum mismatch, first bad byte at "
-                 "offset %zu (corrupted payload)", seq, len, at);
+        snprintf(err, errlen,
+                 "message %u (%zu bytes): checksum mismatch, first bad byte at "
+                 "offset %zu (corrupted payload)",
+                 seq, len, at);
         return err;
     }
     return NULL;
@@ -247,8 +255,8 @@ static void send_report(struct side *s, int ok, const char *err)
         snprintf(r.err, sizeof(r.err), "%s: %s", s->name, err);
     ssize_t w = write(s->report_fd, &r, sizeof(r));
     if (w != (ssize_t)sizeof(r))
-        fprintf(stderr, "integrity %s: writing the report to fd %d failed: %zd errno %d\n",
-                s->name, s->report_fd, w, errno);
+        fprintf(stderr, "integrity %s: writing the report to fd %d failed: %zd errno %d\n", s->name,
+                s->report_fd, w, errno);
 }
 
 static void die(struct side *s, const char *fmt, ...)
@@ -302,8 +310,8 @@ static void *blocking_sender(void *arg)
             if (n < 0 && errno == EINTR)
                 continue;
             if (n <= 0)
-                die(s, "send of message %ld (%zu bytes, at %zu) returned %zd errno %d", i, len,
-                    off, n, errno);
+                die(s, "send of message %ld (%zu bytes, at %zu) returned %zd errno %d", i, len, off,
+                    n, errno);
             if (s->type == SOCK_SEQPACKET && (size_t)n != len)
                 die(s, "SEQPACKET send of message %ld returned %zd of %zu", i, n, len);
             off += (size_t)n;
@@ -325,8 +333,8 @@ static void recv_exact_blocking(struct side *s, unsigned char *buf, size_t len, 
         if (n < 0 && errno == EINTR)
             continue;
         if (n <= 0)
-            die(s, "recv of message %ld (%zu bytes, at %zu) returned %zd errno %d", seq, len,
-                off, n, errno);
+            die(s, "recv of message %ld (%zu bytes, at %zu) returned %zd errno %d", seq, len, off,
+                n, errno);
         off += (size_t)n;
     }
 }
@@ -348,8 +356,8 @@ static void run_blocking(struct side *s)
                 n = s->api->recv(s->fd, buf, s->max + 64, 0);
             while (n < 0 && errno == EINTR);
             if (n < 0 || (n == 0 && len > 0))
-                die(s, "recv of message %ld (%zu bytes expected) returned %zd errno %d", i,
-                    len, n, errno);
+                die(s, "recv of message %ld (%zu bytes expected) returned %zd errno %d", i, len, n,
+                    errno);
             got = (size_t)n;
         } else {
             recv_exact_blocking(s, buf, len, i);
@@ -368,8 +376,10 @@ static void run_blocking(struct side *s)
         n = s->api->recv(s->fd, buf, 64, 0);
     while (n < 0 && errno == EINTR);
     if (n != 0)
-        die(s, "after the last message: recv returned %zd errno %d, expected end of stream "
-            "(0): extra data", n, errno);
+        die(s,
+            "after the last message: recv returned %zd errno %d, expected end of stream "
+            "(0): extra data",
+            n, errno);
     free(buf);
     pthread_join(t, NULL);
 }
@@ -388,10 +398,10 @@ static void run_nonblocking(struct side *s)
 
     struct gen sg = {s->send_seed}, rg = {s->recv_seed};
     unsigned char *sbuf = malloc(s->max), *rbuf = malloc(s->max + 64);
-    long si = 0, ri = 0;          /* next message to send / receive */
-    size_t slen = 0, soff = 0;    /* current outgoing message */
+    long si = 0, ri = 0;       /* next message to send / receive */
+    size_t slen = 0, soff = 0; /* current outgoing message */
     bool sending = false, shut = false, eof = false;
-    size_t rlen = 0, roff = 0;    /* current incoming message (STREAM assembly) */
+    size_t rlen = 0, roff = 0; /* current incoming message (STREAM assembly) */
     bool rhave = false;
     long waits = 0, wait_timeouts = 0;
     char err[300];
@@ -439,10 +449,12 @@ static void run_nonblocking(struct side *s)
                 roff = 0;
                 rhave = true;
             }
-            size_t want = ri == n_messages ? 64
-                          : s->type == SOCK_SEQPACKET ? s->max + 64 : rlen - roff;
-            unsigned char *dst = ri == n_messages ? rbuf
-                                 : s->type == SOCK_SEQPACKET ? rbuf : rbuf + roff;
+            size_t want = ri == n_messages            ? 64
+                          : s->type == SOCK_SEQPACKET ? s->max + 64
+                                                      : rlen - roff;
+            unsigned char *dst = ri == n_messages            ? rbuf
+                                 : s->type == SOCK_SEQPACKET ? rbuf
+                                                             : rbuf + roff;
             ssize_t n = s->api->recv(s->fd, dst, want, 0);
             if (n < 0) {
                 if (errno == EINTR)
@@ -454,8 +466,10 @@ static void run_nonblocking(struct side *s)
             progress = true;
             if (ri == n_messages) {
                 if (n != 0)
-                    die(s, "after the last message: recv returned %zd, expected end of stream "
-                        "(0): extra data", n);
+                    die(s,
+                        "after the last message: recv returned %zd, expected end of stream "
+                        "(0): extra data",
+                        n);
                 eof = true;
                 break;
             }
@@ -466,8 +480,7 @@ static void run_nonblocking(struct side *s)
                     die(s, "%s", err);
             } else {
                 if (n == 0)
-                    die(s, "end of stream before message %ld (%zu of %zu bytes)", ri, roff,
-                        rlen);
+                    die(s, "end of stream before message %ld (%zu of %zu bytes)", ri, roff, rlen);
                 roff += (size_t)n;
                 if (roff < rlen)
                     continue;
@@ -491,8 +504,10 @@ static void run_nonblocking(struct side *s)
             die(s, "poll failed errno %d", errno);
         if (r == 0) {
             wait_timeouts++;
-            die(s, "stalled: nothing readable (epoll) and no POLLOUT for 10 s with sent %ld, "
-                "received %ld of %ld (a lost wake-up)", si, ri, n_messages);
+            die(s,
+                "stalled: nothing readable (epoll) and no POLLOUT for 10 s with sent %ld, "
+                "received %ld of %ld (a lost wake-up)",
+                si, ri, n_messages);
         }
         struct epoll_event evs[4];
         epoll_wait(ep, evs, 4, 0); /* consume the edge */
@@ -639,9 +654,8 @@ static void test_integrity(void **state)
     if (bad[0] || bad[1]) /* both reports: the first failure often causes the other */
         fail_msg("[%s] %s (exit status 0x%x, sent %ld, received %ld) | [%s] %s (exit status "
                  "0x%x, sent %ld, received %ld)",
-                 names[0], bad[0] ? rep[0].err : "ok", status[0], rep[0].sent,
-                 rep[0].received, names[1], bad[1] ? rep[1].err : "ok", status[1], rep[1].sent,
-                 rep[1].received);
+                 names[0], bad[0] ? rep[0].err : "ok", status[0], rep[0].sent, rep[0].received,
+                 names[1], bad[1] ? rep[1].err : "ok", status[1], rep[1].sent, rep[1].received);
     for (int i = 0; i < 2; i++) {
         assert_int_equal(rep[i].sent, n_messages);
         assert_int_equal(rep[i].received, n_messages);
@@ -659,13 +673,14 @@ static const struct variant shm_seqpacket_blocking = {&test_shm_api, SOCK_SEQPAC
 static const struct variant shm_stream_nonblocking = {&test_shm_api, SOCK_STREAM, true};
 static const struct variant shm_seqpacket_nonblocking = {&test_shm_api, SOCK_SEQPACKET, true};
 static const struct variant kernel_stream_blocking = {&test_kernel_api, SOCK_STREAM, false};
-static const struct variant kernel_seqpacket_blocking = {&test_kernel_api, SOCK_SEQPACKET,
-                                                         false};
+static const struct variant kernel_seqpacket_blocking = {&test_kernel_api, SOCK_SEQPACKET, false};
 static const struct variant kernel_stream_nonblocking = {&test_kernel_api, SOCK_STREAM, true};
-static const struct variant kernel_seqpacket_nonblocking = {&test_kernel_api, SOCK_SEQPACKET,
-                                                            true};
+static const struct variant kernel_seqpacket_nonblocking = {&test_kernel_api, SOCK_SEQPACKET, true};
 
-#define T(cs) {"test_integrity/" #cs, test_integrity, NULL, test_teardown, (void *)&cs}
+#define T(cs)                                                                                      \
+    {                                                                                              \
+        "test_integrity/" #cs, test_integrity, NULL, test_teardown, (void *)&cs                    \
+    }
 
 int main(int argc, char **argv)
 {
@@ -689,18 +704,15 @@ int main(int argc, char **argv)
     }
     close(probe);
     seq_max = (size_t)sndbuf - 32;
-    fprintf(stderr, "integrity_test: %ld messages each way; STREAM sizes 1..%zu, SEQPACKET "
-            "1..%zu\n", n_messages, STREAM_MAX, seq_max);
+    fprintf(stderr,
+            "integrity_test: %ld messages each way; STREAM sizes 1..%zu, SEQPACKET "
+            "1..%zu\n",
+            n_messages, STREAM_MAX, seq_max);
 
     const struct CMUnitTest tests[] = {
-        T(shm_stream_blocking),
-        T(shm_seqpacket_blocking),
-        T(shm_stream_nonblocking),
-        T(shm_seqpacket_nonblocking),
-        T(kernel_stream_blocking),
-        T(kernel_seqpacket_blocking),
-        T(kernel_stream_nonblocking),
-        T(kernel_seqpacket_nonblocking),
+        T(shm_stream_blocking),       T(shm_seqpacket_blocking),       T(shm_stream_nonblocking),
+        T(shm_seqpacket_nonblocking), T(kernel_stream_blocking),       T(kernel_seqpacket_blocking),
+        T(kernel_stream_nonblocking), T(kernel_seqpacket_nonblocking),
     };
     const char *filter = getenv("SHMSOCK_TEST_FILTER"); /* e.g. "*seqpacket*" */
     if (filter && *filter)

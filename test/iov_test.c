@@ -128,12 +128,12 @@ static void test_scatter_examples(void **state)
 
     /* Into the middle: skip 2, 4 bytes cross from entry 0 into entry 2. */
     assert_int_equal(shmsock_iov_scatter(l.iov, N_ENTRIES, 2, src, 4), 4);
-    assert_int_equal(*byte_at(&l, 1), 1);   /* before: untouched */
+    assert_int_equal(*byte_at(&l, 1), 1); /* before: untouched */
     assert_int_equal(*byte_at(&l, 2), 200);
     assert_int_equal(*byte_at(&l, 3), 201);
     assert_int_equal(*byte_at(&l, 4), 202);
     assert_int_equal(*byte_at(&l, 5), 203);
-    assert_int_equal(*byte_at(&l, 6), 6);   /* after: untouched */
+    assert_int_equal(*byte_at(&l, 6), 6); /* after: untouched */
 
     /* More than fits: stops at the end and says how much it copied. */
     layout_init(&l, 0);

@@ -31,12 +31,12 @@
 
 #define MIB (1024 * 1024)
 
-#define FOR_EACH_VARIANT(body)                                                               \
-    for (int i_ = 0; i_ < 2; i_++) {                                                         \
-        body(test_apis[i_], SOCK_STREAM, false);                                             \
-        body(test_apis[i_], SOCK_STREAM, true);                                              \
-        body(test_apis[i_], SOCK_SEQPACKET, false);                                          \
-        body(test_apis[i_], SOCK_SEQPACKET, true);                                           \
+#define FOR_EACH_VARIANT(body)                                                                     \
+    for (int i_ = 0; i_ < 2; i_++) {                                                               \
+        body(test_apis[i_], SOCK_STREAM, false);                                                   \
+        body(test_apis[i_], SOCK_STREAM, true);                                                    \
+        body(test_apis[i_], SOCK_SEQPACKET, false);                                                \
+        body(test_apis[i_], SOCK_SEQPACKET, true);                                                 \
     }
 
 /* a sends 100 bytes and closes: b reads the 100 bytes, then 0, 0; poll: POLLIN|POLLHUP. */
@@ -135,8 +135,8 @@ static void big_eof_body(const struct sock_api *api, int type, bool shake)
     assert_non_null(out);
     assert_non_null(in);
     test_fill_pattern(out, len, 62);
-    struct closer c = {.api = api, .fd = a, .buf = out, .len = len,
-                       .msg = type == SOCK_STREAM ? 0 : 200000};
+    struct closer c = {
+        .api = api, .fd = a, .buf = out, .len = len, .msg = type == SOCK_STREAM ? 0 : 200000};
     pthread_t th;
     assert_int_equal(pthread_create(&th, NULL, closer_thread, &c), 0);
     if (type == SOCK_STREAM) {
@@ -150,11 +150,11 @@ static void big_eof_body(const struct sock_api *api, int type, bool shake)
     int last_errno = errno;
     assert_int_equal(pthread_join(th, NULL), 0);
     if (c.rc != 0)
-        fail_msg("sender: send returned %zd (expected %zu), errno %d (%s)", c.bad_send, len,
-                 c.rc, c.rc > 0 ? strerror(c.rc) : "-");
+        fail_msg("sender: send returned %zd (expected %zu), errno %d (%s)", c.bad_send, len, c.rc,
+                 c.rc > 0 ? strerror(c.rc) : "-");
     if (last != 0)
-        fail_msg("recv after the peer's close: expected 0, got %zd errno %d (%s)", last,
-                 last_errno, strerror(last_errno));
+        fail_msg("recv after the peer's close: expected 0, got %zd errno %d (%s)", last, last_errno,
+                 strerror(last_errno));
     assert_true(test_check_pattern(in, len, 62));
     api->close(b);
     free(out);
@@ -237,8 +237,12 @@ static void half_close_body(const struct sock_api *api, int type, bool shake)
     assert_non_null(mb);
     assert_non_null(mbin);
     test_fill_pattern(mb, len, 64);
-    struct bulk s = {.api = api, .fd = b, .buf = mb, .len = len,
-                     .msg = type == SOCK_STREAM ? 0 : 100000, .rc = -2};
+    struct bulk s = {.api = api,
+                     .fd = b,
+                     .buf = mb,
+                     .len = len,
+                     .msg = type == SOCK_STREAM ? 0 : 100000,
+                     .rc = -2};
     pthread_t th;
     assert_int_equal(pthread_create(&th, NULL, bulk_send_thread, &s), 0);
     if (type == SOCK_STREAM) {
@@ -277,10 +281,10 @@ static void test_shutdown_wr_half_close(void **state)
 
 /* ---- fork and hand off -------------------------------------------------------------------- */
 
-#define CHILD_CHECK(cond, code)                                                              \
-    do {                                                                                     \
-        if (!(cond))                                                                         \
-            _exit(code);                                                                     \
+#define CHILD_CHECK(cond, code)                                                                    \
+    do {                                                                                           \
+        if (!(cond))                                                                               \
+            _exit(code);                                                                           \
     } while (0)
 
 /*

@@ -51,29 +51,29 @@ static void make_pair(const struct variant *v, int *a, int *b)
     }
 }
 
-#define FOR_EACH(type_, body)                                                                \
-    do {                                                                                     \
-        struct variant vs_[4] = {{&test_kernel_api, NULL, type_},                            \
-                                 {&test_shm_api, &MODE_EVENT, type_},                        \
-                                 {&test_shm_api, &MODE_BUSY, type_},                         \
-                                 {&test_shm_api, &MODE_EVENT_BUSY, type_}};                  \
-        for (int v_ = 0; v_ < 4; v_++) {                                                     \
-            print_message("    [%s %s %s]\n", vs_[v_].api->name,                             \
-                          vs_[v_].mode ? vs_[v_].mode->name : "", mu_type_name(type_));      \
-            test_watchdog(WATCHDOG, #body);                                                  \
-            body(&vs_[v_]);                                                                  \
-            test_watchdog(0, NULL);                                                          \
-        }                                                                                    \
+#define FOR_EACH(type_, body)                                                                      \
+    do {                                                                                           \
+        struct variant vs_[4] = {{&test_kernel_api, NULL, type_},                                  \
+                                 {&test_shm_api, &MODE_EVENT, type_},                              \
+                                 {&test_shm_api, &MODE_BUSY, type_},                               \
+                                 {&test_shm_api, &MODE_EVENT_BUSY, type_}};                        \
+        for (int v_ = 0; v_ < 4; v_++) {                                                           \
+            print_message("    [%s %s %s]\n", vs_[v_].api->name,                                   \
+                          vs_[v_].mode ? vs_[v_].mode->name : "", mu_type_name(type_));            \
+            test_watchdog(WATCHDOG, #body);                                                        \
+            body(&vs_[v_]);                                                                        \
+            test_watchdog(0, NULL);                                                                \
+        }                                                                                          \
     } while (0)
 
-#define EXPECT_ERR(call, err)                                                                \
-    do {                                                                                     \
-        errno = 0;                                                                           \
-        long long r_ = (long long)(call);                                                    \
-        int e_ = errno;                                                                      \
-        if (r_ != -1 || e_ != (err))                                                         \
-            fail_msg("%s: expected -1 errno %s, got %lld errno %s", #call, strerror(err),    \
-                     r_, strerror(e_));                                                      \
+#define EXPECT_ERR(call, err)                                                                      \
+    do {                                                                                           \
+        errno = 0;                                                                                 \
+        long long r_ = (long long)(call);                                                          \
+        int e_ = errno;                                                                            \
+        if (r_ != -1 || e_ != (err))                                                               \
+            fail_msg("%s: expected -1 errno %s, got %lld errno %s", #call, strerror(err), r_,      \
+                     strerror(e_));                                                                \
     } while (0)
 
 static void sleep_ms(long ms)
@@ -275,7 +275,9 @@ static void rights_body(const struct variant *v)
         union cbuf c;
         memset(&c, 0, sizeof(c));
         struct iovec iov = {msg, sizeof(msg)};
-        struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = c.buf,
+        struct msghdr m = {.msg_iov = &iov,
+                           .msg_iovlen = 1,
+                           .msg_control = c.buf,
                            .msg_controllen = sizeof(c.buf)};
         assert_int_equal(api->recvmsg(b, &m, MSG_CMSG_CLOEXEC), 16);
         assert_int_equal(msg[0], 'a' + i);
@@ -341,7 +343,9 @@ static void passcred_body(const struct variant *v)
         union cbuf c;
         memset(&c, 0, sizeof(c));
         struct iovec iov = {msg, sizeof(msg)};
-        struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = c.buf,
+        struct msghdr m = {.msg_iov = &iov,
+                           .msg_iovlen = 1,
+                           .msg_control = c.buf,
                            .msg_controllen = sizeof(c.buf)};
         assert_int_equal(api->recvmsg(b, &m, 0), 8);
         assert_int_equal(msg[0], '0' + i);
@@ -451,10 +455,8 @@ int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_option_semantics),
-        cmocka_unit_test(test_stream),
-        cmocka_unit_test(test_seqpacket),
-        cmocka_unit_test(test_scm_rights),
+        cmocka_unit_test(test_option_semantics), cmocka_unit_test(test_stream),
+        cmocka_unit_test(test_seqpacket),        cmocka_unit_test(test_scm_rights),
         cmocka_unit_test(test_passcred),
     };
     if (getenv("SHMSOCK_TEST_FILTER") != NULL)

@@ -24,12 +24,12 @@
 #include "test_support.h"
 #include "semantics_util.h"
 
-#define FOR_EACH_VARIANT(body)                                                               \
-    for (int i_ = 0; i_ < 2; i_++) {                                                         \
-        body(test_apis[i_], SOCK_STREAM, false);                                             \
-        body(test_apis[i_], SOCK_STREAM, true);                                              \
-        body(test_apis[i_], SOCK_SEQPACKET, false);                                          \
-        body(test_apis[i_], SOCK_SEQPACKET, true);                                           \
+#define FOR_EACH_VARIANT(body)                                                                     \
+    for (int i_ = 0; i_ < 2; i_++) {                                                               \
+        body(test_apis[i_], SOCK_STREAM, false);                                                   \
+        body(test_apis[i_], SOCK_STREAM, true);                                                    \
+        body(test_apis[i_], SOCK_SEQPACKET, false);                                                \
+        body(test_apis[i_], SOCK_SEQPACKET, true);                                                 \
     }
 
 /* MSG_DONTWAIT on an empty queue: EAGAIN (also recvmsg), and again after draining. */

@@ -557,8 +557,8 @@ static void make_files(int files[3])
  * What the kernel gives an application whose control buffer has `room` bytes (NULL buffer when
  * room_null) for a message carrying `files` (n of them), with SO_PASSCRED if passcred.
  */
-static void kernel_delivery(const int *files, size_t n, bool passcred, bool room_null,
-                            size_t room, struct seen *out)
+static void kernel_delivery(const int *files, size_t n, bool passcred, bool room_null, size_t room,
+                            struct seen *out)
 {
     int sv[2];
     seqpacket_pair(sv);
@@ -772,8 +772,8 @@ static void test_deliver_credentials_and_fds_match_kernel(void **state)
     /* Everything fits. */
     compare_with_kernel(3, true, false, sizeof(union shmsock_control_buffer), 3);
     /* Credentials and one descriptor fit. */
-    compare_with_kernel(3, true, false,
-                        CMSG_SPACE(sizeof(struct ucred)) + CMSG_LEN(sizeof(int)), 1);
+    compare_with_kernel(3, true, false, CMSG_SPACE(sizeof(struct ucred)) + CMSG_LEN(sizeof(int)),
+                        1);
     /* Credentials fit, no descriptor does. */
     compare_with_kernel(3, true, false, CMSG_SPACE(sizeof(struct ucred)), 0);
     /* Credentials alone, complete, with room for exactly them. */
@@ -884,8 +884,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_not_offer_first_fd_pipe, setup, teardown),
         cmocka_unit_test_setup_teardown(test_not_offer_second_fd_not_socket, setup, teardown),
         cmocka_unit_test_setup_teardown(test_not_offer_swapped_order, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_not_offer_first_fd_not_sealed_region, setup,
-                                        teardown),
+        cmocka_unit_test_setup_teardown(test_not_offer_first_fd_not_sealed_region, setup, teardown),
         cmocka_unit_test_setup_teardown(test_not_offer_no_control, setup, teardown),
         cmocka_unit_test_setup_teardown(test_offer_beside_kernel_credentials, setup, teardown),
         cmocka_unit_test_setup_teardown(test_offer_then_credentials, setup, teardown),

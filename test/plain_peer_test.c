@@ -142,8 +142,8 @@ static void plain_read_all(int fd, void *buf, size_t len)
         if (n < 0 && errno == EINTR)
             continue;
         if (n <= 0)
-            fail_msg("plain read returned %zd (errno %d) with %zu bytes still expected", n,
-                     errno, len);
+            fail_msg("plain read returned %zd (errno %d) with %zu bytes still expected", n, errno,
+                     len);
         p += n;
         len -= (size_t)n;
     }
@@ -258,9 +258,9 @@ struct bulk_sender {
     int fd;
     int type;
     unsigned seed;
-    size_t total;      /* STREAM: bytes */
-    int count;         /* SEQPACKET: messages */
-    int err;           /* errno of a failure, 0 if fine */
+    size_t total; /* STREAM: bytes */
+    int count;    /* SEQPACKET: messages */
+    int err;      /* errno of a failure, 0 if fine */
     ssize_t bad_ret;
 };
 
@@ -314,8 +314,12 @@ static void *bulk_send_thread(void *arg)
 
 static void bulk_transfer(bool shm_sends, int type, int shm_fd, int plain_fd, unsigned seed)
 {
-    struct bulk_sender s = {.shm = shm_sends, .fd = shm_sends ? shm_fd : plain_fd,
-                            .type = type, .seed = seed, .total = 3u << 20, .count = 300};
+    struct bulk_sender s = {.shm = shm_sends,
+                            .fd = shm_sends ? shm_fd : plain_fd,
+                            .type = type,
+                            .seed = seed,
+                            .total = 3u << 20,
+                            .count = 300};
     pthread_t t;
     assert_int_equal(pthread_create(&t, NULL, bulk_send_thread, &s), 0);
     int rfd = shm_sends ? plain_fd : shm_fd;
@@ -401,8 +405,8 @@ static void test_seqpacket_zero_length_first(void **state)
             memset(buf, 'x', sizeof(buf));
             ssize_t n = recv(plain_fd, buf, sizeof(buf), 0);
             if (n != 0)
-                fail_msg("plain side: first message should be zero-length, got %zd (errno %d)",
-                         n, errno);
+                fail_msg("plain side: first message should be zero-length, got %zd (errno %d)", n,
+                         errno);
             assert_int_equal(recv(plain_fd, buf, sizeof(buf), 0), 3);
             assert_memory_equal(buf, "abc", 3);
             assert_plain_empty(plain_fd);
@@ -411,8 +415,8 @@ static void test_seqpacket_zero_length_first(void **state)
             assert_int_equal(send(plain_fd, "defg", 4, 0), 4);
             ssize_t n = shm_recv(shm_fd, buf, sizeof(buf), 0);
             if (n != 0)
-                fail_msg("shm side: first message should be zero-length, got %zd (errno %d)",
-                         n, errno);
+                fail_msg("shm side: first message should be zero-length, got %zd (errno %d)", n,
+                         errno);
             assert_int_equal(shm_recv(shm_fd, buf, sizeof(buf), 0), 4);
             assert_memory_equal(buf, "defg", 4);
             assert_shm_empty(shm_fd);
@@ -427,10 +431,10 @@ static void test_seqpacket_zero_length_first(void **state)
 /* Test: a plain recvmsg with a control buffer                                                 */
 
 struct cmsg_seen {
-    int n_cmsg;       /* number of control messages */
-    int n_fds;        /* descriptors in SCM_RIGHTS */
+    int n_cmsg; /* number of control messages */
+    int n_fds;  /* descriptors in SCM_RIGHTS */
     int fds[16];
-    int other_cmsg;   /* control messages that are not SOL_SOCKET/SCM_RIGHTS */
+    int other_cmsg; /* control messages that are not SOL_SOCKET/SCM_RIGHTS */
     int msg_flags;
 };
 
@@ -448,7 +452,9 @@ static void plain_recvmsg(int fd, int type, void *buf, size_t expect, struct cms
         memset(&ctl, 0, sizeof(ctl));
         struct iovec iov = {.iov_base = (char *)buf + got,
                             .iov_len = type == SOCK_STREAM ? expect - got : expect + 16};
-        struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl.b,
+        struct msghdr msg = {.msg_iov = &iov,
+                             .msg_iovlen = 1,
+                             .msg_control = ctl.b,
                              .msg_controllen = sizeof(ctl.b)};
         ssize_t n = recvmsg(fd, &msg, 0);
         if (n < 0 || (n == 0 && expect > 0))
@@ -735,16 +741,19 @@ static void test_unix_dgram_passthrough(void **state)
     /* shm -> plain */
     for (size_t i = 0; i < 7; i++) {
         test_fill_pattern(out, sizes[i], 300u + (unsigned)i);
-        assert_int_equal(shm_sendto(shm_fd, out, sizes[i], 0, (struct sockaddr *)&plain_addr,
-                                    plain_len),
-                         (ssize_t)sizes[i]);
+        assert_int_equal(
+            shm_sendto(shm_fd, out, sizes[i], 0, (struct sockaddr *)&plain_addr, plain_len),
+            (ssize_t)sizes[i]);
         union {
             char b[CMSG_SPACE(sizeof(int) * 8)];
             struct cmsghdr align;
         } ctl;
         struct iovec iov = {.iov_base = in, .iov_len = 70000};
-        struct msghdr msg = {.msg_name = &from, .msg_namelen = sizeof(from), .msg_iov = &iov,
-                             .msg_iovlen = 1, .msg_control = ctl.b,
+        struct msghdr msg = {.msg_name = &from,
+                             .msg_namelen = sizeof(from),
+                             .msg_iov = &iov,
+                             .msg_iovlen = 1,
+                             .msg_control = ctl.b,
                              .msg_controllen = sizeof(ctl.b)};
         ssize_t n = recvmsg(plain_fd, &msg, 0);
         assert_int_equal(n, (ssize_t)sizes[i]);
@@ -756,8 +765,7 @@ static void test_unix_dgram_passthrough(void **state)
     /* plain -> shm */
     for (size_t i = 0; i < 7; i++) {
         test_fill_pattern(out, sizes[i], 400u + (unsigned)i);
-        assert_int_equal(sendto(plain_fd, out, sizes[i], 0, (struct sockaddr *)&shm_addr,
-                                shm_len),
+        assert_int_equal(sendto(plain_fd, out, sizes[i], 0, (struct sockaddr *)&shm_addr, shm_len),
                          (ssize_t)sizes[i]);
         socklen_t fl = sizeof(from);
         ssize_t n = shm_recvfrom(shm_fd, in, 70000, 0, (struct sockaddr *)&from, &fl);
@@ -803,7 +811,7 @@ static void test_listener_status_passthrough(void **state)
 
 /* ------------------------------------------------------------------------------------------ */
 
-#define CASE(name, ty, cli, first) \
+#define CASE(name, ty, cli, first)                                                                 \
     static const struct pp_case name = {.type = ty, .shm_is_client = cli, .shm_sends_first = first}
 CASE(st_cli_first, SOCK_STREAM, true, true);
 CASE(st_cli_second, SOCK_STREAM, true, false);
@@ -815,7 +823,10 @@ CASE(sp_srv_first, SOCK_SEQPACKET, false, true);
 CASE(sp_srv_second, SOCK_SEQPACKET, false, false);
 
 /* One entry per case, named after the function and the case so a failure says which. */
-#define T(fn, cs) {#fn "/" #cs, fn, NULL, test_teardown, (void *)&cs}
+#define T(fn, cs)                                                                                  \
+    {                                                                                              \
+#fn "/" #cs, fn, NULL, test_teardown, (void *)&cs                                          \
+    }
 #define T4(fn, a, b, c, d) T(fn, a), T(fn, b), T(fn, c), T(fn, d)
 
 int main(void)

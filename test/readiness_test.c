@@ -144,8 +144,8 @@ static bool rx_feed(struct rx *rx, const char *buf, size_t n)
             if (n >= 4)
                 memcpy(&got, buf, 4);
             snprintf(rx->err, sizeof(rx->err),
-                     "message %u: expected %zu bytes, got %zu bytes with seq %u", rx->next,
-                     want, n, got);
+                     "message %u: expected %zu bytes, got %zu bytes with seq %u", rx->next, want, n,
+                     got);
             return false;
         }
         rx->next++;
@@ -161,8 +161,8 @@ static bool rx_feed(struct rx *rx, const char *buf, size_t n)
             if (!check_msg(rx->rec, REC, rx->next)) {
                 uint32_t got;
                 memcpy(&got, rx->rec, 4);
-                snprintf(rx->err, sizeof(rx->err), "record %u corrupted (seq field %u)",
-                         rx->next, got);
+                snprintf(rx->err, sizeof(rx->err), "record %u corrupted (seq field %u)", rx->next,
+                         got);
                 return false;
             }
             rx->next++;
@@ -276,12 +276,10 @@ static void readable_iff_waiting_one_way(const struct cfg *c, int tx, int rxfd, 
             assert_true(errno == EAGAIN || errno == EWOULDBLOCK);
         }
         if (readable_now(c, rxfd, ep))
-            fail_msg("round %d: drained to EAGAIN, nothing waiting, yet the fd is readable",
-                     round);
+            fail_msg("round %d: drained to EAGAIN, nothing waiting, yet the fd is readable", round);
     }
     if (stale)
-        print_message("  note: %d stale wake-up(s) (readable, then EAGAIN) in 60 rounds\n",
-                      stale);
+        print_message("  note: %d stale wake-up(s) (readable, then EAGAIN) in 60 rounds\n", stale);
     free(buf);
     close(ep);
 }
@@ -478,8 +476,7 @@ static void test_et_epoll_thread_producer(void **state)
     handshaken_pair(c, &a, &b);
     enum { N = 4000 };
     struct producer *p = calloc(1, sizeof(*p)); /* heap: see test_lt_epoll_one_per_wakeup */
-    *p = (struct producer){.c = c, .fd = a, .n = N, .burst_max = 24, .pause_us = 2000,
-                           .seed = 11};
+    *p = (struct producer){.c = c, .fd = a, .n = N, .burst_max = 24, .pause_us = 2000, .seed = 11};
     pthread_t t;
     assert_int_equal(pthread_create(&t, NULL, producer_then_close, p), 0);
     et_drain_reader(c, b, N);
@@ -490,7 +487,8 @@ static void test_et_epoll_thread_producer(void **state)
     assert_int_equal(c->api->close(b), 0);
 }
 
-/* Child side of the process variant: connect, handshake by hand (no cmocka in the child), produce. */
+/* Child side of the process variant: connect, handshake by hand (no cmocka in the child), produce.
+ */
 static void child_producer(const struct cfg *c, const struct sockaddr_un *addr, socklen_t len)
 {
     alarm(60);
@@ -506,11 +504,11 @@ static void child_producer(const struct cfg *c, const struct sockaddr_un *addr, 
     }
     int st = -1;
     socklen_t sl = sizeof(st);
-    if (c->api->is_shm && (shm_getsockopt(fd, SOL_SHMSOCK, SHM_STATUS, &st, &sl) != 0 ||
-                           st != SHM_STATUS_SHM))
+    if (c->api->is_shm &&
+        (shm_getsockopt(fd, SOL_SHMSOCK, SHM_STATUS, &st, &sl) != 0 || st != SHM_STATUS_SHM))
         _exit(13);
-    struct producer p = {.c = c, .fd = fd, .n = 4000, .burst_max = 24, .pause_us = 2000,
-                         .seed = 12};
+    struct producer p = {
+        .c = c, .fd = fd, .n = 4000, .burst_max = 24, .pause_us = 2000, .seed = 12};
     if (produce(&p) != 0) {
         fprintf(stderr, "child producer: send failed errno %d\n", p.err);
         _exit(14);
@@ -601,10 +599,10 @@ struct waiter {
     const struct cfg *c;
     int fd;
     double t_start;
-    double t_done;      /* when a send succeeded after POLLOUT */
-    int polls;          /* api->poll calls made while waiting */
-    int spurious;       /* POLLOUT reported but the send still got EAGAIN */
-    double cpu_ms;      /* CPU time this thread used while waiting */
+    double t_done; /* when a send succeeded after POLLOUT */
+    int polls;     /* api->poll calls made while waiting */
+    int spurious;  /* POLLOUT reported but the send still got EAGAIN */
+    double cpu_ms; /* CPU time this thread used while waiting */
     int err;
     bool ok;
 };
@@ -723,15 +721,13 @@ static void test_pollout_waits_for_space(void **state)
                   "%.1f ms CPU\n",
                   w.t_done - t_read, w.polls, w.spurious, w.cpu_ms);
     if (w.t_done < t_read)
-        fail_msg("writer got space %.1f ms before the receiver read anything",
-                 t_read - w.t_done);
+        fail_msg("writer got space %.1f ms before the receiver read anything", t_read - w.t_done);
     /* 300 ms of waiting in 100 ms polls is 3-4 calls; allow some slack, never a busy loop. */
     if (w.polls > 12 || w.spurious > 3)
-        fail_msg("the waiting writer spins: %d poll calls, %d spurious POLLOUT in ~300 ms",
-                 w.polls, w.spurious);
+        fail_msg("the waiting writer spins: %d poll calls, %d spurious POLLOUT in ~300 ms", w.polls,
+                 w.spurious);
     if (w.cpu_ms > 100)
-        fail_msg("the waiting writer used %.1f ms CPU while waiting ~300 ms (busy wait)",
-                 w.cpu_ms);
+        fail_msg("the waiting writer used %.1f ms CPU while waiting ~300 ms (busy wait)", w.cpu_ms);
     if (w.t_done - t_read > 1000)
         fail_msg("the writer woke %.1f ms after the receiver read (expected promptly)",
                  w.t_done - t_read);
@@ -741,8 +737,8 @@ static void test_pollout_waits_for_space(void **state)
     p.revents = 0;
     r = c->api->poll(&p, 1, 2000);
     if (r != 1 || !(p.revents & POLLOUT))
-        fail_msg("after the receiver read everything, poll(POLLOUT) returned %d revents 0x%x",
-                 r, p.revents);
+        fail_msg("after the receiver read everything, poll(POLLOUT) returned %d revents 0x%x", r,
+                 p.revents);
     assert_int_equal(c->api->send(a, msg, sizeof(msg), MSG_NOSIGNAL), (ssize_t)sizeof(msg));
     assert_int_equal(c->api->close(a), 0);
     assert_int_equal(c->api->close(b), 0);
@@ -755,18 +751,18 @@ static const struct cfg k_seq = {&test_kernel_api, SOCK_SEQPACKET};
 static const struct cfg s_stream = {&test_shm_api, SOCK_STREAM};
 static const struct cfg s_seq = {&test_shm_api, SOCK_SEQPACKET};
 
-#define T(fn, cs) {#fn "/" #cs, fn, NULL, test_teardown, (void *)&cs}
+#define T(fn, cs)                                                                                  \
+    {                                                                                              \
+#fn "/" #cs, fn, NULL, test_teardown, (void *)&cs                                          \
+    }
 #define T4(fn) T(fn, k_stream), T(fn, k_seq), T(fn, s_stream), T(fn, s_seq)
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        T4(test_readable_iff_message_waiting),
-        T4(test_lt_epoll_one_per_wakeup),
-        T4(test_et_epoll_thread_producer),
-        T4(test_et_epoll_process_producer),
-        T4(test_readable_after_peer_close),
-        T4(test_pollout_waits_for_space),
+        T4(test_readable_iff_message_waiting), T4(test_lt_epoll_one_per_wakeup),
+        T4(test_et_epoll_thread_producer),     T4(test_et_epoll_process_producer),
+        T4(test_readable_after_peer_close),    T4(test_pollout_waits_for_space),
     };
     const char *filter = getenv("SHMSOCK_TEST_FILTER"); /* e.g. "*s_seq*" */
     if (filter && *filter)

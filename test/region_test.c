@@ -35,7 +35,8 @@ static bool fd_is_open(int fd)
 }
 
 /* Field by field: the struct has padding. */
-static void assert_geometry_equal(const struct shmsock_geometry *a, const struct shmsock_geometry *b)
+static void assert_geometry_equal(const struct shmsock_geometry *a,
+                                  const struct shmsock_geometry *b)
 {
     assert_int_equal(a->header_size, b->header_size);
     assert_int_equal(a->block_size, b->block_size);
@@ -96,8 +97,7 @@ static void expect_attach(int fd, int expected)
 }
 
 /* Attach a sealed memfd built from `header` and `file_size`; expect -EPROTO. */
-static void expect_header_rejected(const struct shmsock_region_header *header,
-                                   uint64_t file_size)
+static void expect_header_rejected(const struct shmsock_region_header *header, uint64_t file_size)
 {
     int fd = make_memfd(header, file_size, REQUIRED_SEALS);
     expect_attach(fd, -EPROTO);
@@ -593,8 +593,15 @@ static void test_check_header_block_size_edges(void **state)
 static void test_check_header_block_count_edges(void **state)
 {
     (void)state;
-    const uint32_t counts[] = {0, 1, 2, SHMSOCK_MAX_BLOCK_COUNT - 1, SHMSOCK_MAX_BLOCK_COUNT,
-                               SHMSOCK_MAX_BLOCK_COUNT + 1, 0x10000u, 0x80000000u, UINT32_MAX};
+    const uint32_t counts[] = {0,
+                               1,
+                               2,
+                               SHMSOCK_MAX_BLOCK_COUNT - 1,
+                               SHMSOCK_MAX_BLOCK_COUNT,
+                               SHMSOCK_MAX_BLOCK_COUNT + 1,
+                               0x10000u,
+                               0x80000000u,
+                               UINT32_MAX};
     for (size_t i = 0; i < sizeof(counts) / sizeof(counts[0]); i++) {
         uint32_t bc = counts[i];
         bool ok = bc >= 1 && bc <= SHMSOCK_MAX_BLOCK_COUNT;
@@ -640,8 +647,9 @@ static void test_check_header_size_edges(void **state)
 static void test_check_header_header_size_edges(void **state)
 {
     (void)state;
-    const uint32_t values[] = {0, 1, 32, 40, 48, 63, 64, 65, 128, 4095, 4096, 4097, 4160, 65535, 65536,
-                               65600, 0x80000000u, UINT32_MAX};
+    const uint32_t values[] = {0,    1,     32,    40,    48,          63,
+                               64,   65,    128,   4095,  4096,        4097,
+                               4160, 65535, 65536, 65600, 0x80000000u, UINT32_MAX};
     for (size_t i = 0; i < sizeof(values) / sizeof(values[0]); i++) {
         uint32_t hs = values[i];
         struct shmsock_region_header h = valid_header(1024, 2);

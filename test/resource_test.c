@@ -64,11 +64,11 @@ static int count_fds(void)
 }
 
 struct maps_info {
-    int lines;          /* mappings of memfd:shmsock */
-    uint64_t bytes;     /* their total size */
-    int files;          /* distinct memfds (by inode) */
+    int lines;           /* mappings of memfd:shmsock */
+    uint64_t bytes;      /* their total size */
+    int files;           /* distinct memfds (by inode) */
     uint64_t file_bytes; /* distinct memfds' sizes (largest mapping of each) */
-    int writable;       /* mappings with write permission */
+    int writable;        /* mappings with write permission */
 };
 
 #define MAX_INODES 8192
@@ -168,8 +168,8 @@ static void never_reading_peer(int type, size_t msg)
         if (accepted > bound)
             fail_msg("%s %zu-byte sends: %llu bytes accepted without a reader (bound %llu = "
                      "region %llu + SO_SNDBUF %d)",
-                     type_name(type), msg, (unsigned long long)accepted,
-                     (unsigned long long)bound, (unsigned long long)region, sndbuf);
+                     type_name(type), msg, (unsigned long long)accepted, (unsigned long long)bound,
+                     (unsigned long long)region, sndbuf);
     }
 
     /* Blocking: SO_SNDTIMEO 200 ms. */
@@ -186,8 +186,8 @@ static void never_reading_peer(int type, size_t msg)
                  "got %zd errno %d (%s) after %lld ms",
                  type_name(type), msg, n, err, strerror(err), (long long)waited);
     if (waited < 150 || waited > 2000)
-        fail_msg("%s %zu: SO_SNDTIMEO 200 ms, but the send returned after %lld ms",
-                 type_name(type), msg, (long long)waited);
+        fail_msg("%s %zu: SO_SNDTIMEO 200 ms, but the send returned after %lld ms", type_name(type),
+                 msg, (long long)waited);
 
     /* 10,000 further attempts: nothing may grow. */
     int outq_before = -1, outq_after = -1;
@@ -198,8 +198,8 @@ static void never_reading_peer(int type, size_t msg)
     for (int i = 0; i < ATTEMPTS; i++) {
         ssize_t r = shm_send(a, buf, msg, MSG_DONTWAIT | MSG_NOSIGNAL);
         if (r != -1 || (errno != EAGAIN && errno != EWOULDBLOCK))
-            fail_msg("%s %zu: attempt %d: expected EAGAIN, got %zd (%s)", type_name(type), msg,
-                     i, r, strerror(errno));
+            fail_msg("%s %zu: attempt %d: expected EAGAIN, got %zd (%s)", type_name(type), msg, i,
+                     r, strerror(errno));
     }
     for (int i = 0; i < 3; i++)
         assert_int_equal(shm_send(a, buf, msg, MSG_NOSIGNAL), -1);
@@ -210,9 +210,9 @@ static void never_reading_peer(int type, size_t msg)
     print_message("    %-9s %5zu-byte messages: %llu sends (%llu bytes) accepted before EAGAIN "
                   "(bound %llu); blocking send EAGAIN after %lld ms; after %d more attempts: "
                   "heap %+ld B, RSS %+ld B, kernel queue %d -> %d B\n",
-                  type_name(type), msg, (unsigned long long)sends,
-                  (unsigned long long)accepted, (unsigned long long)bound, (long long)waited,
-                  ATTEMPTS, heap_growth, rss1 - rss0, outq_before, outq_after);
+                  type_name(type), msg, (unsigned long long)sends, (unsigned long long)accepted,
+                  (unsigned long long)bound, (long long)waited, ATTEMPTS, heap_growth, rss1 - rss0,
+                  outq_before, outq_after);
     if (heap_growth > HEAP_SLACK)
         fail_msg("heap grew by %ld bytes over %d refused sends", heap_growth, ATTEMPTS);
     if (rss1 - rss0 > RSS_SLACK)
@@ -314,7 +314,7 @@ static void idle_flood(int type)
     socklen_t sl = sizeof(sndbuf);
     assert_int_equal(shm_getsockopt(a[0], SOL_SOCKET, SO_SNDBUF, &sndbuf, &sl), 0);
     uint64_t region_bound = DOC_REGION_HEADER + ((uint64_t)sndbuf + SHM_DEFAULT_BLOCK_SIZE - 1) /
-                                       SHM_DEFAULT_BLOCK_SIZE * SHM_DEFAULT_BLOCK_SIZE;
+                                                    SHM_DEFAULT_BLOCK_SIZE * SHM_DEFAULT_BLOCK_SIZE;
 
     double fds_per_side = (double)fds_shm / (2.0 * PAIRS);
     double maps_per_conn = (double)(m1.lines - m0.lines) / PAIRS;
@@ -355,8 +355,7 @@ static void idle_flood(int type)
     struct maps_info mh = read_maps();
     print_message("    %-9s after closing one side of each pair: %.2f fds and %.2f mappings "
                   "left per remaining side\n",
-                  type_name(type), (double)fds_half / PAIRS,
-                  (double)(mh.lines - m0.lines) / PAIRS);
+                  type_name(type), (double)fds_half / PAIRS, (double)(mh.lines - m0.lines) / PAIRS);
     assert_int_equal(fds_half, fds_shm / 2);
     assert_int_equal(mh.lines - m0.lines, (m1.lines - m0.lines) / 2);
     for (int i = 0; i < PAIRS; i++)

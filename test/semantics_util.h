@@ -70,14 +70,14 @@ static inline void sem_sleep_ms(long ms)
 }
 
 /* recv that must fail with `err` (the exact errno). */
-#define SEM_EXPECT_ERR(call, err)                                                            \
-    do {                                                                                     \
-        errno = 0;                                                                           \
-        ssize_t sem_rc_ = (ssize_t)(call);                                                   \
-        int sem_errno_ = errno;                                                              \
-        if (sem_rc_ != -1 || sem_errno_ != (err))                                            \
-            fail_msg("%s: expected -1 errno %d (%s), got %zd errno %d (%s)", #call, (err),    \
-                     strerror(err), sem_rc_, sem_errno_, strerror(sem_errno_));              \
+#define SEM_EXPECT_ERR(call, err)                                                                  \
+    do {                                                                                           \
+        errno = 0;                                                                                 \
+        ssize_t sem_rc_ = (ssize_t)(call);                                                         \
+        int sem_errno_ = errno;                                                                    \
+        if (sem_rc_ != -1 || sem_errno_ != (err))                                                  \
+            fail_msg("%s: expected -1 errno %d (%s), got %zd errno %d (%s)", #call, (err),         \
+                     strerror(err), sem_rc_, sem_errno_, strerror(sem_errno_));                    \
     } while (0)
 
 /* The receiver has nothing waiting: a non-blocking recv fails with EAGAIN. */
@@ -116,8 +116,8 @@ static inline size_t sem_fill(const struct sock_api *api, int fd, char *buf, siz
         ssize_t n = api->send(fd, buf + total, chunk, MSG_DONTWAIT | MSG_NOSIGNAL);
         if (n < 0) {
             if (errno != EAGAIN)
-                fail_msg("fill: send failed with errno %d (%s), expected EAGAIN at the end",
-                         errno, strerror(errno));
+                fail_msg("fill: send failed with errno %d (%s), expected EAGAIN at the end", errno,
+                         strerror(errno));
             break;
         }
         assert_true(n > 0);

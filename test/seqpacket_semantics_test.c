@@ -25,10 +25,10 @@
 
 #define SEQ SOCK_SEQPACKET
 
-#define FOR_EACH_VARIANT(body)                                                               \
-    for (int i_ = 0; i_ < 2; i_++) {                                                         \
-        body(test_apis[i_], false);                                                          \
-        body(test_apis[i_], true);                                                           \
+#define FOR_EACH_VARIANT(body)                                                                     \
+    for (int i_ = 0; i_ < 2; i_++) {                                                               \
+        body(test_apis[i_], false);                                                                \
+        body(test_apis[i_], true);                                                                 \
     }
 
 static void finish(const struct sock_api *api, bool shake, int a, int b)
@@ -215,8 +215,8 @@ static void emsgsize_run(const struct sock_api *api, bool shake, int sndbuf_set)
     sem_announce(api, SEQ, shake);
     test_connect_pair(api, SEQ, &a, &b);
     if (sndbuf_set > 0)
-        assert_int_equal(api->setsockopt(a, SOL_SOCKET, SO_SNDBUF, &sndbuf_set,
-                                         sizeof(sndbuf_set)), 0);
+        assert_int_equal(api->setsockopt(a, SOL_SOCKET, SO_SNDBUF, &sndbuf_set, sizeof(sndbuf_set)),
+                         0);
     if (shake) {
         test_handshake(api, a, b);
         sem_assert_shm(api, a);

@@ -29,12 +29,12 @@
 #include "test_support.h"
 #include "semantics_util.h"
 
-#define FOR_EACH_VARIANT(body)                                                               \
-    for (int i_ = 0; i_ < 2; i_++) {                                                         \
-        body(test_apis[i_], SOCK_STREAM, false);                                             \
-        body(test_apis[i_], SOCK_STREAM, true);                                              \
-        body(test_apis[i_], SOCK_SEQPACKET, false);                                          \
-        body(test_apis[i_], SOCK_SEQPACKET, true);                                           \
+#define FOR_EACH_VARIANT(body)                                                                     \
+    for (int i_ = 0; i_ < 2; i_++) {                                                               \
+        body(test_apis[i_], SOCK_STREAM, false);                                                   \
+        body(test_apis[i_], SOCK_STREAM, true);                                                    \
+        body(test_apis[i_], SOCK_SEQPACKET, false);                                                \
+        body(test_apis[i_], SOCK_SEQPACKET, true);                                                 \
     }
 
 static volatile sig_atomic_t usr1_count, pipe_count;
@@ -229,8 +229,8 @@ static void restart_body(const struct sock_api *api, int type, bool shake)
     assert_int_equal(pthread_join(th, NULL), 0);
     assert_int_equal(usr1_count, 1);
     if (n != 5)
-        fail_msg("recv with SA_RESTART handler: expected 5 bytes, got %zd errno %d (%s)", n,
-                 err, strerror(err));
+        fail_msg("recv with SA_RESTART handler: expected 5 bytes, got %zd errno %d (%s)", n, err,
+                 strerror(err));
     assert_memory_equal(in, "after", 5);
     assert_int_equal(k.send_rc, 5);
     if (shake) {
@@ -298,10 +298,8 @@ static void test_sigpipe_epipe(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_eintr_recv),
-        cmocka_unit_test(test_eintr_send),
-        cmocka_unit_test(test_eintr_accept),
-        cmocka_unit_test(test_sa_restart_recv_restarts),
+        cmocka_unit_test(test_eintr_recv),    cmocka_unit_test(test_eintr_send),
+        cmocka_unit_test(test_eintr_accept),  cmocka_unit_test(test_sa_restart_recv_restarts),
         cmocka_unit_test(test_sigpipe_epipe),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);

@@ -25,12 +25,12 @@
 #include "test_support.h"
 #include "semantics_util.h"
 
-#define FOR_EACH_VARIANT(body)                                                               \
-    for (int i_ = 0; i_ < 2; i_++) {                                                         \
-        body(test_apis[i_], SOCK_STREAM, false);                                             \
-        body(test_apis[i_], SOCK_STREAM, true);                                              \
-        body(test_apis[i_], SOCK_SEQPACKET, false);                                          \
-        body(test_apis[i_], SOCK_SEQPACKET, true);                                           \
+#define FOR_EACH_VARIANT(body)                                                                     \
+    for (int i_ = 0; i_ < 2; i_++) {                                                               \
+        body(test_apis[i_], SOCK_STREAM, false);                                                   \
+        body(test_apis[i_], SOCK_STREAM, true);                                                    \
+        body(test_apis[i_], SOCK_SEQPACKET, false);                                                \
+        body(test_apis[i_], SOCK_SEQPACKET, true);                                                 \
     }
 
 static int get_int(const struct sock_api *api, int fd, int opt)
@@ -111,10 +111,10 @@ static void test_so_error(void **state)
 }
 
 /* Child process helpers: no cmocka asserts in a child, exit codes instead. */
-#define CHILD_CHECK(cond, code)                                                              \
-    do {                                                                                     \
-        if (!(cond))                                                                         \
-            _exit(code);                                                                     \
+#define CHILD_CHECK(cond, code)                                                                    \
+    do {                                                                                           \
+        if (!(cond))                                                                               \
+            _exit(code);                                                                           \
     } while (0)
 
 static void child_handshake(const struct sock_api *api, int fd, bool first)

@@ -208,8 +208,7 @@ static void *reader_thread(void *p)
     return NULL;
 }
 
-static void large_body(const struct sock_api *api, bool shake, size_t send_chunk,
-                       size_t recv_chunk)
+static void large_body(const struct sock_api *api, bool shake, size_t send_chunk, size_t recv_chunk)
 {
     int a, b;
     char *out = malloc(MIB);
@@ -400,8 +399,8 @@ static void waitall_body(const struct sock_api *api, bool shake, size_t len, siz
     sem_announce(api, SOCK_STREAM, shake);
     sem_pair(api, SOCK_STREAM, shake, &a, &b);
     test_fill_pattern(out, len, 16);
-    struct slow_sender s = {.api = api, .fd = a, .buf = out, .len = len, .chunk = chunk,
-                            .pause_ms = pause_ms};
+    struct slow_sender s = {
+        .api = api, .fd = a, .buf = out, .len = len, .chunk = chunk, .pause_ms = pause_ms};
     pthread_t th;
     assert_int_equal(pthread_create(&th, NULL, slow_sender_thread, &s), 0);
     ssize_t n = api->recv(b, in, len, MSG_WAITALL);
@@ -448,8 +447,13 @@ static void waitall_eof_body(const struct sock_api *api, bool shake)
     char in[100];
     sem_announce(api, SOCK_STREAM, shake);
     sem_pair(api, SOCK_STREAM, shake, &a, &b);
-    struct slow_sender s = {.api = api, .fd = a, .buf = "0123456789", .len = 10, .chunk = 10,
-                            .pause_ms = 50, .close_after = true};
+    struct slow_sender s = {.api = api,
+                            .fd = a,
+                            .buf = "0123456789",
+                            .len = 10,
+                            .chunk = 10,
+                            .pause_ms = 50,
+                            .close_after = true};
     pthread_t th;
     assert_int_equal(pthread_create(&th, NULL, slow_sender_thread, &s), 0);
     ssize_t n = api->recv(b, in, sizeof(in), MSG_WAITALL);

@@ -130,8 +130,7 @@ static uint32_t random_size(uint64_t *rng)
 static void build_message(unsigned char *buf, uint32_t sender, uint64_t seq, uint32_t len,
                           uint32_t kind)
 {
-    struct msg_hdr hdr = {.magic = MAGIC, .sender = sender, .seq = seq, .len = len,
-                          .kind = kind};
+    struct msg_hdr hdr = {.magic = MAGIC, .sender = sender, .seq = seq, .len = len, .kind = kind};
     uint64_t s = mix(sender, seq);
     size_t plen = len - sizeof(hdr);
     unsigned char *p = buf + sizeof(hdr);
@@ -356,8 +355,7 @@ static void client_main(unsigned id, int type, const struct sockaddr_un *addr, s
     if (r.echoes != expected_echoes)
         child_fail("client", id, "wrong number of echoes", r.echoes);
     if (r.summary_count != messages || r.summary_sum != sum_sent)
-        child_fail("client", id, "server summary differs from what was sent",
-                   r.summary_count);
+        child_fail("client", id, "server summary differs from what was sent", r.summary_count);
     if (test_shm_status(fd) != SHM_STATUS_SHM)
         child_fail("client", id, "connection never switched to shared memory", 0);
     shm_close(fd);
@@ -408,8 +406,8 @@ static bool server_read_one(struct server_conn *c, unsigned char *buf, unsigned 
     const char *bad = check_message(buf, (size_t)n, c->id, c->next_seq);
     if (bad != NULL)
         fail_msg("server: client %u message %llu: %s (got sender %u seq %llu len %u)", c->id,
-                 (unsigned long long)c->next_seq, bad, hdr.sender,
-                 (unsigned long long)hdr.seq, hdr.len);
+                 (unsigned long long)c->next_seq, bad, hdr.sender, (unsigned long long)hdr.seq,
+                 hdr.len);
     if (c->ended)
         fail_msg("server: client %u sent after END", c->id);
     if (hdr.kind == KIND_END) {
@@ -417,8 +415,11 @@ static bool server_read_one(struct server_conn *c, unsigned char *buf, unsigned 
         if (test_shm_status(c->fd) != SHM_STATUS_SHM)
             fail_msg("server: connection of client %u is not on shared memory", c->id);
         unsigned char out[sizeof(struct msg_hdr) + 8];
-        struct msg_hdr s = {.magic = MAGIC, .sender = c->id, .seq = c->next_seq,
-                            .len = sizeof(out), .kind = KIND_SUMMARY};
+        struct msg_hdr s = {.magic = MAGIC,
+                            .sender = c->id,
+                            .seq = c->next_seq,
+                            .len = sizeof(out),
+                            .kind = KIND_SUMMARY};
         memcpy(out + sizeof(s), &c->sum, 8);
         s.sum = message_sum(&s, out + sizeof(s));
         memcpy(out, &s, sizeof(s));
@@ -487,8 +488,7 @@ static void test_server_64_clients(void **state)
             continue;
         assert_true(n >= 0);
         if (n == 0)
-            fail_msg("server: no readiness for 10 s (accepted %d, open %d)", accepted,
-                     open_conns);
+            fail_msg("server: no readiness for 10 s (accepted %d, open %d)", accepted, open_conns);
         for (int e = 0; e < n; e++) {
             uint64_t tag = evs[e].data.u64;
             if (tag < 2) {

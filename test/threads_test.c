@@ -153,13 +153,17 @@ static const char *check_record(const unsigned char *buf, size_t n, uint32_t nth
         return err;
     }
     if (checksum(&h, buf + sizeof(h), n - sizeof(h)) != h.csum) {
-        snprintf(err, errlen, "thread %u seq %u (%u bytes): checksum mismatch: interleaved or "
-                 "corrupted payload", h.tid, h.seq, h.len);
+        snprintf(err, errlen,
+                 "thread %u seq %u (%u bytes): checksum mismatch: interleaved or "
+                 "corrupted payload",
+                 h.tid, h.seq, h.len);
         return err;
     }
     if (h.seq != expect_seq[h.tid]) {
-        snprintf(err, errlen, "thread %u: seq %u arrived, expected %u (lost, duplicated or "
-                 "reordered)", h.tid, h.seq, expect_seq[h.tid]);
+        snprintf(err, errlen,
+                 "thread %u: seq %u arrived, expected %u (lost, duplicated or "
+                 "reordered)",
+                 h.tid, h.seq, expect_seq[h.tid]);
         return err;
     }
     expect_seq[h.tid]++;
@@ -217,8 +221,8 @@ static bool recv_full(const struct sock_api *api, int fd, void *buf, size_t len,
         if (n < 0 && errno == EINTR)
             continue;
         if (n <= 0) {
-            snprintf(err, errlen, "recv returned %zd (errno %d) with %zu bytes still expected",
-                     n, errno, len);
+            snprintf(err, errlen, "recv returned %zd (errno %d) with %zu bytes still expected", n,
+                     errno, len);
             return false;
         }
         p += n;
@@ -231,9 +235,9 @@ struct mt_cfg {
     const struct sock_api *api;
     int type;
     int nthreads;
-    size_t max;  /* largest record */
-    int count;   /* records per thread */
-    bool cold;   /* no test_handshake first: threads race through the negotiation too */
+    size_t max; /* largest record */
+    int count;  /* records per thread */
+    bool cold;  /* no test_handshake first: threads race through the negotiation too */
 };
 
 static void test_concurrent_senders(void **state)
@@ -258,8 +262,12 @@ static void test_concurrent_senders(void **state)
     struct sender *s = calloc(4, sizeof(*s));
     pthread_t t[4];
     for (int i = 0; i < c->nthreads; i++) {
-        s[i] = (struct sender){.api = c->api, .fd = a, .tid = (uint32_t)i, .count = c->count,
-                               .max = max, .start = start};
+        s[i] = (struct sender){.api = c->api,
+                               .fd = a,
+                               .tid = (uint32_t)i,
+                               .count = c->count,
+                               .max = max,
+                               .start = start};
         assert_int_equal(pthread_create(&t[i], NULL, sender_thread, &s[i]), 0);
     }
     atomic_store(start, 1);
@@ -341,7 +349,7 @@ struct duplex_side {
     const struct sock_api *api;
     int type;
     int fd;
-    uint32_t tid;  /* id of this side's writer (records carry it) */
+    uint32_t tid; /* id of this side's writer (records carry it) */
     int count;
     size_t max;
     atomic_int sent;
@@ -363,8 +371,8 @@ static void *duplex_writer(void *arg)
             if (n < 0 && errno == EINTR)
                 continue;
             if (n <= 0) {
-                snprintf(d->err, sizeof(d->err), "writer %u: send returned %zd errno %d", d->tid,
-                         n, errno);
+                snprintf(d->err, sizeof(d->err), "writer %u: send returned %zd errno %d", d->tid, n,
+                         errno);
                 free(buf);
                 return NULL;
             }
@@ -531,7 +539,10 @@ static const struct mt_cfg k_duplex_seq_cold = {K, SP, 2, 65536, 1000, true};
 static const struct mt_cfg s_duplex_stream_cold = {S, ST, 2, 262144, 1000, true};
 static const struct mt_cfg s_duplex_seq_cold = {S, SP, 2, 65536, 1000, true};
 
-#define T(fn, cs) {#fn "/" #cs, fn, NULL, test_teardown, (void *)&cs}
+#define T(fn, cs)                                                                                  \
+    {                                                                                              \
+#fn "/" #cs, fn, NULL, test_teardown, (void *)&cs                                          \
+    }
 
 int main(void)
 {

@@ -51,8 +51,7 @@ static void snapshot_check_and_free(struct producer_snapshot *s,
 }
 
 /* Expect release(token, blocks) to be refused with -EPROTO and to change nothing. */
-static void expect_release_refused(struct shmsock_producer_list *l, uint32_t token,
-                                   uint32_t blocks)
+static void expect_release_refused(struct shmsock_producer_list *l, uint32_t token, uint32_t blocks)
 {
     struct producer_snapshot s;
     snapshot_take(&s, l);
@@ -218,9 +217,9 @@ static void test_producer_release_validation(void **state)
     (void)state;
     struct shmsock_producer_list l;
     assert_int_equal(shmsock_producer_list_init(&l, 16), 0);
-    assert_int_equal(shmsock_producer_reserve(&l, 4), 0);  /* 0..3 */
-    assert_int_equal(shmsock_producer_reserve(&l, 1), 4);  /* 4 */
-    assert_int_equal(shmsock_producer_reserve(&l, 3), 5);  /* 5..7 */
+    assert_int_equal(shmsock_producer_reserve(&l, 4), 0); /* 0..3 */
+    assert_int_equal(shmsock_producer_reserve(&l, 1), 4); /* 4 */
+    assert_int_equal(shmsock_producer_reserve(&l, 3), 5); /* 5..7 */
 
     /* A token never sent (free block). */
     expect_release_refused(&l, 8, 1);
@@ -285,8 +284,8 @@ static void test_producer_single_block_region(void **state)
 struct model {
     uint32_t n;
     uint32_t cursor;
-    int64_t *owner;      /* per block */
-    uint32_t *count;     /* per token; 0 if not outstanding */
+    int64_t *owner;  /* per block */
+    uint32_t *count; /* per token; 0 if not outstanding */
     uint32_t free_blocks;
     uint32_t sent;
 };
@@ -496,8 +495,7 @@ static void test_consumer_receive_and_release(void **state)
     assert_null(c.held);
 }
 
-static void expect_receive_refused(struct shmsock_consumer_list *c, uint32_t token,
-                                   uint32_t blocks)
+static void expect_receive_refused(struct shmsock_consumer_list *c, uint32_t token, uint32_t blocks)
 {
     uint8_t before[64];
     assert_true(c->block_count <= sizeof(before));

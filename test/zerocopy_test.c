@@ -64,8 +64,9 @@ struct zc_cfg {
 
 static const char *kind_name(enum kind k)
 {
-    return k == SHAKEN ? "after handshake" : k == FRESH ? "fresh (fallback, then negotiating)"
-                                                        : "SHM_NEGOTIATE=0 (fallback only)";
+    return k == SHAKEN  ? "after handshake"
+           : k == FRESH ? "fresh (fallback, then negotiating)"
+                        : "SHM_NEGOTIATE=0 (fallback only)";
 }
 
 static void announce(const struct zc_cfg *c)
@@ -83,38 +84,36 @@ static void make_pair(const struct zc_cfg *c, int *a, int *b)
 }
 
 /* Every test body runs for these configurations. */
-#define FOR_EACH_CFG(body)                                                                   \
-    do {                                                                                     \
-        static const int types_[2] = {SOCK_STREAM, SOCK_SEQPACKET};                          \
-        for (int t_ = 0; t_ < 2; t_++) {                                                     \
-            struct zc_cfg cfgs_[] = {                                                        \
-                {types_[t_], &MODE_COALESCED, SHAKEN},                                       \
-                {types_[t_], &MODE_EVENT, SHAKEN},                                           \
-                {types_[t_], &MODE_COALESCED, FRESH},                                        \
-                {types_[t_], &MODE_EVENT, FRESH},                                            \
-                {types_[t_], &MODE_COALESCED, NO_NEGOTIATION},                               \
-            };                                                                               \
-            for (size_t i_ = 0; i_ < sizeof(cfgs_) / sizeof(cfgs_[0]); i_++) {               \
-                announce(&cfgs_[i_]);                                                        \
-                body(&cfgs_[i_]);                                                            \
-            }                                                                                \
-        }                                                                                    \
+#define FOR_EACH_CFG(body)                                                                         \
+    do {                                                                                           \
+        static const int types_[2] = {SOCK_STREAM, SOCK_SEQPACKET};                                \
+        for (int t_ = 0; t_ < 2; t_++) {                                                           \
+            struct zc_cfg cfgs_[] = {                                                              \
+                {types_[t_], &MODE_COALESCED, SHAKEN},         {types_[t_], &MODE_EVENT, SHAKEN},  \
+                {types_[t_], &MODE_COALESCED, FRESH},          {types_[t_], &MODE_EVENT, FRESH},   \
+                {types_[t_], &MODE_COALESCED, NO_NEGOTIATION},                                     \
+            };                                                                                     \
+            for (size_t i_ = 0; i_ < sizeof(cfgs_) / sizeof(cfgs_[0]); i_++) {                     \
+                announce(&cfgs_[i_]);                                                              \
+                body(&cfgs_[i_]);                                                                  \
+            }                                                                                      \
+        }                                                                                          \
     } while (0)
 
 /* Only the configurations that run over shared memory. */
-#define FOR_EACH_SHM_CFG(body)                                                               \
-    do {                                                                                     \
-        static const int types_[2] = {SOCK_STREAM, SOCK_SEQPACKET};                          \
-        for (int t_ = 0; t_ < 2; t_++) {                                                     \
-            struct zc_cfg cfgs_[] = {                                                        \
-                {types_[t_], &MODE_COALESCED, SHAKEN},                                       \
-                {types_[t_], &MODE_EVENT, SHAKEN},                                           \
-            };                                                                               \
-            for (size_t i_ = 0; i_ < 2; i_++) {                                              \
-                announce(&cfgs_[i_]);                                                        \
-                body(&cfgs_[i_]);                                                            \
-            }                                                                                \
-        }                                                                                    \
+#define FOR_EACH_SHM_CFG(body)                                                                     \
+    do {                                                                                           \
+        static const int types_[2] = {SOCK_STREAM, SOCK_SEQPACKET};                                \
+        for (int t_ = 0; t_ < 2; t_++) {                                                           \
+            struct zc_cfg cfgs_[] = {                                                              \
+                {types_[t_], &MODE_COALESCED, SHAKEN},                                             \
+                {types_[t_], &MODE_EVENT, SHAKEN},                                                 \
+            };                                                                                     \
+            for (size_t i_ = 0; i_ < 2; i_++) {                                                    \
+                announce(&cfgs_[i_]);                                                              \
+                body(&cfgs_[i_]);                                                                  \
+            }                                                                                      \
+        }                                                                                          \
     } while (0)
 
 /* ---- content ---- */
@@ -189,24 +188,24 @@ static void sleep_ms(long ms)
     }
 }
 
-#define EXPECT_NULL_ERRNO(call, err)                                                         \
-    do {                                                                                     \
-        errno = 0;                                                                           \
-        void *p_ = (call);                                                                   \
-        int e_ = errno;                                                                      \
-        if (p_ != NULL || e_ != (err))                                                       \
-            fail_msg("%s: expected NULL errno %s, got %p errno %s", #call, strerror(err),    \
-                     p_, strerror(e_));                                                      \
+#define EXPECT_NULL_ERRNO(call, err)                                                               \
+    do {                                                                                           \
+        errno = 0;                                                                                 \
+        void *p_ = (call);                                                                         \
+        int e_ = errno;                                                                            \
+        if (p_ != NULL || e_ != (err))                                                             \
+            fail_msg("%s: expected NULL errno %s, got %p errno %s", #call, strerror(err), p_,      \
+                     strerror(e_));                                                                \
     } while (0)
 
-#define EXPECT_ERR(call, err)                                                                \
-    do {                                                                                     \
-        errno = 0;                                                                           \
-        long long r_ = (long long)(call);                                                    \
-        int e_ = errno;                                                                      \
-        if (r_ != -1 || e_ != (err))                                                         \
-            fail_msg("%s: expected -1 errno %s, got %lld errno %s", #call, strerror(err),    \
-                     r_, strerror(e_));                                                      \
+#define EXPECT_ERR(call, err)                                                                      \
+    do {                                                                                           \
+        errno = 0;                                                                                 \
+        long long r_ = (long long)(call);                                                          \
+        int e_ = errno;                                                                            \
+        if (r_ != -1 || e_ != (err))                                                               \
+            fail_msg("%s: expected -1 errno %s, got %lld errno %s", #call, strerror(err), r_,      \
+                     strerror(e_));                                                                \
     } while (0)
 
 /* alloc + fill + commit one whole message of len bytes, index msg. */
@@ -241,13 +240,11 @@ static void zc_receive(const struct zc_cfg *c, int fd, const size_t *sizes, size
         errno = 0;
         ssize_t n = shm_recv_view(fd, &v, 0);
         if (n < 0)
-            fail_msg("shm_recv_view for message %zu (%zu bytes): %s", i, sizes[i],
-                     strerror(errno));
+            fail_msg("shm_recv_view for message %zu (%zu bytes): %s", i, sizes[i], strerror(errno));
         assert_non_null(v);
         if (c->type == SOCK_SEQPACKET) {
             if ((size_t)n != sizes[i])
-                fail_msg("SEQPACKET view of message %zu: %zd bytes, expected %zu", i, n,
-                         sizes[i]);
+                fail_msg("SEQPACKET view of message %zu: %zd bytes, expected %zu", i, n, sizes[i]);
             size_t bad = zc_check(v, first + (uint32_t)i, 0, (size_t)n);
             if (bad != (size_t)n)
                 fail_msg("message %zu (%zu bytes): wrong byte at %zu", i, sizes[i], bad);
@@ -322,9 +319,9 @@ static void roundtrip_body(const struct zc_cfg *c)
     int a, b;
     make_pair(c, &a, &b);
     size_t max = max_message(c, a);
-    static const size_t base[] = {1, 2, 3, 7, 31, 32, 33, 100, 1000, 1023, 1024, 1025,
-                                  4095, 4096, 4097, 8191, 8192, 8193, 12288, 65535, 65536,
-                                  65537, 100000, 131072, 200000};
+    static const size_t base[] = {1,     2,     3,     7,     31,     32,     33,    100,  1000,
+                                  1023,  1024,  1025,  4095,  4096,   4097,   8191,  8192, 8193,
+                                  12288, 65535, 65536, 65537, 100000, 131072, 200000};
     static struct sender_arg s;
     memset(&s, 0, sizeof(s));
     size_t *sizes = s.sizes;
@@ -417,8 +414,8 @@ static void empty_body(const struct zc_cfg *c)
             errno = 0;
             ssize_t n = shm_recv_view(b, &v, 0);
             if (n != (ssize_t)sizes[i])
-                fail_msg("round %u message %d: view returned %zd (%s), expected %zu", round, i,
-                         n, n < 0 ? strerror(errno) : "", sizes[i]);
+                fail_msg("round %u message %d: view returned %zd (%s), expected %zu", round, i, n,
+                         n < 0 ? strerror(errno) : "", sizes[i]);
             assert_non_null(v);
             assert_int_equal(zc_check(v, 10 * round + 1 + (uint32_t)i, 0, sizes[i]), sizes[i]);
             assert_int_equal(shm_recv_release(b, v), 0);
@@ -807,8 +804,12 @@ static void held_threads_body(const struct zc_cfg *c)
             ssize_t n = shm_recv_view(b, &v, 0);
             assert_int_equal(n, 500 + i * 997);
             /* release order: pseudo-random delays */
-            w[i] = (struct worker){b, v, (size_t)n, (uint32_t)round * 100 + i,
-                                   ((i * 7 + (unsigned)round * 3) % HELD) * 300u, 0};
+            w[i] = (struct worker){b,
+                                   v,
+                                   (size_t)n,
+                                   (uint32_t)round * 100 + i,
+                                   ((i * 7 + (unsigned)round * 3) % HELD) * 300u,
+                                   0};
             assert_int_equal(pthread_create(&th[i], NULL, worker_thread, &w[i]), 0);
         }
         for (uint32_t i = 0; i < HELD; i++) {
@@ -1073,8 +1074,7 @@ static void eof_body(const struct zc_cfg *c)
         ssize_t n = shm_recv_view(b, &v, 0);
         if (n != 0)
             fail_msg("variant %d (%s): view at end of stream returned %zd (%s), expected 0",
-                     variant, variant == 1 ? "shutdown(SHUT_WR)" : "close", n,
-                     strerror(errno));
+                     variant, variant == 1 ? "shutdown(SHUT_WR)" : "close", n, strerror(errno));
         assert_non_null(v);
         if (variant == 2)
             assert_int_equal(pthread_join(th, NULL), 0);

@@ -97,9 +97,8 @@ socklen_t test_abstract_addr(struct sockaddr_un *addr)
         nonce = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32);
     memset(addr, 0, sizeof(*addr));
     addr->sun_family = AF_UNIX;
-    int n = snprintf(addr->sun_path + 1, sizeof(addr->sun_path) - 1,
-                     "shmsock-test-%016llx-%d-%u", (unsigned long long)nonce, (int)getpid(),
-                     atomic_fetch_add(&counter, 1));
+    int n = snprintf(addr->sun_path + 1, sizeof(addr->sun_path) - 1, "shmsock-test-%016llx-%d-%u",
+                     (unsigned long long)nonce, (int)getpid(), atomic_fetch_add(&counter, 1));
     return (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + (size_t)n);
 }
 
