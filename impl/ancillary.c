@@ -20,6 +20,14 @@ size_t shmsock_ancillary_build_offer(union shmsock_control_buffer *buffer, int r
     return CMSG_SPACE(sizeof(fds));
 }
 
+/* Whether a control message lies entirely inside the buffer (cmsg_len is not trusted). */
+static bool fits(const struct msghdr *msg, const struct cmsghdr *cmsg)
+{
+    const unsigned char *end = (const unsigned char *)msg->msg_control + msg->msg_controllen;
+    const unsigned char *at = (const unsigned char *)cmsg;
+    return cmsg->cmsg_len >= CMSG_LEN(0) && cmsg->cmsg_len <= (size_t)(end - at);
+}
+
 static bool is_socket(int fd)
 {
     struct stat st;
@@ -32,6 +40,8 @@ static struct cmsghdr *only_rights(struct msghdr *received)
     struct cmsghdr *found = NULL;
     for (struct cmsghdr *cmsg = CMSG_FIRSTHDR(received); cmsg != NULL;
          cmsg = CMSG_NXTHDR(received, cmsg)) {
+        if (!fits(received, cmsg))
+            return NULL;
         if (cmsg->cmsg_level == SOL_SOCKET && cmsg->cmsg_type == SCM_RIGHTS) {
             if (found != NULL)
                 return NULL;
@@ -85,6 +95,8 @@ void shmsock_ancillary_close_fds(const struct msghdr *received)
         return;
     for (struct cmsghdr *cmsg = CMSG_FIRSTHDR(received); cmsg != NULL;
          cmsg = CMSG_NXTHDR((struct msghdr *)received, cmsg)) {
+        if (!fits(received, cmsg))
+            break;
         if (cmsg->cmsg_level == SOL_SOCKET && cmsg->cmsg_type == SCM_RIGHTS)
             close_fd_array(CMSG_DATA(cmsg), (cmsg->cmsg_len - CMSG_LEN(0)) / sizeof(int));
     }
@@ -113,6 +125,8 @@ static void deliver(const struct msghdr *received, struct msghdr *user, bool wit
     }
     for (struct cmsghdr *cmsg = CMSG_FIRSTHDR(received); cmsg != NULL;
          cmsg = CMSG_NXTHDR((struct msghdr *)received, cmsg)) {
+        if (!fits(received, cmsg))
+            break;
         size_t payload = cmsg->cmsg_len - CMSG_LEN(0);
         bool rights = cmsg->cmsg_level == SOL_SOCKET && cmsg->cmsg_type == SCM_RIGHTS;
         if (rights && !with_rights) {
