@@ -148,7 +148,8 @@ static int fallback_reason(struct shmsock_conn *conn)
         return SHM_FALLBACK_PROTOCOL_ERROR;
     if (!conn->negotiate)
         return SHM_FALLBACK_DISABLED;
-    if (conn->release_closed && !__atomic_load_n(&conn->peer_offered, __ATOMIC_ACQUIRE))
+    if (shmsock_flag(&conn->release_closed) &&
+        !__atomic_load_n(&conn->peer_offered, __ATOMIC_ACQUIRE))
         return SHM_FALLBACK_PLAIN_PEER;
     if (status(conn) == SHM_STATUS_SHM)
         return SHM_FALLBACK_NONE;

@@ -170,6 +170,17 @@ bool shmsock_conn_has_space(struct shmsock_conn *conn);
 
 /* ---- shared between conn*.c only ---- */
 
+/* Flags read by threads that do not hold the lock their writer holds: atomic accesses. */
+static inline bool shmsock_flag(const bool *flag)
+{
+    return __atomic_load_n(flag, __ATOMIC_ACQUIRE);
+}
+
+static inline void shmsock_set_flag(bool *flag, bool value)
+{
+    __atomic_store_n(flag, value, __ATOMIC_RELEASE);
+}
+
 /* A monotonic clock in microseconds, cheap enough to read on every send (the TSC where the
  * machine has a usable one, else CLOCK_MONOTONIC). */
 int64_t shmsock_now_us(void);

@@ -66,12 +66,12 @@ int shmsock_coalesced_ring_if_armed(struct shmsock_conn *conn)
     conn->doorbell_deferred = false;
     __atomic_thread_fence(__ATOMIC_SEQ_CST);
     uint64_t armed = __atomic_load_n(&peer_header(conn)->event_arm, __ATOMIC_ACQUIRE);
-    if (armed == conn->last_event_doorbell && !conn->doorbell_owed)
+    if (armed == conn->last_event_doorbell && !shmsock_flag(&conn->doorbell_owed))
         return 0;
     /* A consumer that busy-polls sees the ring itself; it clears the flag (with a fence)
      * before it arms and sleeps, so either we see that or it sees our event. */
     if (__atomic_load_n(&peer_header(conn)->event_spinning, __ATOMIC_ACQUIRE) &&
-        !conn->doorbell_owed)
+        !shmsock_flag(&conn->doorbell_owed))
         return 0;
     conn->last_event_doorbell = armed;
     /* Say so first: the consumer looks for doorbells in the kernel only when we rang. */
@@ -79,7 +79,7 @@ int shmsock_coalesced_ring_if_armed(struct shmsock_conn *conn)
     int err = ring_doorbell(conn, conn->fd, armed);
     /* A full kernel queue (the peer has not read all our plain bytes yet): ring again at the
      * next send, or when a waiting sender sees room. Never forgotten. */
-    conn->doorbell_owed = err == -EAGAIN;
+    shmsock_set_flag(&conn->doorbell_owed, err == -EAGAIN);
     return err == -EAGAIN ? 0 : err;
 }
 

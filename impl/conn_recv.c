@@ -407,7 +407,8 @@ static ssize_t recv_events_stream(struct shmsock_conn *conn, struct shmsock_read
 /* Whether the peer can never switch: it dropped our offer (a plain program). */
 static bool peer_is_plain(struct shmsock_conn *conn)
 {
-    return conn->release_closed && !__atomic_load_n(&conn->peer_offered, __ATOMIC_ACQUIRE);
+    return shmsock_flag(&conn->release_closed) &&
+           !__atomic_load_n(&conn->peer_offered, __ATOMIC_ACQUIRE);
 }
 
 /* One read: what a single recvmsg(2) would return. */
@@ -519,6 +520,9 @@ ssize_t shmsock_conn_recv(struct shmsock_conn *conn, struct msghdr *msg, int fla
          out_state(conn) != SHMSOCK_OUT_PLAIN))
         shmsock_conn_mark_reader_careful(conn);
     pthread_mutex_unlock(&conn->recv_lock);
+    int err = __atomic_load_n(&conn->error, __ATOMIC_ACQUIRE);
+    if (n < 0 && err != 0)
+        n = err; /* the violation, not what the shut socket said */
     return n;
 }
 

@@ -133,7 +133,7 @@ static int remaining_ms(int64_t deadline)
  */
 static int wait_for_release(struct shmsock_conn *conn, int64_t deadline)
 {
-    if (conn->release_closed)
+    if (shmsock_flag(&conn->release_closed))
         return -EPIPE;
     if (conn->releases_by_ring) {
         /* Arm, then look once more: the consumer either sees the arm or we see its release. */
@@ -149,7 +149,7 @@ static int wait_for_release(struct shmsock_conn *conn, int64_t deadline)
     struct pollfd fds[2] = {
         {.fd = conn->release_rx, .events = POLLIN},
         /* POLLHUP/POLLERR: the peer closed; POLLOUT: room for a doorbell we owe. */
-        {.fd = conn->fd, .events = conn->doorbell_owed ? POLLOUT : 0},
+        {.fd = conn->fd, .events = shmsock_flag(&conn->doorbell_owed) ? POLLOUT : 0},
     };
     int timeout = remaining_ms(deadline);
     int n = poll(fds, 2, timeout);
@@ -159,7 +159,7 @@ static int wait_for_release(struct shmsock_conn *conn, int64_t deadline)
         return -EAGAIN;
     if (fds[1].revents & (POLLHUP | POLLERR))
         return -EPIPE;
-    if ((fds[1].revents & POLLOUT) && conn->doorbell_owed) {
+    if ((fds[1].revents & POLLOUT) && shmsock_flag(&conn->doorbell_owed)) {
         int err = shmsock_coalesced_ring_if_armed(conn); /* send_lock held */
         if (err < 0)
             return err;
@@ -176,9 +176,15 @@ int64_t shmsock_reserve_blocks(struct shmsock_conn *conn, uint32_t blocks, int f
         if (err != 0)
             return err;
         int64_t token = try_reserve(conn, blocks);
+        err = __atomic_load_n(&conn->error, __ATOMIC_ACQUIRE);
+        if (err != 0) { /* the releases just read broke the protocol */
+            if (token >= 0)
+                shmsock_cancel_reservation(conn, (uint32_t)token, blocks);
+            return err;
+        }
         if (token >= 0)
             return token;
-        if (conn->release_closed)
+        if (shmsock_flag(&conn->release_closed))
             return -EPIPE; /* the peer is gone: its blocks will never come back */
         if (would_block(conn, flags))
             return -EAGAIN;
@@ -313,7 +319,7 @@ static ssize_t send_shm(struct shmsock_conn *conn, const struct msghdr *msg, int
         return -EISCONN; /* as unix_stream_sendmsg on a connected socket */
     if (conn->send_mode == SHMSOCK_SEND_MODE_COALESCED) {
         int err = probe_connection(conn);
-        if (err == 0 && conn->doorbell_owed)
+        if (err == 0 && shmsock_flag(&conn->doorbell_owed))
             err = shmsock_coalesced_ring_if_armed(conn);
         if (err < 0)
             return err;
@@ -382,7 +388,7 @@ ssize_t shmsock_send_locked(struct shmsock_conn *conn, const struct msghdr *msg,
     if (!conn->negotiate)
         return send_plain(conn, msg, flags, false);
     int state = out_state(conn);
-    if (state == SHMSOCK_OUT_OFFERED && !conn->release_closed &&
+    if (state == SHMSOCK_OUT_OFFERED && !shmsock_flag(&conn->release_closed) &&
         !__atomic_load_n(&conn->peer_offered, __ATOMIC_ACQUIRE))
         look_for_answer(conn);
 
@@ -428,6 +434,11 @@ ssize_t shmsock_conn_send(struct shmsock_conn *conn, const struct msghdr *msg, i
     pthread_mutex_lock(&conn->send_lock);
     ssize_t n = shmsock_send_locked(conn, msg, flags);
     pthread_mutex_unlock(&conn->send_lock);
+    /* A violation found during this call (a forged release, a bad answer) shut the socket
+     * down: report the violation (EPROTO), not what the shut socket said (EPIPE). */
+    err = __atomic_load_n(&conn->error, __ATOMIC_ACQUIRE);
+    if (n < 0 && err != 0)
+        n = err;
     return n;
 }
 
@@ -437,7 +448,7 @@ int shmsock_conn_space_fd(struct shmsock_conn *conn)
         return -1;
     /* A doorbell we owe waits for room in the kernel queue: the kernel's POLLOUT says when,
      * and the next send rings it. */
-    if (__atomic_load_n(&conn->doorbell_owed, __ATOMIC_ACQUIRE))
+    if (shmsock_flag(&conn->doorbell_owed))
         return -1;
     if (conn->releases_by_ring) {
         /* Ask for a release doorbell, then look once more. */
@@ -457,9 +468,9 @@ bool shmsock_conn_has_space(struct shmsock_conn *conn)
     pthread_mutex_lock(&conn->producer_lock);
     reclaim(conn);
     uint32_t want = conn->want_blocks > 0 ? conn->want_blocks : 1;
-    bool space =
-        conn->release_closed || (conn->producer.sent_tokens < SHMSOCK_MAX_TOKENS_IN_FLIGHT &&
-                                 shmsock_producer_can_reserve(&conn->producer, want));
+    bool space = shmsock_flag(&conn->release_closed) ||
+                 (conn->producer.sent_tokens < SHMSOCK_MAX_TOKENS_IN_FLIGHT &&
+                  shmsock_producer_can_reserve(&conn->producer, want));
     pthread_mutex_unlock(&conn->producer_lock);
     return space;
 }

@@ -124,7 +124,8 @@ ssize_t shmsock_conn_send_commit(struct shmsock_conn *conn, void *buf, size_t le
         conn->zc_blocks = blocks;
         int err = shmsock_publish_run(conn, conn->zc_token, blocks, len, flags);
         conn->zc_buf = NULL; /* published, or cancelled by publish_run */
-        r = err < 0 ? err : (ssize_t)len;
+        int violation = __atomic_load_n(&conn->error, __ATOMIC_ACQUIRE);
+        r = err < 0 ? (violation != 0 ? violation : err) : (ssize_t)len;
     }
     pthread_mutex_unlock(&conn->send_lock);
     return r;

@@ -32,7 +32,7 @@ static int handle_record(struct shmsock_conn *conn, const unsigned char *data,
 void shmsock_release_channel_drain(struct shmsock_conn *conn)
 {
     unsigned char buffer[64 * SHMSOCK_EVENT_SIZE];
-    while (!conn->release_closed && conn->release_rx >= 0) {
+    while (!shmsock_flag(&conn->release_closed) && conn->release_rx >= 0) {
         size_t carried = conn->release_partial_len;
         memcpy(buffer, conn->release_partial, carried);
         union shmsock_control_buffer control;
@@ -47,7 +47,7 @@ void shmsock_release_channel_drain(struct shmsock_conn *conn)
         if (n < 0)
             return; /* EAGAIN: nothing more for now */
         if (n == 0) {
-            conn->release_closed = true;
+            shmsock_set_flag(&conn->release_closed, true);
             return;
         }
         size_t total = carried + (size_t)n;
