@@ -429,7 +429,9 @@ static void et_drain_reader(const struct cfg *c, int fd, int n)
                      "%u of %d messages read",
                      rx.next, n);
         wakeups++;
-        for (;;) {
+        /* Drain to EAGAIN; after the last message the producer may already have closed, so
+         * stop there: the end of the stream is checked below. */
+        while ((int)rx.next < n) {
             ssize_t k = rx_once(c, fd, &rx, buf);
             if (k < 0) {
                 if (errno == EINTR)
