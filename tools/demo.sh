@@ -8,4 +8,9 @@ set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."   # workspace root
 tools/setup.sh
-exec "${BAZEL:-bazel}" run //examples:demo -- "$@"
+"${BAZEL:-bazel}" run //examples:demo -- "$@"
+
+# Then the benchmark's quick mode (under 30 s): kernel vs shmsock, side by side.
+echo
+echo "demo.sh: the benchmark, quick mode (tools/bench.sh for the full run):"
+exec tools/bench.sh --quick
