@@ -13,4 +13,6 @@ tools/setup.sh
 # Then the benchmark's quick mode (under 30 s): kernel vs shmsock, side by side.
 echo
 echo "demo.sh: the benchmark, quick mode (tools/bench.sh for the full run):"
-exec tools/bench.sh --quick
+# Its files go to a temporary folder: bench/results holds the full run shown in the README.
+out="$(mktemp -d -t shmsock-bench-quick.XXXXXX)"
+exec tools/bench.sh --quick --csv "$out/bench-quick.csv" --plot "$out/bench-quick.png"
