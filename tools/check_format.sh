@@ -9,7 +9,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."   # workspace root
 clang_format="${CLANG_FORMAT:-clang-format}"
 command -v "$clang_format" >/dev/null || { echo "check_format.sh: $clang_format not found" >&2; exit 1; }
 
-mapfile -t files < <(find api impl include test examples bench -type f \( -name '*.c' -o -name '*.h' \) \
+mapfile -t files < <(find api impl include test examples bench fuzz tools -type f \( -name '*.c' -o -name '*.h' \) \
     2>/dev/null | LC_ALL=C sort)
 (( ${#files[@]} > 0 )) || { echo "check_format.sh: no C files found" >&2; exit 1; }
 
