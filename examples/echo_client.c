@@ -113,8 +113,8 @@ static const char *transport(int fd)
     if (status == SHM_STATUS_SHM)
         return "shared memory (SHM_STATUS_SHM)";
     if (status == SHM_STATUS_OFFERED)
-        return "the kernel socket (SHM_STATUS_OFFERED: switch to shared memory under way)";
-    return "the kernel socket (SHM_STATUS_PLAIN: the peer does not speak shmsock)";
+        return "the kernel socket (SHM_STATUS_OFFERED: offers under way, or a plain peer)";
+    return "the kernel socket (SHM_STATUS_PLAIN: no offer exchanged)";
 }
 
 static void usage(const char *argv0)

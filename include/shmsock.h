@@ -84,9 +84,12 @@ extern "C" {
 
 /*
  * SHM_STATUS (int, read-only): what carries this connection's payload:
- *   SHM_STATUS_PLAIN    - not (yet) negotiated: the kernel socket carries payload, as for a
- *                         plain peer or before the first exchange;
- *   SHM_STATUS_OFFERED  - this side has sent or received an offer, the switch is under way;
+ *   SHM_STATUS_PLAIN    - no offer sent or received: the kernel socket carries payload
+ *                         (nothing exchanged yet, or SHM_NEGOTIATE is 0);
+ *   SHM_STATUS_OFFERED  - this side has sent or received an offer but does not send through
+ *                         shared memory (yet): the switch is under way (it happens on a later
+ *                         send, usually within two round trips), or, if it stays so, the peer
+ *                         is a plain kernel socket (SHM_INFO's fallback tells which);
  *   SHM_STATUS_SHM      - this side sends through shared memory and the peer does too;
  *   SHM_STATUS_PASSTHROUGH - not a shm socket type (other family, SOCK_DGRAM, or listening).
  */
