@@ -29,14 +29,6 @@
 #include "test_support.h"
 #include "semantics_util.h"
 
-#define FOR_EACH_VARIANT(body)                                                                     \
-    for (int i_ = 0; i_ < 2; i_++) {                                                               \
-        body(test_apis[i_], SOCK_STREAM, false);                                                   \
-        body(test_apis[i_], SOCK_STREAM, true);                                                    \
-        body(test_apis[i_], SOCK_SEQPACKET, false);                                                \
-        body(test_apis[i_], SOCK_SEQPACKET, true);                                                 \
-    }
-
 union cbuf {
     char buf[CMSG_SPACE(sizeof(int) * 8) + CMSG_SPACE(sizeof(struct ucred))];
     struct cmsghdr align;
@@ -159,7 +151,7 @@ static void test_scm_rights_pipe_fd(void **state)
 {
     (void)state;
     SEM_GUARD();
-    FOR_EACH_VARIANT(scm_rights_body);
+    SEM_FOR_EACH_VARIANT(scm_rights_body);
 }
 
 /* ---- SCM_CREDENTIALS -------------------------------------------------------------------- */
@@ -283,14 +275,14 @@ static void test_scm_credentials_explicit(void **state)
 {
     (void)state;
     SEM_GUARD();
-    FOR_EACH_VARIANT(explicit_creds_body);
+    SEM_FOR_EACH_VARIANT(explicit_creds_body);
 }
 
 static void test_so_passcred_every_message(void **state)
 {
     (void)state;
     SEM_GUARD();
-    FOR_EACH_VARIANT(implicit_creds_body);
+    SEM_FOR_EACH_VARIANT(implicit_creds_body);
 }
 
 int main(void)

@@ -31,14 +31,6 @@
 
 #define MIB (1024 * 1024)
 
-#define FOR_EACH_VARIANT(body)                                                                     \
-    for (int i_ = 0; i_ < 2; i_++) {                                                               \
-        body(test_apis[i_], SOCK_STREAM, false);                                                   \
-        body(test_apis[i_], SOCK_STREAM, true);                                                    \
-        body(test_apis[i_], SOCK_SEQPACKET, false);                                                \
-        body(test_apis[i_], SOCK_SEQPACKET, true);                                                 \
-    }
-
 /* a sends 100 bytes and closes: b reads the 100 bytes, then 0, 0; poll: POLLIN|POLLHUP. */
 static void eof_body(const struct sock_api *api, int type, bool shake)
 {
@@ -67,7 +59,7 @@ static void test_eof_after_peer_close(void **state)
 {
     (void)state;
     SEM_GUARD();
-    FOR_EACH_VARIANT(eof_body);
+    SEM_FOR_EACH_VARIANT(eof_body);
 }
 
 struct closer {
@@ -121,7 +113,7 @@ static void test_eof_wakes_blocked_reader(void **state)
 {
     (void)state;
     SEM_GUARD();
-    FOR_EACH_VARIANT(blocked_eof_body);
+    SEM_FOR_EACH_VARIANT(blocked_eof_body);
 }
 
 /* 1 MiB (STREAM) / 5 x 200,000-byte messages (SEQPACKET) then close: all of it, then 0. */
@@ -165,7 +157,7 @@ static void test_eof_after_large_transfer(void **state)
 {
     (void)state;
     SEM_GUARD();
-    FOR_EACH_VARIANT(big_eof_body);
+    SEM_FOR_EACH_VARIANT(big_eof_body);
 }
 
 /* ---- shutdown(SHUT_WR) ----------------------------------------------------------------- */
@@ -276,7 +268,7 @@ static void test_shutdown_wr_half_close(void **state)
 {
     (void)state;
     SEM_GUARD();
-    FOR_EACH_VARIANT(half_close_body);
+    SEM_FOR_EACH_VARIANT(half_close_body);
 }
 
 /* ---- fork and hand off -------------------------------------------------------------------- */
@@ -338,7 +330,7 @@ static void test_fork_handoff_close_sends_nothing(void **state)
 {
     (void)state;
     SEM_GUARD();
-    FOR_EACH_VARIANT(handoff_body);
+    SEM_FOR_EACH_VARIANT(handoff_body);
 }
 
 int main(void)

@@ -24,14 +24,6 @@
 #include "test_support.h"
 #include "semantics_util.h"
 
-#define FOR_EACH_VARIANT(body)                                                                     \
-    for (int i_ = 0; i_ < 2; i_++) {                                                               \
-        body(test_apis[i_], SOCK_STREAM, false);                                                   \
-        body(test_apis[i_], SOCK_STREAM, true);                                                    \
-        body(test_apis[i_], SOCK_SEQPACKET, false);                                                \
-        body(test_apis[i_], SOCK_SEQPACKET, true);                                                 \
-    }
-
 /* MSG_DONTWAIT on an empty queue: EAGAIN (also recvmsg), and again after draining. */
 static void dontwait_body(const struct sock_api *api, int type, bool shake)
 {
@@ -61,7 +53,7 @@ static void test_dontwait_empty_eagain(void **state)
 {
     (void)state;
     SEM_GUARD();
-    FOR_EACH_VARIANT(dontwait_body);
+    SEM_FOR_EACH_VARIANT(dontwait_body);
 }
 
 /*
@@ -108,7 +100,7 @@ static void test_fcntl_o_nonblock(void **state)
 {
     (void)state;
     SEM_GUARD();
-    FOR_EACH_VARIANT(fcntl_body);
+    SEM_FOR_EACH_VARIANT(fcntl_body);
 }
 
 /*
@@ -173,7 +165,7 @@ static void test_sock_nonblock(void **state)
 {
     (void)state;
     SEM_GUARD();
-    FOR_EACH_VARIANT(sock_nonblock_body);
+    SEM_FOR_EACH_VARIANT(sock_nonblock_body);
 }
 
 /*
@@ -235,7 +227,7 @@ static void test_full_send_eagain_then_pollout(void **state)
 {
     (void)state;
     SEM_GUARD();
-    FOR_EACH_VARIANT(full_body);
+    SEM_FOR_EACH_VARIANT(full_body);
 }
 
 int main(void)

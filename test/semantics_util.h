@@ -130,4 +130,14 @@ static inline size_t sem_fill(const struct sock_api *api, int fd, char *buf, siz
     return total;
 }
 
+/* Run body(api, type, shake) for kernel and shm sockets, STREAM and SEQPACKET, before
+ * negotiation (shake false) and after test_handshake (shake true). */
+#define SEM_FOR_EACH_VARIANT(body)                                                                 \
+    for (int i_ = 0; i_ < 2; i_++) {                                                               \
+        body(test_apis[i_], SOCK_STREAM, false);                                                   \
+        body(test_apis[i_], SOCK_STREAM, true);                                                    \
+        body(test_apis[i_], SOCK_SEQPACKET, false);                                                \
+        body(test_apis[i_], SOCK_SEQPACKET, true);                                                 \
+    }
+
 #endif

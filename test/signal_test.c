@@ -29,14 +29,6 @@
 #include "test_support.h"
 #include "semantics_util.h"
 
-#define FOR_EACH_VARIANT(body)                                                                     \
-    for (int i_ = 0; i_ < 2; i_++) {                                                               \
-        body(test_apis[i_], SOCK_STREAM, false);                                                   \
-        body(test_apis[i_], SOCK_STREAM, true);                                                    \
-        body(test_apis[i_], SOCK_SEQPACKET, false);                                                \
-        body(test_apis[i_], SOCK_SEQPACKET, true);                                                 \
-    }
-
 static volatile sig_atomic_t usr1_count, pipe_count;
 
 static void on_usr1(int sig)
@@ -132,7 +124,7 @@ static void test_eintr_recv(void **state)
 {
     (void)state;
     SEM_GUARD();
-    FOR_EACH_VARIANT(eintr_recv_body);
+    SEM_FOR_EACH_VARIANT(eintr_recv_body);
 }
 
 /* send blocked on a full connection, SIGUSR1 without SA_RESTART: -1 EINTR, nothing sent. */
@@ -178,7 +170,7 @@ static void test_eintr_send(void **state)
 {
     (void)state;
     SEM_GUARD();
-    FOR_EACH_VARIANT(eintr_send_body);
+    SEM_FOR_EACH_VARIANT(eintr_send_body);
 }
 
 static void eintr_accept_body(const struct sock_api *api, int type, bool shake)
@@ -248,7 +240,7 @@ static void test_sa_restart_recv_restarts(void **state)
 {
     (void)state;
     SEM_GUARD();
-    FOR_EACH_VARIANT(restart_body);
+    SEM_FOR_EACH_VARIANT(restart_body);
 }
 
 /*
@@ -294,7 +286,7 @@ static void test_sigpipe_epipe(void **state)
 {
     (void)state;
     SEM_GUARD();
-    FOR_EACH_VARIANT(sigpipe_body);
+    SEM_FOR_EACH_VARIANT(sigpipe_body);
 }
 
 int main(void)

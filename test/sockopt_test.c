@@ -25,14 +25,6 @@
 #include "test_support.h"
 #include "semantics_util.h"
 
-#define FOR_EACH_VARIANT(body)                                                                     \
-    for (int i_ = 0; i_ < 2; i_++) {                                                               \
-        body(test_apis[i_], SOCK_STREAM, false);                                                   \
-        body(test_apis[i_], SOCK_STREAM, true);                                                    \
-        body(test_apis[i_], SOCK_SEQPACKET, false);                                                \
-        body(test_apis[i_], SOCK_SEQPACKET, true);                                                 \
-    }
-
 static int get_int(const struct sock_api *api, int fd, int opt)
 {
     int v = -12345;
@@ -69,7 +61,7 @@ static void test_so_type(void **state)
 {
     (void)state;
     SEM_GUARD();
-    FOR_EACH_VARIANT(so_type_body);
+    SEM_FOR_EACH_VARIANT(so_type_body);
 }
 
 /*
@@ -107,7 +99,7 @@ static void test_so_error(void **state)
 {
     (void)state;
     SEM_GUARD();
-    FOR_EACH_VARIANT(so_error_body);
+    SEM_FOR_EACH_VARIANT(so_error_body);
 }
 
 /* Child process helpers: no cmocka asserts in a child, exit codes instead. */
@@ -214,7 +206,7 @@ static void test_so_peercred(void **state)
 {
     (void)state;
     SEM_GUARD();
-    FOR_EACH_VARIANT(peercred_body);
+    SEM_FOR_EACH_VARIANT(peercred_body);
 }
 
 /* SO_RCVTIMEO = 100 ms: a blocking recv on an empty connection returns EAGAIN after ~100 ms. */
@@ -261,7 +253,7 @@ static void test_so_rcvtimeo(void **state)
 {
     (void)state;
     SEM_GUARD();
-    FOR_EACH_VARIANT(rcvtimeo_body);
+    SEM_FOR_EACH_VARIANT(rcvtimeo_body);
 }
 
 struct delayed_send {
@@ -306,7 +298,7 @@ static void test_so_rcvtimeo_data_in_time(void **state)
 {
     (void)state;
     SEM_GUARD();
-    FOR_EACH_VARIANT(rcvtimeo_data_body);
+    SEM_FOR_EACH_VARIANT(rcvtimeo_data_body);
 }
 
 /*
@@ -360,7 +352,7 @@ static void test_so_sndtimeo(void **state)
 {
     (void)state;
     SEM_GUARD();
-    FOR_EACH_VARIANT(sndtimeo_body);
+    SEM_FOR_EACH_VARIANT(sndtimeo_body);
 }
 
 int main(void)
