@@ -248,6 +248,12 @@ int shmsock_conn_fail(struct shmsock_conn *conn, int err)
     return __atomic_load_n(&conn->error, __ATOMIC_ACQUIRE);
 }
 
+ssize_t shmsock_conn_result(struct shmsock_conn *conn, ssize_t r)
+{
+    int err = __atomic_load_n(&conn->error, __ATOMIC_ACQUIRE);
+    return r < 0 && err != 0 ? err : r;
+}
+
 int shmsock_conn_prepare_offer(struct shmsock_conn *conn)
 {
     if (conn->own.base != NULL)

@@ -242,6 +242,10 @@ int shmsock_publish_run(struct shmsock_conn *conn, uint32_t token, uint32_t bloc
                         int flags);
 size_t shmsock_message_limit(struct shmsock_conn *conn);
 
+/* The result of a call that failed after the peer broke the protocol is the violation (EPROTO),
+ * not what the shut-down socket said (EPIPE, which would also raise SIGPIPE). */
+ssize_t shmsock_conn_result(struct shmsock_conn *conn, ssize_t r);
+
 /* Record a protocol violation: the connection ends with err for this side and the peer. */
 int shmsock_conn_fail(struct shmsock_conn *conn, int err);
 

@@ -520,10 +520,7 @@ ssize_t shmsock_conn_recv(struct shmsock_conn *conn, struct msghdr *msg, int fla
          out_state(conn) != SHMSOCK_OUT_PLAIN))
         shmsock_conn_mark_reader_careful(conn);
     pthread_mutex_unlock(&conn->recv_lock);
-    int err = __atomic_load_n(&conn->error, __ATOMIC_ACQUIRE);
-    if (n < 0 && err != 0)
-        n = err; /* the violation, not what the shut socket said */
-    return n;
+    return shmsock_conn_result(conn, n);
 }
 
 int shmsock_events_take(struct shmsock_conn *conn, int flags, struct shmsock_event *event,

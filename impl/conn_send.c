@@ -249,6 +249,24 @@ static int publish(struct shmsock_conn *conn, uint32_t token, uint32_t blocks, u
     return publish_data(conn, token, blocks, length, msg, with_control, flags);
 }
 
+/* Publish a reserved run, give it back if that failed (unless the ring holds it: then its
+ * blocks are the peer's until it is gone), count it if it went. send_lock held. */
+static int publish_run(struct shmsock_conn *conn, uint32_t token, uint32_t blocks, uint64_t length,
+                       const struct msghdr *msg, bool with_control, int flags)
+{
+    bool in_ring;
+    int err = publish(conn, token, blocks, length, msg, with_control, flags, &in_ring);
+    if (err < 0) {
+        if (!in_ring)
+            shmsock_cancel_reservation(conn, token, blocks);
+        return err;
+    }
+    struct shmsock_region_header *header = conn->own.base;
+    shmsock_counter_add(&header->counters.events_sent, 1);
+    shmsock_counter_add(&header->counters.bytes_sent, length);
+    return 0;
+}
+
 /* Copy bytes [skip, skip+length) of the message into a fresh run and publish it. */
 static ssize_t send_one_run(struct shmsock_conn *conn, const struct msghdr *msg, size_t skip,
                             size_t length, bool with_control, int flags)
@@ -259,17 +277,8 @@ static ssize_t send_one_run(struct shmsock_conn *conn, const struct msghdr *msg,
         return token;
     shmsock_iov_gather(shmsock_region_block(&conn->own, (uint32_t)token), msg->msg_iov,
                        msg->msg_iovlen, skip, length);
-    bool in_ring;
-    int err = publish(conn, (uint32_t)token, blocks, length, msg, with_control, flags, &in_ring);
-    if (err < 0) {
-        if (!in_ring) /* a ring entry stays: its blocks are the peer's until it is gone */
-            shmsock_cancel_reservation(conn, (uint32_t)token, blocks);
-        return err;
-    }
-    struct shmsock_region_header *header = conn->own.base;
-    shmsock_counter_add(&header->counters.events_sent, 1); /* send_lock held */
-    shmsock_counter_add(&header->counters.bytes_sent, length);
-    return (ssize_t)length;
+    int err = publish_run(conn, (uint32_t)token, blocks, length, msg, with_control, flags);
+    return err < 0 ? err : (ssize_t)length;
 }
 
 static size_t seqpacket_limit(struct shmsock_conn *conn)
@@ -434,12 +443,7 @@ ssize_t shmsock_conn_send(struct shmsock_conn *conn, const struct msghdr *msg, i
     pthread_mutex_lock(&conn->send_lock);
     ssize_t n = shmsock_send_locked(conn, msg, flags);
     pthread_mutex_unlock(&conn->send_lock);
-    /* A violation found during this call (a forged release, a bad answer) shut the socket
-     * down: report the violation (EPROTO), not what the shut socket said (EPIPE). */
-    err = __atomic_load_n(&conn->error, __ATOMIC_ACQUIRE);
-    if (n < 0 && err != 0)
-        n = err;
-    return n;
+    return shmsock_conn_result(conn, n);
 }
 
 int shmsock_conn_space_fd(struct shmsock_conn *conn)
@@ -486,16 +490,7 @@ int shmsock_publish_run(struct shmsock_conn *conn, uint32_t token, uint32_t bloc
         }
     }
     struct msghdr none = {0};
-    bool in_ring;
-    int err = publish(conn, token, blocks, length, &none, false, flags, &in_ring);
-    if (err < 0 && !in_ring)
-        shmsock_cancel_reservation(conn, token, blocks);
-    if (err == 0) {
-        struct shmsock_region_header *header = conn->own.base;
-        shmsock_counter_add(&header->counters.events_sent, 1);
-        shmsock_counter_add(&header->counters.bytes_sent, length);
-    }
-    return err;
+    return publish_run(conn, token, blocks, length, &none, false, flags);
 }
 
 size_t shmsock_message_limit(struct shmsock_conn *conn)

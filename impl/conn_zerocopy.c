@@ -124,11 +124,10 @@ ssize_t shmsock_conn_send_commit(struct shmsock_conn *conn, void *buf, size_t le
         conn->zc_blocks = blocks;
         int err = shmsock_publish_run(conn, conn->zc_token, blocks, len, flags);
         conn->zc_buf = NULL; /* published, or cancelled by publish_run */
-        int violation = __atomic_load_n(&conn->error, __ATOMIC_ACQUIRE);
-        r = err < 0 ? (violation != 0 ? violation : err) : (ssize_t)len;
+        r = err < 0 ? err : (ssize_t)len;
     }
     pthread_mutex_unlock(&conn->send_lock);
-    return r;
+    return shmsock_conn_result(conn, r);
 }
 
 int shmsock_conn_send_abort(struct shmsock_conn *conn, void *buf)
