@@ -21,16 +21,25 @@ static int64_t now_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+#define SMALL_SET 16
+
 int shm_poll(struct pollfd *fds, nfds_t nfds, int timeout)
 {
     if (nfds > 65536)
         return (int)shmsock_result(-EINVAL);
-    struct pollfd *set = calloc(nfds * 2 + 1, sizeof(*set));
-    struct shmsock_entry **entries = calloc(nfds + 1, sizeof(*entries));
-    if (set == NULL || entries == NULL) {
-        free(set);
-        free(entries);
-        return (int)shmsock_result(-ENOMEM);
+    /* Small sets (the usual case) live on the stack: no allocation per wait. */
+    struct pollfd small_set[2 * SMALL_SET];
+    struct shmsock_entry *small_entries[SMALL_SET];
+    struct pollfd *set = small_set;
+    struct shmsock_entry **entries = small_entries;
+    if (nfds > SMALL_SET) {
+        set = calloc(nfds * 2, sizeof(*set));
+        entries = calloc(nfds, sizeof(*entries));
+        if (set == NULL || entries == NULL) {
+            free(set);
+            free(entries);
+            return (int)shmsock_result(-ENOMEM);
+        }
     }
     for (nfds_t i = 0; i < nfds; i++)
         entries[i] = (fds[i].events & POLLOUT) ? shmsock_fd_get(fds[i].fd) : NULL;
@@ -70,8 +79,10 @@ int shm_poll(struct pollfd *fds, nfds_t nfds, int timeout)
     for (nfds_t i = 0; i < nfds; i++)
         shmsock_fd_put(entries[i]);
     int saved = errno;
-    free(set);
-    free(entries);
+    if (set != small_set) {
+        free(set);
+        free(entries);
+    }
     errno = saved;
     return ready;
 }
