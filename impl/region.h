@@ -43,7 +43,8 @@ struct shmsock_counters {
     uint64_t events_sent;    /* DATA events published (ring or kernel) */
     uint64_t doorbells_sent; /* doorbells rung for the peer (events and releases) */
     uint64_t doorbells_received;
-    uint64_t blocks_in_use;    /* of our region, sent and not yet released */
+    uint64_t blocks_in_use;    /* of our region, sent and not yet taken back (released
+                                  blocks are taken back when room is needed) */
     uint64_t peer_blocks_held; /* of the peer's region, received and not yet released */
 };
 

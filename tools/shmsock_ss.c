@@ -84,7 +84,7 @@ static int show_process(const char *pid)
     }
     printf("pid %s\n", pid);
     printf("  %-4s %-10s %-9s %-9s %-16s %10s %14s %10s %14s %s\n", "fd", "socket-ino", "type",
-           "sends", "blocks used", "msgs sent", "bytes sent", "msgs recv", "bytes recv",
+           "sends", "blocks out", "msgs sent", "bytes sent", "msgs recv", "bytes recv",
            "doorbells tx/rx");
     int found = 0;
     struct dirent *entry;
