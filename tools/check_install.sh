@@ -51,14 +51,17 @@ for prog in examples/bazel_consumer/ping.c examples/demo.c; do
     LD_LIBRARY_PATH="$prefix/lib" "$exe" >"$tmp/out" 2>&1 || { cat "$tmp/out" >&2; die "$prog failed (shared)"; }
     tail -n 1 "$tmp/out"
 done
-LD_LIBRARY_PATH="$prefix/lib" ldd "$tmp/ping" | grep -q "libshmsock.so.$major => $prefix/lib/" \
+# (ldd's output is captured first: `ldd | grep -q` under pipefail fails when grep exits early.)
+libs="$(LD_LIBRARY_PATH="$prefix/lib" ldd "$tmp/ping")"
+[[ "$libs" == *"libshmsock.so.$major => $prefix/lib/"* ]] \
     || die "ping is not linked against the installed libshmsock.so.$major"
 
 # Static library: same flags, but the archive instead of -lshmsock.
 # shellcheck disable=SC2046
 "$cc" -std=gnu11 -Wall -Werror -o "$tmp/demo_static" examples/demo.c $(pkg-config --cflags shmsock) \
     "$(pkg-config --variable=libdir shmsock)/libshmsock.a" $(pkg-config --static --libs-only-l shmsock | sed 's/-lshmsock//')
-if ldd "$tmp/demo_static" | grep -q libshmsock; then die "demo_static still needs libshmsock.so"; fi
+libs="$(ldd "$tmp/demo_static" || true)"
+if [[ "$libs" == *libshmsock* ]]; then die "demo_static still needs libshmsock.so"; fi
 "$tmp/demo_static" >"$tmp/out" 2>&1 || { cat "$tmp/out" >&2; die "examples/demo.c failed (static)"; }
 tail -n 1 "$tmp/out"
 
