@@ -36,7 +36,7 @@ for fn in "${functions[@]}"; do
 done
 for page in man/man3/*.3; do
     fn="$(basename "$page" .3)"
-    printf '%s\n' "${functions[@]}" | grep -qx -- "$fn" || fail "$page documents $fn, which include/shmsock.h does not declare"
+    [[ " ${functions[*]} " == *" $fn "* ]] || fail "$page documents $fn, which include/shmsock.h does not declare"
 done
 
 # 3. Every shmsock constant is documented.
