@@ -342,7 +342,6 @@ int shmsock_conn_send_offer_event(struct shmsock_conn *conn, int flags)
 }
 
 /* Mark our blind offer (attached to payload) as sent. Called by the send path. */
-void shmsock_conn_blind_offer_sent(struct shmsock_conn *conn);
 void shmsock_conn_blind_offer_sent(struct shmsock_conn *conn)
 {
     offer_sent(conn);

@@ -258,6 +258,9 @@ int shmsock_conn_send_offer_event(struct shmsock_conn *conn, int flags);
 /* Mark our reads careful (recv_lock held, or no read can be in progress). */
 void shmsock_conn_mark_reader_careful(struct shmsock_conn *conn);
 
+/* Our blind offer went out with a payload: we are OFFERED (send_lock held). */
+void shmsock_conn_blind_offer_sent(struct shmsock_conn *conn);
+
 /* Create our region and release channel if not done yet (send_lock held). */
 int shmsock_conn_prepare_offer(struct shmsock_conn *conn);
 

@@ -19,8 +19,6 @@
 #include "release_channel.h"
 #include "ring.h"
 
-void shmsock_conn_blind_offer_sent(struct shmsock_conn *conn);
-
 static int out_state(struct shmsock_conn *conn)
 {
     return __atomic_load_n(&conn->out_state, __ATOMIC_ACQUIRE);
