@@ -377,6 +377,10 @@ static ssize_t send_with_blind_offer(struct shmsock_conn *conn, const struct msg
     return n;
 }
 
+/* Room in the kernel queue a doorbell certainly fits in (a 32-byte message costs about 1 KiB
+ * of socket buffer accounting here). */
+#define DOORBELL_ROOM 4096
+
 /* Whether our direction may move to shared memory now: both offers are out and the peer
  * reads carefully (it will look for our switch point before taking bytes as payload). */
 static bool ready_to_switch(struct shmsock_conn *conn)
@@ -384,10 +388,13 @@ static bool ready_to_switch(struct shmsock_conn *conn)
     if (!__atomic_load_n(&conn->peer_offered, __ATOMIC_ACQUIRE) ||
         !shmsock_region_reader_careful(&conn->peer))
         return false;
-    /* Not while our plain bytes fill the kernel queue: the first doorbell needs room. */
+    /* Not while our plain bytes fill the kernel queue: the first doorbell needs room (and a
+     * reader that has just drained our plain bytes finds the ring only through it). A
+     * doorbell's message takes well under DOORBELL_ROOM of the queue's accounting; asking
+     * for more than that would keep a sender whose reader lags from ever switching. */
     int queued = 0;
     int sndbuf = __atomic_load_n(&conn->sndbuf, __ATOMIC_ACQUIRE);
-    return ioctl(conn->fd, SIOCOUTQ, &queued) < 0 || queued <= sndbuf / 2;
+    return ioctl(conn->fd, SIOCOUTQ, &queued) < 0 || sndbuf - queued >= DOORBELL_ROOM;
 }
 
 ssize_t shmsock_send_locked(struct shmsock_conn *conn, const struct msghdr *msg, int flags)
