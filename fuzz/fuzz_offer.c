@@ -66,7 +66,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     struct msghdr msg = {.msg_control = size ? control : NULL, .msg_controllen = size};
     (void)shmsock_ancillary_present(&msg);
     int fds[2] = {-7, -7};
-    if (shmsock_ancillary_take_offer(&msg, fds))
+    if (shmsock_ancillary_take_offer(&msg, fds, NULL))
         abort(); /* no fake descriptor can be a sealed region */
     if (msg.msg_controllen != size || fds[0] != -7 || fds[1] != -7)
         abort();

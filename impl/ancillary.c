@@ -51,7 +51,8 @@ static struct cmsghdr *only_rights(struct msghdr *received)
     return found;
 }
 
-bool shmsock_ancillary_take_offer(struct msghdr *received, int fds[2])
+bool shmsock_ancillary_take_offer(struct msghdr *received, int fds[2],
+                                  struct shmsock_region_candidate *candidate)
 {
     if (received->msg_controllen == 0 || received->msg_control == NULL)
         return false;
@@ -59,12 +60,15 @@ bool shmsock_ancillary_take_offer(struct msghdr *received, int fds[2])
     struct cmsghdr *cmsg = only_rights(received);
     if (cmsg == NULL || cmsg->cmsg_len != CMSG_LEN(2 * sizeof(int)))
         return false;
-    int candidate[2];
-    memcpy(candidate, CMSG_DATA(cmsg), sizeof(candidate));
-    if (!shmsock_region_fd_has_magic(candidate[0]) || !is_socket(candidate[1]))
+    int received_fds[2];
+    memcpy(received_fds, CMSG_DATA(cmsg), sizeof(received_fds));
+    struct shmsock_region_candidate region;
+    if (!shmsock_region_recognize(received_fds[0], &region) || !is_socket(received_fds[1]))
         return false;
-    fds[0] = candidate[0];
-    fds[1] = candidate[1];
+    if (candidate != NULL)
+        *candidate = region;
+    fds[0] = received_fds[0];
+    fds[1] = received_fds[1];
     /* Cut the offer's control message out of the buffer. */
     unsigned char *start = (unsigned char *)cmsg;
     unsigned char *end = (unsigned char *)received->msg_control + received->msg_controllen;

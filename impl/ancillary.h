@@ -15,6 +15,8 @@
 #include <stddef.h>
 #include <sys/socket.h>
 
+#include "region.h"
+
 /* Room for everything the kernel may attach to one message (253 fds, credentials, ...). */
 #define SHMSOCK_CONTROL_SPACE 2048
 
@@ -32,9 +34,11 @@ size_t shmsock_ancillary_build_offer(union shmsock_control_buffer *buffer, int r
  * If the received control data carries an offer, move its two descriptors to fds[0]
  * (region), fds[1] (release socket), cut the offer's control message out of the buffer
  * (other control messages stay), and return true. Otherwise leave it as it is and return
- * false.
+ * false. If candidate is not NULL, it receives what recognising the region learned (for
+ * shmsock_region_attach_candidate).
  */
-bool shmsock_ancillary_take_offer(struct msghdr *received, int fds[2]);
+bool shmsock_ancillary_take_offer(struct msghdr *received, int fds[2],
+                                  struct shmsock_region_candidate *candidate);
 
 /* Whether a control message sent by the application (sendmsg) is present. */
 bool shmsock_ancillary_present(const struct msghdr *msg);

@@ -82,7 +82,40 @@ void shmsock_conn_inherit_options(struct shmsock_conn *conn, const struct shmsoc
 static bool negotiation_started(struct shmsock_conn *conn)
 {
     return __atomic_load_n(&conn->out_state, __ATOMIC_ACQUIRE) != SHMSOCK_OUT_PLAIN ||
-           __atomic_load_n(&conn->peer_offered, __ATOMIC_ACQUIRE) || conn->own.base != NULL;
+           __atomic_load_n(&conn->peer_offered, __ATOMIC_ACQUIRE);
+}
+
+void shmsock_conn_prepare_while_waiting(struct shmsock_conn *conn)
+{
+    if (!conn->negotiate || conn->own.base != NULL || conn->plain_received != 0 ||
+        __atomic_load_n(&conn->peer_offered, __ATOMIC_ACQUIRE))
+        return;
+    /* A send in progress prepares (or offers) by itself. */
+    if (pthread_mutex_trylock(&conn->send_lock) != 0)
+        return;
+    if (__atomic_load_n(&conn->out_state, __ATOMIC_ACQUIRE) == SHMSOCK_OUT_PLAIN)
+        (void)shmsock_conn_prepare_offer(conn); /* on failure the first send tries again */
+    pthread_mutex_unlock(&conn->send_lock);
+}
+
+/* A region made ahead of need and not offered yet was made for the options of that moment:
+ * when they change, drop it; the first send makes it again. */
+static void drop_unoffered_region(struct shmsock_conn *conn)
+{
+    pthread_mutex_lock(&conn->send_lock);
+    if (conn->own.base != NULL && conn->release_offered >= 0 &&
+        __atomic_load_n(&conn->out_state, __ATOMIC_ACQUIRE) == SHMSOCK_OUT_PLAIN) {
+        pthread_mutex_lock(&conn->producer_lock);
+        shmsock_region_release(&conn->own);
+        shmsock_producer_list_destroy(&conn->producer);
+        close_if_open(conn->release_rx);
+        close_if_open(conn->release_offered);
+        conn->release_rx = -1;
+        conn->release_offered = -1;
+        conn->reader_careful = false;
+        pthread_mutex_unlock(&conn->producer_lock);
+    }
+    pthread_mutex_unlock(&conn->send_lock);
 }
 
 int shmsock_conn_set_option(struct shmsock_conn *conn, int optname, int value)
@@ -92,6 +125,8 @@ int shmsock_conn_set_option(struct shmsock_conn *conn, int optname, int value)
         if (negotiation_started(conn))
             return -EISCONN;
         conn->negotiate = value != 0;
+        if (!conn->negotiate)
+            drop_unoffered_region(conn);
         return 0;
     case SHM_BLOCK_SIZE:
         if (value < (int)SHMSOCK_MIN_BLOCK_SIZE || value > (int)SHMSOCK_MAX_BLOCK_SIZE ||
@@ -100,6 +135,7 @@ int shmsock_conn_set_option(struct shmsock_conn *conn, int optname, int value)
         if (negotiation_started(conn))
             return -EISCONN;
         conn->block_size = (uint32_t)value;
+        drop_unoffered_region(conn);
         return 0;
     case SHM_COALESCE:
         if (__atomic_load_n(&conn->out_state, __ATOMIC_ACQUIRE) == SHMSOCK_OUT_SHM)
@@ -117,6 +153,7 @@ int shmsock_conn_set_option(struct shmsock_conn *conn, int optname, int value)
         if (negotiation_started(conn))
             return -EISCONN;
         conn->region_size = value;
+        drop_unoffered_region(conn);
         return 0;
     case SHM_STATUS:
     case SHM_INFO:
@@ -230,12 +267,19 @@ void shmsock_conn_shutdown(struct shmsock_conn *conn, int how)
         __atomic_store_n(&conn->shut_wr, 1, __ATOMIC_RELEASE);
 }
 
-void shmsock_conn_sndbuf_changed(struct shmsock_conn *conn)
+static void read_sndbuf(struct shmsock_conn *conn)
 {
     int value = 0;
     socklen_t len = sizeof(value);
     if (getsockopt(conn->fd, SOL_SOCKET, SO_SNDBUF, &value, &len) == 0)
         __atomic_store_n(&conn->sndbuf, value, __ATOMIC_RELEASE);
+}
+
+void shmsock_conn_sndbuf_changed(struct shmsock_conn *conn)
+{
+    read_sndbuf(conn);
+    if (conn->region_size == 0) /* the region follows SO_SNDBUF */
+        drop_unoffered_region(conn);
 }
 
 int shmsock_conn_fail(struct shmsock_conn *conn, int err)
@@ -258,7 +302,7 @@ int shmsock_conn_prepare_offer(struct shmsock_conn *conn)
 {
     if (conn->own.base != NULL)
         return 0;
-    shmsock_conn_sndbuf_changed(conn);
+    read_sndbuf(conn);
     uint32_t block_size = conn->block_size;
     uint64_t bytes = conn->region_size > 0 ? (uint64_t)conn->region_size
                      : conn->sndbuf > 0    ? (uint64_t)conn->sndbuf
@@ -348,14 +392,10 @@ void shmsock_conn_blind_offer_sent(struct shmsock_conn *conn)
     __atomic_store_n(&conn->out_state, SHMSOCK_OUT_OFFERED, __ATOMIC_RELEASE);
 }
 
-int shmsock_conn_accept_offer(struct shmsock_conn *conn, const int fds[2])
+int shmsock_conn_accept_offer(struct shmsock_conn *conn, const int fds[2],
+                              const struct shmsock_region_candidate *candidate)
 {
-    struct stat st;
-    if (fstat(fds[0], &st) < 0) {
-        close(fds[0]);
-        close(fds[1]);
-        return shmsock_conn_fail(conn, -EPROTO);
-    }
+    const struct stat st = candidate->st;
     if (__atomic_load_n(&conn->peer_offered, __ATOMIC_ACQUIRE)) {
         /* The same offer seen again (once peeked, once read) is fine; a second one is not. */
         close(fds[0]);
@@ -364,7 +404,7 @@ int shmsock_conn_accept_offer(struct shmsock_conn *conn, const int fds[2])
             return 0;
         return shmsock_conn_fail(conn, -EPROTO);
     }
-    int err = shmsock_region_attach(&conn->peer, fds[0]);
+    int err = shmsock_region_attach_candidate(&conn->peer, fds[0], candidate);
     close(fds[0]);
     if (err == 0)
         err = shmsock_consumer_list_init(&conn->consumer, conn->peer.geometry.block_count);

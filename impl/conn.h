@@ -91,9 +91,8 @@ struct shmsock_conn {
     size_t zc_len;
     uint32_t zc_token;
     uint32_t zc_blocks;
-    bool zc_bounce;             /* not on shared memory: zc_buf is our heap buffer */
-    int64_t last_probe_us;      /* when coalesced sends last asked the kernel about the peer */
-    uint32_t sends_since_clock; /* coalesced sends since we last read the clock */
+    bool zc_bounce;        /* not on shared memory: zc_buf is our heap buffer */
+    int64_t last_probe_us; /* when coalesced sends last asked the kernel about the peer */
 
     /* The peer's direction (consumer). */
     int peer_offered; /* atomic: the peer's region is attached */
@@ -249,8 +248,10 @@ ssize_t shmsock_conn_result(struct shmsock_conn *conn, ssize_t r);
 /* Record a protocol violation: the connection ends with err for this side and the peer. */
 int shmsock_conn_fail(struct shmsock_conn *conn, int err);
 
-/* The peer's offer arrived (fds[0] region, fds[1] release socket); takes ownership of fds. */
-int shmsock_conn_accept_offer(struct shmsock_conn *conn, const int fds[2]);
+/* The peer's offer arrived (fds[0] region, fds[1] release socket, candidate what recognising
+ * the region learned); takes ownership of fds. */
+int shmsock_conn_accept_offer(struct shmsock_conn *conn, const int fds[2],
+                              const struct shmsock_region_candidate *candidate);
 
 /* Answer the peer's offer with an OFFER event on its release channel (send_lock held). */
 int shmsock_conn_send_offer_event(struct shmsock_conn *conn, int flags);
@@ -263,5 +264,10 @@ void shmsock_conn_blind_offer_sent(struct shmsock_conn *conn);
 
 /* Create our region and release channel if not done yet (send_lock held). */
 int shmsock_conn_prepare_offer(struct shmsock_conn *conn);
+
+/* A read is about to wait for the peer's first message: make our region now, while the
+ * peer works, rather than when its offer needs our answer. Options changed before anything
+ * was offered drop it again. */
+void shmsock_conn_prepare_while_waiting(struct shmsock_conn *conn);
 
 #endif

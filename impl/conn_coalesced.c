@@ -77,6 +77,8 @@ int shmsock_coalesced_ring_if_armed(struct shmsock_conn *conn)
     /* Say so first: the consumer looks for doorbells in the kernel only when we rang. */
     __atomic_store_n(&own_header(conn)->event_rung, armed + 1, __ATOMIC_RELEASE);
     int err = ring_doorbell(conn, conn->fd, armed);
+    if (err == 0)
+        conn->last_probe_us = shmsock_now_us(); /* the doorbell asked the kernel already */
     /* A full kernel queue (the peer has not read all our plain bytes yet): ring again at the
      * next send, or when a waiting sender sees room. Never forgotten. */
     shmsock_set_flag(&conn->doorbell_owed, err == -EAGAIN);

@@ -80,15 +80,16 @@ static ssize_t recv_plain(struct shmsock_conn *conn, struct shmsock_read_target 
     uint64_t units = conn->type == SOCK_STREAM ? (uint64_t)n : 1u;
     if (watch_offers) {
         int fds[2];
+        struct shmsock_region_candidate candidate;
         if (flags & MSG_PEEK) {
-            if (shmsock_ancillary_take_offer(&m, fds)) {
+            if (shmsock_ancillary_take_offer(&m, fds, NULL)) {
                 close(fds[0]);
                 close(fds[1]);
                 target->offer_seen = true;
             }
-        } else if (shmsock_ancillary_take_offer(&m, fds)) {
+        } else if (shmsock_ancillary_take_offer(&m, fds, &candidate)) {
             target->offer_seen = true;
-            if (shmsock_conn_accept_offer(conn, fds) < 0)
+            if (shmsock_conn_accept_offer(conn, fds, &candidate) < 0)
                 return __atomic_load_n(&conn->error, __ATOMIC_ACQUIRE);
         }
     }
@@ -130,15 +131,12 @@ static ssize_t recv_careful(struct shmsock_conn *conn, struct shmsock_read_targe
          * peek is true of what we peeked. */
         unsigned char byte;
         struct iovec iov = {.iov_base = &byte, .iov_len = 1};
-        union shmsock_control_buffer control;
-        struct msghdr m = {.msg_iov = &iov,
-                           .msg_iovlen = 1,
-                           .msg_control = control.bytes,
-                           .msg_controllen = sizeof(control)};
+        /* No room for control data: a peeked offer's descriptors are not duplicated into our
+         * table (the kernel drops the copies; the real read brings them). */
+        struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1};
         ssize_t n = recvmsg(conn->fd, &m, MSG_PEEK | (flags & PASSED_FLAGS));
         if (n < 0)
             return -errno;
-        shmsock_ancillary_close_fds(&m); /* copies made by MSG_PEEK; the real read brings them */
         if (conn->type == SOCK_STREAM) {
             int available = 0;
             /* Bytes present now were all sent before the switch if it is still unknown below. */
@@ -411,6 +409,23 @@ static bool peer_is_plain(struct shmsock_conn *conn)
            !__atomic_load_n(&conn->peer_offered, __ATOMIC_ACQUIRE);
 }
 
+/*
+ * Before the first read of a connection that may still negotiate: if it is going to wait,
+ * make our region meanwhile. The peer's offer usually rides on its first message, and our
+ * answer needs the region; made now, it costs nothing on the way to the reply.
+ */
+static void prepare_if_about_to_wait(struct shmsock_conn *conn, int flags)
+{
+    if (!conn->negotiate || conn->own.base != NULL || conn->plain_received != 0 ||
+        (flags & MSG_DONTWAIT))
+        return;
+    unsigned char byte;
+    struct iovec iov = {.iov_base = &byte, .iov_len = 1};
+    struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1}; /* no room: peeked descriptors drop */
+    if (recvmsg(conn->fd, &m, MSG_PEEK | MSG_DONTWAIT) < 0 && errno == EAGAIN)
+        shmsock_conn_prepare_while_waiting(conn);
+}
+
 /* One read: what a single recvmsg(2) would return. */
 static ssize_t recv_once(struct shmsock_conn *conn, struct shmsock_read_target *target, int flags)
 {
@@ -430,6 +445,7 @@ static ssize_t recv_once(struct shmsock_conn *conn, struct shmsock_read_target *
         } else if (!negotiating) {
             /* The peer switches only once our region says we read carefully, which is never
              * set while a read like this one is in progress: all is payload. */
+            prepare_if_about_to_wait(conn, flags);
             n = recv_plain(conn, target, flags, SIZE_MAX, conn->negotiate);
         } else {
             shmsock_conn_mark_reader_careful(conn);

@@ -103,34 +103,41 @@ static bool is_sealed_shmem(int fd, struct stat *st)
     return seals >= 0 && (seals & REQUIRED_SEALS) == REQUIRED_SEALS;
 }
 
-bool shmsock_region_fd_has_magic(int fd)
+bool shmsock_region_recognize(int fd, struct shmsock_region_candidate *candidate)
 {
-    struct stat st;
-    uint64_t magic = 0;
-    if (!is_sealed_shmem(fd, &st) || st.st_size < (off_t)sizeof(magic))
+    memset(candidate, 0, sizeof(*candidate));
+    if (!is_sealed_shmem(fd, &candidate->st))
         return false;
-    return pread(fd, &magic, sizeof(magic), 0) == (ssize_t)sizeof(magic) &&
-           magic == SHMSOCK_REGION_MAGIC;
+    /* The whole header in one read when the file is long enough, so attaching needs no more. */
+    size_t want = candidate->st.st_size >= (off_t)sizeof(candidate->header)
+                      ? sizeof(candidate->header)
+                      : sizeof(candidate->header.magic);
+    if (candidate->st.st_size < (off_t)want ||
+        pread(fd, &candidate->header, want, 0) != (ssize_t)want)
+        return false;
+    candidate->whole_header = want == sizeof(candidate->header);
+    return candidate->header.magic == SHMSOCK_REGION_MAGIC;
 }
 
-int shmsock_region_attach(struct shmsock_region *region, int fd)
+bool shmsock_region_fd_has_magic(int fd)
+{
+    struct shmsock_region_candidate candidate;
+    return shmsock_region_recognize(fd, &candidate);
+}
+
+int shmsock_region_attach_candidate(struct shmsock_region *region, int fd,
+                                    const struct shmsock_region_candidate *candidate)
 {
     memset(region, 0, sizeof(*region));
     region->memfd = -1;
-    struct stat st;
-    if (!is_sealed_shmem(fd, &st))
+    if (!candidate->whole_header || candidate->st.st_size < (off_t)SHMSOCK_REGION_HEADER_SIZE)
         return -EPROTO;
-    if (st.st_size < (off_t)SHMSOCK_REGION_HEADER_SIZE)
-        return -EPROTO;
-
-    /* The header is copied once, with pread, and checked; the mapping comes after. */
-    struct shmsock_region_header copy;
-    if (pread(fd, &copy, sizeof(copy), 0) != (ssize_t)sizeof(copy))
-        return -EPROTO;
+    /* The header was copied once, with pread, by recognize; it is checked here, and the
+     * mapping comes after. */
     struct shmsock_geometry geometry;
-    if (shmsock_region_check_header(&copy, (uint64_t)st.st_size, &geometry) < 0)
+    if (shmsock_region_check_header(&candidate->header, (uint64_t)candidate->st.st_size,
+                                    &geometry) < 0)
         return -EPROTO;
-
     void *base = mmap(NULL, geometry.region_size, PROT_READ, MAP_SHARED, fd, 0);
     if (base == MAP_FAILED)
         return -errno;
@@ -138,6 +145,17 @@ int shmsock_region_attach(struct shmsock_region *region, int fd)
     region->writable = false;
     region->geometry = geometry;
     return 0;
+}
+
+int shmsock_region_attach(struct shmsock_region *region, int fd)
+{
+    struct shmsock_region_candidate candidate;
+    if (!shmsock_region_recognize(fd, &candidate)) {
+        memset(region, 0, sizeof(*region));
+        region->memfd = -1;
+        return -EPROTO;
+    }
+    return shmsock_region_attach_candidate(region, fd, &candidate);
 }
 
 void shmsock_region_release(struct shmsock_region *region)

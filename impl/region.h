@@ -11,6 +11,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/stat.h>
 
 /* "SHMSOCK\0" read as a little-endian 64-bit number: the first 8 bytes of every region. */
 #define SHMSOCK_REGION_MAGIC 0x004b434f534d4853ull
@@ -109,12 +110,24 @@ struct shmsock_region {
 /* Create and map our region: memfd, size, seals. Returns 0 or a negative errno. */
 int shmsock_region_create(struct shmsock_region *region, uint32_t block_size, uint32_t block_count);
 
+/* What recognising a peer's memfd learned, kept so that attaching it asks the kernel nothing
+ * twice. The header is the one copy read from the peer's memory (checked when attaching). */
+struct shmsock_region_candidate {
+    struct stat st;
+    struct shmsock_region_header header;
+    bool whole_header; /* the file was long enough for the whole header copy */
+};
+
 /*
  * Check the peer's memfd (sealed shmem file, sane size, header valid) and map it read-only.
  * Does not take ownership of fd. Returns 0, -EPROTO for anything that is not a valid region,
  * or another negative errno for a local failure.
  */
 int shmsock_region_attach(struct shmsock_region *region, int fd);
+
+/* The same, for an fd that shmsock_region_recognize() accepted into `candidate`. */
+int shmsock_region_attach_candidate(struct shmsock_region *region, int fd,
+                                    const struct shmsock_region_candidate *candidate);
 
 /* Unmap and close what the region holds; safe on a zeroed or already released region. */
 void shmsock_region_release(struct shmsock_region *region);
@@ -128,6 +141,9 @@ int shmsock_region_check_header(const struct shmsock_region_header *copy, uint64
 
 /* Whether fd looks like a shmsock region at all (a sealed shmem file starting with the magic). */
 bool shmsock_region_fd_has_magic(int fd);
+
+/* The same, keeping what it read (file status, header copy) in *candidate. */
+bool shmsock_region_recognize(int fd, struct shmsock_region_candidate *candidate);
 
 /* Add to a counter only one thread of the owner writes (no locked instruction needed). */
 static inline void shmsock_counter_add(uint64_t *counter, uint64_t value)

@@ -19,9 +19,10 @@ static int handle_record(struct shmsock_conn *conn, const unsigned char *data,
         return 0; /* a wake-up for a sleeping producer; the releases are in the ring */
     if (event.type == SHMSOCK_EVENT_OFFER) {
         int fds[2];
-        if (!shmsock_ancillary_take_offer(control, fds))
+        struct shmsock_region_candidate candidate;
+        if (!shmsock_ancillary_take_offer(control, fds, &candidate))
             return -EPROTO;
-        return shmsock_conn_accept_offer(conn, fds);
+        return shmsock_conn_accept_offer(conn, fds, &candidate);
     }
     if (shmsock_event_check_release(&event, &conn->own.geometry) < 0 ||
         shmsock_producer_release(&conn->producer, event.token, event.block_count) < 0)

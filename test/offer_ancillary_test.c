@@ -210,7 +210,7 @@ static void test_offer_roundtrip_recognised(void **state)
     recv_full(f->carrier[1], &r);
     assert_int_equal(r.byte, 'x');
     int fds[2] = {-7, -7};
-    assert_true(shmsock_ancillary_take_offer(&r.msg, fds));
+    assert_true(shmsock_ancillary_take_offer(&r.msg, fds, NULL));
     assert_int_equal(r.msg.msg_controllen, 0);
 
     /* fds[0] is our region (a fresh descriptor for the same file), fds[1] our socket. */
@@ -253,7 +253,7 @@ static void expect_not_offer_received(int sock)
     size_t n = collect_fds(&r.msg, received, MAX_FDS);
 
     int fds[2] = {-7, -7};
-    assert_false(shmsock_ancillary_take_offer(&r.msg, fds));
+    assert_false(shmsock_ancillary_take_offer(&r.msg, fds, NULL));
     assert_int_equal(fds[0], -7);
     assert_int_equal(fds[1], -7);
     assert_int_equal(r.msg.msg_controllen, controllen);
@@ -362,7 +362,7 @@ static void test_offer_beside_kernel_credentials(void **state)
     struct received r;
     recv_full(f->carrier[1], &r);
     int fds[2] = {-7, -7};
-    assert_true(shmsock_ancillary_take_offer(&r.msg, fds));
+    assert_true(shmsock_ancillary_take_offer(&r.msg, fds, NULL));
     assert_true(same_file(fds[0], f->region.memfd));
     assert_true(same_file(fds[1], f->release[0]));
 
@@ -403,7 +403,7 @@ static void test_offer_then_credentials(void **state)
 
     struct msghdr m = {.msg_control = buf.bytes, .msg_controllen = len};
     int fds[2] = {-7, -7};
-    assert_true(shmsock_ancillary_take_offer(&m, fds));
+    assert_true(shmsock_ancillary_take_offer(&m, fds, NULL));
     assert_int_equal(fds[0], region_fd);
     assert_int_equal(fds[1], sock_fd);
     assert_int_equal(m.msg_controllen, CMSG_SPACE(sizeof(cred)));
@@ -444,7 +444,7 @@ static void test_not_offer_second_rights_cmsg(void **state)
     union shmsock_control_buffer before;
     memcpy(&before, &buf, sizeof(before));
     int fds[2] = {-7, -7};
-    assert_false(shmsock_ancillary_take_offer(&m, fds));
+    assert_false(shmsock_ancillary_take_offer(&m, fds, NULL));
     assert_int_equal(fds[0], -7);
     assert_int_equal(fds[1], -7);
     assert_int_equal(m.msg_controllen, len);
@@ -455,7 +455,7 @@ static void test_not_offer_second_rights_cmsg(void **state)
 
     /* Control: the same buffer without the second message is an offer. */
     m.msg_controllen = CMSG_SPACE(2 * sizeof(int));
-    assert_true(shmsock_ancillary_take_offer(&m, fds));
+    assert_true(shmsock_ancillary_take_offer(&m, fds, NULL));
     assert_int_equal(fds[0], region_fd);
     assert_int_equal(fds[1], sock_fd);
     assert_int_equal(m.msg_controllen, 0);
@@ -472,11 +472,11 @@ static void test_not_offer_zero_controllen(void **state)
     shmsock_ancillary_build_offer(&buf, f->region.memfd, f->release[0]);
     struct msghdr m = {.msg_control = buf.bytes, .msg_controllen = 0};
     int fds[2] = {-7, -7};
-    assert_false(shmsock_ancillary_take_offer(&m, fds));
+    assert_false(shmsock_ancillary_take_offer(&m, fds, NULL));
     assert_int_equal(fds[0], -7);
     m.msg_control = NULL;
     m.msg_controllen = CMSG_SPACE(2 * sizeof(int));
-    assert_false(shmsock_ancillary_take_offer(&m, fds));
+    assert_false(shmsock_ancillary_take_offer(&m, fds, NULL));
     assert_int_equal(fds[0], -7);
 }
 

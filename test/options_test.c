@@ -12,6 +12,7 @@
 #include <stdint.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -98,6 +99,44 @@ static void test_region_size(void **state)
             assert_int_equal(((const unsigned char *)view)[big - 1], 0x5a);
             assert_int_equal(shm_recv_release(b, view), 0);
         }
+        shm_close(a);
+        shm_close(b);
+    }
+}
+
+/*
+ * A first read that waits makes the region meanwhile (so the answer to the peer's offer is
+ * ready): SHM_INFO shows it. Options changed before anything was offered drop it and are
+ * used when negotiation happens; once the offer is out they fail with EISCONN.
+ */
+static void test_region_made_while_waiting(void **state)
+{
+    (void)state;
+    for (int t = 0; t < 2; t++) {
+        int type = t == 0 ? SOCK_STREAM : SOCK_SEQPACKET;
+        int a, b;
+        test_connect_pair(&test_shm_api, type, &a, &b);
+        assert_int_equal(info_of(b).block_size, 0u); /* nothing made at accept */
+        struct timeval tv = {.tv_sec = 0, .tv_usec = 20000};
+        assert_int_equal(shm_setsockopt(b, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)), 0);
+        char byte;
+        assert_int_equal(shm_recv(b, &byte, 1, 0), -1);
+        assert_int_equal(errno, EAGAIN);
+        assert_int_equal(info_of(b).block_size, SHM_DEFAULT_BLOCK_SIZE); /* made while waiting */
+        assert_int_equal(info_of(b).status, SHM_STATUS_PLAIN);
+        /* A non-blocking read never makes it. */
+        assert_int_equal(shm_recv(a, &byte, 1, MSG_DONTWAIT), -1);
+        assert_int_equal(errno, EAGAIN);
+        assert_int_equal(info_of(a).block_size, 0u);
+
+        set_int(b, SHM_BLOCK_SIZE, 16384); /* not offered yet: allowed, the region goes */
+        assert_int_equal(info_of(b).block_size, 0u);
+        test_handshake(&test_shm_api, a, b);
+        assert_int_equal(info_of(b).block_size, 16384u);
+        assert_int_equal(info_of(a).peer_block_size, 16384u);
+        int again = 4096;
+        assert_int_equal(shm_setsockopt(b, SOL_SHMSOCK, SHM_BLOCK_SIZE, &again, sizeof(again)), -1);
+        assert_int_equal(errno, EISCONN);
         shm_close(a);
         shm_close(b);
     }
@@ -226,6 +265,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_region_size),
+        cmocka_unit_test(test_region_made_while_waiting),
         cmocka_unit_test(test_info_counts),
         cmocka_unit_test(test_info_fallback),
         cmocka_unit_test(test_msg_more_holds_doorbell),
