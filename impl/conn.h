@@ -117,6 +117,8 @@ struct shmsock_conn {
     uint64_t head_doorbell;         /* 1 + generation of the doorbell a wait saw at the head of the
                                        kernel socket (0: not known) */
     uint64_t last_release_doorbell; /* the peer's release_arm we last rang for */
+    bool releases_unsignalled;      /* releases pushed into our ring, release_arm not yet
+                                       looked at after a fence */
     uint64_t head_consumed;         /* STREAM: bytes of the head DATA event already read */
     bool head_control_delivered;    /* its ancillary data went to the application already */
     /* Zero-copy receive: views held by the application (SHMSOCK_MAX_TOKENS_IN_FLIGHT). */

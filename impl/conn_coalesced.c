@@ -126,13 +126,22 @@ void shmsock_coalesced_arm_for_releases(struct shmsock_conn *conn)
 
 /* ---- consumer ---- */
 
-void shmsock_conn_release_run(struct shmsock_conn *conn, const struct shmsock_event *data)
+/* Write a release into our ring; the producer is looked at later, after a full fence
+ * (ring_for_releases), so that one fence serves all the releases and the arm of a read. */
+static void push_release(struct shmsock_conn *conn, const struct shmsock_event *data)
 {
     shmsock_consumer_release(&conn->consumer, data->token, data->block_count);
     struct shmsock_event release =
         shmsock_event_release(&conn->peer.geometry, data->token, data->block_count);
     shmsock_ring_push(&conn->own, SHMSOCK_RING_RELEASES, &release);
-    __atomic_thread_fence(__ATOMIC_SEQ_CST);
+    conn->releases_unsignalled = true;
+}
+
+/* After a full fence that followed our pushes: ring the producer if it sleeps for releases
+ * (it arms, fences, then looks at our ring: either it sees them or we see its arm). */
+static void ring_for_releases(struct shmsock_conn *conn)
+{
+    conn->releases_unsignalled = false;
     uint64_t armed = __atomic_load_n(&peer_header(conn)->release_arm, __ATOMIC_ACQUIRE);
     if (armed != conn->last_release_doorbell) {
         /* The release channel holds at most one doorbell per arm of the producer, so it is
@@ -140,6 +149,21 @@ void shmsock_conn_release_run(struct shmsock_conn *conn, const struct shmsock_ev
         conn->last_release_doorbell = armed;
         (void)ring_doorbell(conn, conn->peer_release_fd, armed);
     }
+}
+
+/* Releases pushed and not yet signalled (a read that ended early): fence and signal now. */
+static void signal_releases(struct shmsock_conn *conn)
+{
+    if (!conn->releases_unsignalled)
+        return;
+    __atomic_thread_fence(__ATOMIC_SEQ_CST);
+    ring_for_releases(conn);
+}
+
+void shmsock_conn_release_run(struct shmsock_conn *conn, const struct shmsock_event *data)
+{
+    push_release(conn, data);
+    signal_releases(conn);
 }
 
 /* The entry `ahead` places after our tail in the peer's event ring, checked; 1 if there is
@@ -216,6 +240,10 @@ static int consume_old_doorbells(struct shmsock_conn *conn, bool force)
             break;
         __atomic_add_fetch(&own_header(conn)->counters.doorbells_received,
                            conn->type == SOCK_STREAM ? old : 1u, __ATOMIC_RELAXED);
+        /* STREAM: the peek showed everything there was, and all of it was old doorbells. A
+         * doorbell that arrives after it is found by the in-flight check below. */
+        if (conn->type == SOCK_STREAM && take == (size_t)n && (size_t)n < sizeof(records))
+            break;
     }
     /*
      * The producer says it rang (event_rung) before it sends the doorbell. If the last one it
@@ -227,23 +255,29 @@ static int consume_old_doorbells(struct shmsock_conn *conn, bool force)
     return 0;
 }
 
-/* Arm for the peer's events: a new generation, then a full fence. */
+/* Arm for the peer's events: a new generation, then a full fence (which also serves the
+ * releases pushed before it). */
 static void arm_for_events(struct shmsock_conn *conn)
 {
     __atomic_store_n(&own_header(conn)->event_arm, ++conn->event_arm_gen, __ATOMIC_RELEASE);
     __atomic_thread_fence(__ATOMIC_SEQ_CST);
+    if (conn->releases_unsignalled)
+        ring_for_releases(conn);
 }
 
 /*
  * After a read that may have emptied the ring: if it is empty, arm and take the old
  * doorbells out, so the descriptor is not readable with nothing waiting. If something
- * arrived meanwhile, its doorbell stays and the descriptor stays readable.
+ * arrived meanwhile, its doorbell stays and the descriptor stays readable. Either way the
+ * read's releases are signalled (one fence for both).
  */
 static int settle(struct shmsock_conn *conn)
 {
     struct shmsock_event event;
-    if (next_event(conn, &event) != 0)
+    if (next_event(conn, &event) != 0) {
+        signal_releases(conn);
         return 0;
+    }
     arm_for_events(conn);
     if (next_event(conn, &event) != 0)
         return 0;
@@ -320,8 +354,19 @@ static int wait_for_event(struct shmsock_conn *conn, int flags, struct shmsock_e
     }
 }
 
+static ssize_t coalesced_read(struct shmsock_conn *conn, struct shmsock_read_target *target,
+                              int flags);
+
 ssize_t shmsock_coalesced_recv(struct shmsock_conn *conn, struct shmsock_read_target *target,
                                int flags)
+{
+    ssize_t n = coalesced_read(conn, target, flags);
+    signal_releases(conn); /* a read that ended before settling still returns its blocks */
+    return n;
+}
+
+static ssize_t coalesced_read(struct shmsock_conn *conn, struct shmsock_read_target *target,
+                              int flags)
 {
     struct msghdr *user = target->msg;
     bool peek = (flags & MSG_PEEK) != 0;
@@ -366,7 +411,7 @@ ssize_t shmsock_coalesced_recv(struct shmsock_conn *conn, struct shmsock_read_ta
                 if (shmsock_consumer_receive(&conn->consumer, event.token, event.block_count) < 0)
                     return shmsock_conn_fail(conn, -EPROTO);
                 conn->event_tail++;
-                shmsock_conn_release_run(conn, &event);
+                push_release(conn, &event);
                 int err = settle(conn);
                 if (err < 0)
                     return err;
@@ -388,7 +433,7 @@ ssize_t shmsock_coalesced_recv(struct shmsock_conn *conn, struct shmsock_read_ta
             return shmsock_conn_fail(conn, -EPROTO);
         conn->head_consumed = 0;
         conn->event_tail++;
-        shmsock_conn_release_run(conn, &event);
+        push_release(conn, &event);
         if (copied == target->space)
             break;
     }

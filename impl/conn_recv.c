@@ -137,14 +137,16 @@ static ssize_t recv_careful(struct shmsock_conn *conn, struct shmsock_read_targe
         ssize_t n = recvmsg(conn->fd, &m, MSG_PEEK | (flags & PASSED_FLAGS));
         if (n < 0)
             return -errno;
-        if (conn->type == SOCK_STREAM) {
+        absorb_answer(conn);
+        refresh_switch(conn);
+        if (!conn->peer_switch_known && conn->type == SOCK_STREAM) {
             int available = 0;
             /* Bytes present now were all sent before the switch if it is still unknown below. */
             if (ioctl(conn->fd, FIONREAD, &available) == 0 && available > 0)
                 peeked = (size_t)available;
+            absorb_answer(conn); /* an answer sent meanwhile precedes any event counted */
+            refresh_switch(conn);
         }
-        absorb_answer(conn);
-        refresh_switch(conn);
         if (!conn->peer_switch_known)
             return recv_plain(conn, target, flags, peeked, true);
     }

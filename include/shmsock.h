@@ -77,8 +77,10 @@ extern "C" {
 /*
  * SHM_BLOCK_SIZE (int, read/write): size in bytes of one block of the region this socket
  * sends from. A power of two, at least 1024 and at most 1 MiB (EINVAL otherwise). Takes
- * effect when the region is created (the first send or receive on a connected socket); after
- * that, setting it fails with EISCONN. Default: SHM_DEFAULT_BLOCK_SIZE.
+ * effect when the region is created (the first send, or while the first receive waits for the
+ * peer's first message); once an offer has been sent or received, setting it fails with
+ * EISCONN (a region made while waiting and not offered yet is made again with the new value).
+ * Default: SHM_DEFAULT_BLOCK_SIZE.
  */
 #define SHM_BLOCK_SIZE 2
 
@@ -120,7 +122,8 @@ extern "C" {
  * SHM_REGION_SIZE (int, bytes, read/write, default 0): size of the block area of the region
  * this socket sends from. 0 follows SO_SNDBUF (as a kernel send buffer does). Rounded up to
  * whole blocks; at most 4096 blocks (EINVAL beyond, or if negative). Like SHM_BLOCK_SIZE it
- * takes effect when the region is created; afterwards setting it fails with EISCONN. A
+ * takes effect when the region is created and fails with EISCONN once an offer has been sent
+ * or received. A
  * zero-copy message (shm_send_alloc) must fit in the region: raise it for large messages.
  * Set SHM_BLOCK_SIZE first (the limit is checked against the block size of the moment). Read
  * back, it gives the real size once the region exists.
