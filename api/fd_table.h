@@ -3,7 +3,7 @@
  *
  * Indexed by descriptor number. Lookups take a reference so that a shm_close() in another
  * thread cannot free a connection still in use; the state is freed when the last reference
- * goes.
+ * goes. Lookups take no lock (see fd_table.c).
  */
 #ifndef SHMSOCK_API_FD_TABLE_H
 #define SHMSOCK_API_FD_TABLE_H
@@ -11,8 +11,9 @@
 #include "../impl/conn.h"
 
 struct shmsock_entry {
-    int refs; /* atomic */
+    int refs; /* atomic: the table's reference while installed, plus one per lookup */
     struct shmsock_conn *conn;
+    struct shmsock_entry *next_free; /* in the free list once refs has reached zero */
 };
 
 /* Register a new shm socket (any stale entry for that number is dropped). 0 or -errno. */

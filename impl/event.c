@@ -30,7 +30,11 @@ uint32_t shmsock_blocks_for_length(uint64_t length, uint32_t block_size)
 {
     if (length == 0)
         return 1;
-    uint64_t blocks = length / block_size + (length % block_size != 0);
+    uint64_t blocks;
+    if (block_size != 0 && (block_size & (block_size - 1)) == 0) /* always, for a region */
+        blocks = (length >> __builtin_ctz(block_size)) + ((length & (block_size - 1)) != 0);
+    else
+        blocks = length / block_size + (length % block_size != 0);
     return blocks > UINT32_MAX ? UINT32_MAX : (uint32_t)blocks;
 }
 

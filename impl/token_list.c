@@ -124,7 +124,8 @@ int shmsock_consumer_receive(struct shmsock_consumer_list *list, uint32_t token,
     for (uint32_t i = 0; i < blocks; i++)
         if (list->held[token + i])
             return -EPROTO;
-    memset(list->held + token, 1, blocks);
+    for (uint32_t i = 0; i < blocks; i++) /* a loop: most runs are one block */
+        list->held[token + i] = 1;
     list->held_tokens++;
     list->held_blocks += blocks;
     return 0;
@@ -132,7 +133,8 @@ int shmsock_consumer_receive(struct shmsock_consumer_list *list, uint32_t token,
 
 void shmsock_consumer_release(struct shmsock_consumer_list *list, uint32_t token, uint32_t blocks)
 {
-    memset(list->held + token, 0, blocks);
+    for (uint32_t i = 0; i < blocks; i++)
+        list->held[token + i] = 0;
     list->held_tokens--;
     list->held_blocks -= blocks;
 }
