@@ -186,6 +186,16 @@ static inline void shmsock_set_flag(bool *flag, bool value)
  * machine has a usable one, else CLOCK_MONOTONIC). */
 int64_t shmsock_now_us(void);
 
+/* One step of a spin-wait: tells the CPU we are waiting (and lets a sibling thread run). */
+static inline void shmsock_cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ __volatile__("yield");
+#endif
+}
+
 /* A receive path's answer "the state changed, look again" (no errno is this large). */
 #define SHMSOCK_RETRY ((ssize_t)-100000)
 

@@ -24,6 +24,15 @@ static int out_state(struct shmsock_conn *conn)
     return __atomic_load_n(&conn->out_state, __ATOMIC_ACQUIRE);
 }
 
+/* Say in our header whether we are inside a coalesced send (a hint for the reader). */
+static void set_producer_active(struct shmsock_conn *conn, uint64_t active)
+{
+    if (conn->send_mode != SHMSOCK_SEND_MODE_COALESCED || out_state(conn) != SHMSOCK_OUT_SHM)
+        return;
+    struct shmsock_region_header *header = conn->own.base;
+    __atomic_store_n(&header->producer_active, active, __ATOMIC_RELEASE);
+}
+
 /* ---- plain sends ---- */
 
 /*
@@ -150,7 +159,9 @@ static int wait_for_release(struct shmsock_conn *conn, int64_t deadline)
         {.fd = conn->fd, .events = shmsock_flag(&conn->doorbell_owed) ? POLLOUT : 0},
     };
     int timeout = remaining_ms(deadline);
+    set_producer_active(conn, 0); /* the reader must not wait for us while we sleep */
     int n = poll(fds, 2, timeout);
+    set_producer_active(conn, 1);
     if (n < 0)
         return -errno;
     if (n == 0)
@@ -446,7 +457,9 @@ ssize_t shmsock_conn_send(struct shmsock_conn *conn, const struct msghdr *msg, i
     if (err != 0)
         return err;
     pthread_mutex_lock(&conn->send_lock);
+    set_producer_active(conn, 1);
     ssize_t n = shmsock_send_locked(conn, msg, flags);
+    set_producer_active(conn, 0);
     pthread_mutex_unlock(&conn->send_lock);
     return shmsock_conn_result(conn, n);
 }

@@ -85,6 +85,9 @@ struct shmsock_region_header {
     uint64_t event_spinning;                            /* 1 while we busy-poll our ring */
     uint64_t release_head __attribute__((aligned(64))); /* our releases in our release ring */
     uint64_t release_arm __attribute__((aligned(64)));  /* we sleep for the peer's releases */
+    /* Hint: 1 while we are inside a coalesced send (not while it waits for blocks). A reader
+     * that drains our ring meanwhile waits a moment for that event instead of arming. */
+    uint64_t producer_active __attribute__((aligned(64)));
     struct shmsock_counters counters __attribute__((aligned(64)));
 };
 

@@ -51,6 +51,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -64,6 +65,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/time.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -1433,6 +1435,40 @@ static void test_answer_offer_twice(void **state)
     raw_close(&r);
 }
 
+static double now_seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+/*
+ * A peer that claims to be inside a send forever (producer_active stuck at 1): the hint only
+ * delays arming by a bounded moment. Each read that drains the ring returns promptly, the
+ * library arms, the fd is not readable with nothing waiting, and later messages arrive.
+ */
+static void test_ring_producer_active_stuck(void **state)
+{
+    int type = *(int *)*state;
+    struct raw r;
+    raw_open(&r, type);
+    raw_negotiate_as_offerer(&r, CO);
+    __atomic_store_n(&own_header(&r)->producer_active, 1, __ATOMIC_RELEASE);
+    for (int i = 0; i < 20; i++) {
+        uint64_t armed_before = lib_event_arm(&r);
+        raw_send_valid(&r, CO, (uint32_t)(i % 4), "hinted");
+        double t0 = now_seconds();
+        lib_expect_message(&r, "hinted");
+        double took = now_seconds() - t0;
+        assert_true(took < 0.25); /* the wait is 2 us; a loaded machine gets a wide margin */
+        assert_true(lib_event_arm(&r) > armed_before); /* armed after the bounded wait */
+        struct pollfd p = {.fd = r.lib, .events = POLLIN};
+        assert_int_equal(poll(&p, 1, 0), 0); /* the doorbell was taken out: not readable */
+    }
+    check_healthy(type);
+    raw_close(&r);
+}
+
 /* A protocol violation is not a closed pipe: a STREAM send that meets one (here: a bad
  * answer on the release channel) must not raise SIGPIPE, even without MSG_NOSIGNAL. */
 static volatile sig_atomic_t sigpipes;
@@ -1616,6 +1652,7 @@ int main(void)
         BOTH(answer_offer_second_fd_not_socket),
         BOTH(answer_offer_twice),
         cmocka_unit_test(test_violation_raises_no_sigpipe),
+        BOTH(ring_producer_active_stuck),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
