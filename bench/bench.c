@@ -427,8 +427,8 @@ static void print_stream(const struct bench_results *res, const struct options *
     say("\nStreaming throughput (%s, consumer side, every byte written and checked; medians of "
         "%d reps; x kernel = ratio within each rep: median (min..max))\n",
         res->cfg.sock_type == SOCK_STREAM ? "SOCK_STREAM" : "SOCK_SEQPACKET", res->cfg.reps);
-    say("%-8s %-12s %14s %14s   %-24s %s\n", "size", "mode", "messages/s", "bytes/s", "x kernel",
-        "SO_SNDBUF");
+    say("%-8s %-12s %14s %14s   %-24s %-10s %s\n", "size", "mode", "messages/s", "bytes/s",
+        "x kernel", "SO_SNDBUF", "doorbells/1000 msgs");
     for (int si = 0; si < BENCH_SIZES; si++) {
         if (!o->sizes[si])
             continue;
@@ -451,9 +451,11 @@ static void print_stream(const struct bench_results *res, const struct options *
             say("%14s %14s   %-24s ", rate_text(s.msgs, "/s", a, sizeof(a)),
                 rate_text(s.bytes, "B/s", b, sizeof(b)), ratio_text(&s, mode, c, sizeof(c)));
             if (mode == MODE_TOUCH)
-                say("-");
+                say("%-10s", "-");
             else
-                say("%d", sndbuf);
+                say("%-10d", sndbuf);
+            if (s.doorbells_per_1k == s.doorbells_per_1k)
+                say(" %.1f", s.doorbells_per_1k);
             failed_note(&s, res->cfg.reps);
             say("\n");
         }

@@ -59,9 +59,11 @@ struct run_result {
     double messages; /* messages in the window */
     double bytes;    /* bytes in the window */
     double p50_us, p99_us;
-    long samples;   /* round trips or connections measured */
-    int sndbuf;     /* SO_SNDBUF the sockets ended up with (getsockopt) */
-    char note[120]; /* measured, but something looked wrong at teardown */
+    long samples;            /* round trips or connections measured */
+    int sndbuf;              /* SO_SNDBUF the sockets ended up with (getsockopt) */
+    double doorbells_per_1k; /* streaming, shm modes: doorbells the reader took per 1000
+                                messages (SHM_INFO); NAN otherwise */
+    char note[120];          /* measured, but something looked wrong at teardown */
 };
 
 /* ---- transport.c ---- */
@@ -105,6 +107,9 @@ int mode_shm_status(const struct mode_info *m, int fd);
 
 /* SO_SNDBUF of fd (getsockopt), 0 on error. */
 int mode_sndbuf(const struct mode_info *m, int fd);
+
+/* Doorbells fd has taken out so far (SHM_INFO), or -1 (a kernel mode, or not available). */
+long long mode_doorbells_received(const struct mode_info *m, int fd);
 
 /* Sends all of buf (looping over partial sends). 0, or -1 with errno. */
 int send_all(const struct mode_info *m, int fd, const void *buf, size_t len);
@@ -199,6 +204,7 @@ struct summary {
     int ratio_n;
     double ratio, ratio_min, ratio_max; /* primary / kernel's primary, same rep */
     double ratio_p99;                   /* ping-pong: p99 / kernel's p99, median */
+    double doorbells_per_1k;            /* streaming: median of the reps, NAN if none */
 };
 
 void summarize(const struct bench_results *res, enum bench_metric metric, enum bench_mode mode,

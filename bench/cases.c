@@ -10,6 +10,7 @@
 #include "bench.h"
 
 #include <errno.h>
+#include <math.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -603,6 +604,9 @@ void case_stream(const struct bench_config *cfg, enum bench_mode mode, size_t si
     }
     set_stop(sh);
     out->sndbuf = mode_sndbuf(m, fd);
+    long long doorbells = mode_doorbells_received(m, fd);
+    out->doorbells_per_1k =
+        doorbells >= 0 && w.received > 0 ? 1000.0 * (double)doorbells / (double)w.received : NAN;
     m->ops->close(fd);
     int killed = reap_helper(pid);
     if (out->ok && w.phase != 2)

@@ -46,8 +46,8 @@ void summarize(const struct bench_results *res, enum bench_metric metric, enum b
                int size_index, struct summary *s)
 {
     double msgs[BENCH_MAX_REPS], bytes[BENCH_MAX_REPS], p50[BENCH_MAX_REPS], p99[BENCH_MAX_REPS],
-        p99_ratio[BENCH_MAX_REPS];
-    int n = 0, nr = 0;
+        p99_ratio[BENCH_MAX_REPS], doorbells[BENCH_MAX_REPS];
+    int n = 0, nr = 0, nd = 0;
     memset(s, 0, sizeof(*s));
     for (int rep = 0; rep < res->cfg.reps; rep++) {
         const struct run_result *r = &res->r[metric][mode][size_index][rep];
@@ -67,6 +67,8 @@ void summarize(const struct bench_results *res, enum bench_metric metric, enum b
         p50[n] = r->p50_us;
         p99[n] = r->p99_us;
         n++;
+        if (metric == METRIC_STREAM && r->doorbells_per_1k == r->doorbells_per_1k)
+            doorbells[nd++] = r->doorbells_per_1k;
         const struct run_result *k = &res->r[metric][MODE_KERNEL][size_index][rep];
         if (k->ok && k->p99_us > 0)
             p99_ratio[nr++] = r->p99_us / k->p99_us;
@@ -78,6 +80,7 @@ void summarize(const struct bench_results *res, enum bench_metric metric, enum b
     s->p99 = stats_median(p99, n);
     s->primary = metric == METRIC_STREAM ? s->bytes : s->p50;
     s->ratio_p99 = stats_median(p99_ratio, nr);
+    s->doorbells_per_1k = nd > 0 ? stats_median(doorbells, nd) : NAN;
     s->ratio_n = summarize_ratio(res, metric, mode, MODE_KERNEL, size_index, &s->ratio,
                                  &s->ratio_min, &s->ratio_max);
 }
@@ -118,7 +121,7 @@ int write_csv(const struct bench_results *res, const char *path)
         return -1;
     fprintf(f, "record,metric,mode,sock_type,size_bytes,rep,messages_per_s,bytes_per_s,p50_us,"
                "p99_us,samples,ratio_vs_kernel,ratio_min,ratio_max,p99_ratio_vs_kernel,sndbuf,"
-               "error\n");
+               "error,doorbells_per_1000_messages\n");
     const char *type = res->cfg.sock_type == SOCK_SEQPACKET ? "seqpacket" : "stream";
     for (int metric = 0; metric < METRIC_COUNT; metric++) {
         int sizes = metric == METRIC_SETUP ? 1 : BENCH_SIZES;
@@ -154,11 +157,12 @@ int write_csv(const struct bench_results *res, const char *path)
                             snprintf(text, sizeof(text), "note: %s", r->note);
                             csv_string(f, text);
                         }
+                        csv_number(f, stream ? r->doorbells_per_1k : NAN);
                         fputc('\n', f);
                     } else {
                         fputs(",,,,,,,,,,,", f);
                         csv_string(f, r->error);
-                        fputc('\n', f);
+                        fputs(",\n", f);
                     }
                 }
                 struct summary s;
@@ -186,6 +190,7 @@ int write_csv(const struct bench_results *res, const char *path)
                                  res->cfg.reps, s.first_note);
                     csv_string(f, text);
                 }
+                csv_number(f, stream ? s.doorbells_per_1k : NAN);
                 fputc('\n', f);
             }
         }

@@ -10,6 +10,7 @@
 #include "bench.h"
 
 #include <errno.h>
+#include <math.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -107,6 +108,7 @@ void run_isolated(case_fn fn, const struct bench_config *cfg, enum bench_mode mo
         struct run_result r;
         memset(&r, 0, sizeof(r));
         r.ok = 1;
+        r.doorbells_per_1k = NAN; /* only shm streaming cases measure it */
         fn(cfg, mode, size, &r);
         ssize_t ignored = write(pipefd[1], &r, sizeof(r));
         (void)ignored;

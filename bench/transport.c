@@ -128,6 +128,15 @@ int mode_shm_status(const struct mode_info *m, int fd)
     return status;
 }
 
+long long mode_doorbells_received(const struct mode_info *m, int fd)
+{
+    struct shm_sock_info info;
+    socklen_t len = sizeof(info);
+    if (!m->shm || m->ops->getsockopt(fd, SOL_SHMSOCK, SHM_INFO, &info, &len) < 0)
+        return -1;
+    return (long long)info.doorbells_received;
+}
+
 int mode_sndbuf(const struct mode_info *m, int fd)
 {
     int value = 0;
