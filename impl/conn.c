@@ -87,13 +87,11 @@ static bool negotiation_started(struct shmsock_conn *conn)
 
 void shmsock_conn_prepare_while_waiting(struct shmsock_conn *conn)
 {
-    if (!conn->negotiate || conn->own.base != NULL || conn->plain_received != 0 ||
-        __atomic_load_n(&conn->peer_offered, __ATOMIC_ACQUIRE))
-        return;
     /* A send in progress prepares (or offers) by itself. */
     if (pthread_mutex_trylock(&conn->send_lock) != 0)
         return;
-    if (__atomic_load_n(&conn->out_state, __ATOMIC_ACQUIRE) == SHMSOCK_OUT_PLAIN)
+    if (conn->negotiate && !__atomic_load_n(&conn->peer_offered, __ATOMIC_ACQUIRE) &&
+        __atomic_load_n(&conn->out_state, __ATOMIC_ACQUIRE) == SHMSOCK_OUT_PLAIN)
         (void)shmsock_conn_prepare_offer(conn); /* on failure the first send tries again */
     pthread_mutex_unlock(&conn->send_lock);
 }

@@ -98,6 +98,7 @@ struct shmsock_conn {
     int peer_offered; /* atomic: the peer's region is attached */
     int in_state;     /* enum shmsock_in_state */
     uint64_t plain_received;
+    bool asked_to_prepare; /* a first read that waited asked for our region (recv_lock) */
     bool peer_switch_known;
     uint64_t peer_switch;
     struct shmsock_region peer;

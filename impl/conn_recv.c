@@ -418,14 +418,18 @@ static bool peer_is_plain(struct shmsock_conn *conn)
  */
 static void prepare_if_about_to_wait(struct shmsock_conn *conn, int flags)
 {
-    if (!conn->negotiate || conn->own.base != NULL || conn->plain_received != 0 ||
+    /* Our region belongs to the send side: it is looked at under send_lock only (in
+     * shmsock_conn_prepare_while_waiting); this side remembers that it asked. */
+    if (!conn->negotiate || conn->asked_to_prepare || conn->plain_received != 0 ||
         (flags & MSG_DONTWAIT))
         return;
     unsigned char byte;
     struct iovec iov = {.iov_base = &byte, .iov_len = 1};
     struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1}; /* no room: peeked descriptors drop */
-    if (recvmsg(conn->fd, &m, MSG_PEEK | MSG_DONTWAIT) < 0 && errno == EAGAIN)
+    if (recvmsg(conn->fd, &m, MSG_PEEK | MSG_DONTWAIT) < 0 && errno == EAGAIN) {
+        conn->asked_to_prepare = true;
         shmsock_conn_prepare_while_waiting(conn);
+    }
 }
 
 /* One read: what a single recvmsg(2) would return. */
