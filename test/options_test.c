@@ -123,6 +123,10 @@ static void test_region_made_while_waiting(void **state)
         assert_int_equal(shm_recv(b, &byte, 1, 0), -1);
         assert_int_equal(errno, EAGAIN);
         assert_int_equal(info_of(b).block_size, SHM_DEFAULT_BLOCK_SIZE); /* made while waiting */
+        /* SO_SNDBUF changed before anything was offered: the region goes (made again later). */
+        int small = 65536;
+        assert_int_equal(shm_setsockopt(b, SOL_SOCKET, SO_SNDBUF, &small, sizeof(small)), 0);
+        assert_int_equal(info_of(b).block_size, 0u);
         assert_int_equal(info_of(b).status, SHM_STATUS_PLAIN);
         /* A non-blocking read never makes it. */
         assert_int_equal(shm_recv(a, &byte, 1, MSG_DONTWAIT), -1);
@@ -131,9 +135,15 @@ static void test_region_made_while_waiting(void **state)
 
         set_int(b, SHM_BLOCK_SIZE, 16384); /* not offered yet: allowed, the region goes */
         assert_int_equal(info_of(b).block_size, 0u);
+        /* The region follows SO_SNDBUF too: a made region would go the same way. */
+        int sndbuf = 1 << 20;
+        assert_int_equal(shm_setsockopt(b, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf)), 0);
+        socklen_t sl = sizeof(sndbuf);
+        assert_int_equal(shm_getsockopt(b, SOL_SOCKET, SO_SNDBUF, &sndbuf, &sl), 0);
         test_handshake(&test_shm_api, a, b);
         assert_int_equal(info_of(b).block_size, 16384u);
         assert_int_equal(info_of(a).peer_block_size, 16384u);
+        assert_int_equal(info_of(b).block_count, (unsigned)((sndbuf + 16383) / 16384));
         int again = 4096;
         assert_int_equal(shm_setsockopt(b, SOL_SHMSOCK, SHM_BLOCK_SIZE, &again, sizeof(again)), -1);
         assert_int_equal(errno, EISCONN);
