@@ -76,6 +76,9 @@ int shmsock_coalesced_ring_if_armed(struct shmsock_conn *conn)
     conn->last_event_doorbell = armed;
     /* Say so first: the consumer looks for doorbells in the kernel only when we rang. */
     __atomic_store_n(&own_header(conn)->event_rung, armed + 1, __ATOMIC_RELEASE);
+    /* The reader we wake will not find us inside this send any more when it looks: it must
+     * not wait for our producer_active hint to clear (a ping-pong reply is the last event). */
+    __atomic_store_n(&own_header(conn)->producer_active, 0, __ATOMIC_RELEASE);
     int err = ring_doorbell(conn, conn->fd, armed);
     if (err == 0)
         conn->last_probe_us = shmsock_now_us(); /* the doorbell asked the kernel already */
