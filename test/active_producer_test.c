@@ -26,13 +26,7 @@
 #include "api/fd_table.h"
 #include "impl/region.h"
 #include "shmsock.h"
-
-static double now_seconds(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
+#include "test_support.h"
 
 /* The header of the region fd sends from (this process owns both ends of the pair). */
 static struct shmsock_region_header *own_header_of(int fd)
@@ -128,8 +122,9 @@ static void test_writer_sets_hint_inside_send(void **state)
         struct big_send s = {.fd = sv[0], .len = BIG_SEND};
         pthread_t t;
         assert_int_equal(pthread_create(&t, NULL, send_thread, &s), 0);
-        double until = now_seconds() + 5;
-        while (!seen && now_seconds() < until && __atomic_load_n(&s.result, __ATOMIC_ACQUIRE) == 0)
+        double until = test_now_seconds() + 5;
+        while (!seen && test_now_seconds() < until &&
+               __atomic_load_n(&s.result, __ATOMIC_ACQUIRE) == 0)
             seen = load(&writer->producer_active) == 1;
         drain(sv[1], BIG_SEND);
         assert_int_equal(pthread_join(t, NULL), 0);
@@ -162,13 +157,13 @@ static void test_writer_clears_hint_while_waiting(void **state)
     assert_int_equal(pthread_create(&t, NULL, send_thread, &s), 0);
     /* Wait until the writer has filled what it can of the region and sleeps for releases
      * (blocks in use stop changing while the send goes on). */
-    double until = now_seconds() + 5;
+    double until = test_now_seconds() + 5;
     uint64_t before = 0, after = 0;
     do {
         before = load(&writer->counters.blocks_in_use);
         usleep(50000);
         after = load(&writer->counters.blocks_in_use);
-    } while ((after == 0 || after != before) && now_seconds() < until);
+    } while ((after == 0 || after != before) && test_now_seconds() < until);
     assert_true(after > 0 && after == before);
     assert_int_equal(__atomic_load_n(&s.result, __ATOMIC_ACQUIRE), 0); /* still sending */
     assert_int_equal(load(&writer->producer_active), 0);
@@ -204,8 +199,8 @@ static void *follower_thread(void *arg)
             ;
         if (round < 0)
             return NULL;
-        double until = now_seconds() + 2;
-        while (load(f->reader_releases) <= f->after && now_seconds() < until)
+        double until = test_now_seconds() + 2;
+        while (load(f->reader_releases) <= f->after && test_now_seconds() < until)
             ;
         assert_int_equal(shm_send_commit(f->fd, f->prepared, 1, MSG_NOSIGNAL), 1);
         __atomic_store_n(&f->finished, done + 1, __ATOMIC_RELEASE);

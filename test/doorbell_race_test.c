@@ -42,13 +42,6 @@ static long total_messages(void)
     return n > 0 ? n : 2000000;
 }
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 static void spin_ns(unsigned ns)
 {
     struct timespec t0, t;
@@ -135,7 +128,7 @@ static void race(int type, enum consumer how)
     socklen_t ol = sizeof(one);
     assert_int_equal(shm_getsockopt(sv[1], SOL_SHMSOCK, SHM_COALESCE, &one, &ol), 0);
     assert_int_equal(one, 1);
-    double t0 = now_s();
+    double t0 = test_now_seconds();
     child = fork();
     assert_true(child >= 0);
     if (child == 0) {
@@ -204,7 +197,7 @@ static void race(int type, enum consumer how)
         }
         close(ep);
     }
-    double secs = now_s() - t0;
+    double secs = test_now_seconds() - t0;
     int st;
     assert_int_equal(waitpid(child, &st, 0), child);
     child = -1;

@@ -1435,13 +1435,6 @@ static void test_answer_offer_twice(void **state)
     raw_close(&r);
 }
 
-static double now_seconds(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
 /*
  * A peer that claims to be inside a send forever (producer_active stuck at 1): the hint only
  * delays arming by a bounded moment. Each read that drains the ring returns promptly, the
@@ -1457,9 +1450,9 @@ static void test_ring_producer_active_stuck(void **state)
     for (int i = 0; i < 20; i++) {
         uint64_t armed_before = lib_event_arm(&r);
         raw_send_valid(&r, CO, (uint32_t)(i % 4), "hinted");
-        double t0 = now_seconds();
+        double t0 = test_now_seconds();
         lib_expect_message(&r, "hinted");
-        double took = now_seconds() - t0;
+        double took = test_now_seconds() - t0;
         assert_true(took < 0.25); /* the wait is 2 us; a loaded machine gets a wide margin */
         assert_true(lib_event_arm(&r) > armed_before); /* armed after the bounded wait */
         struct pollfd p = {.fd = r.lib, .events = POLLIN};

@@ -219,3 +219,10 @@ void test_watchdog(unsigned seconds, const char *what)
     watchdog_seconds = seconds;
     alarm(seconds);
 }
+
+double test_now_seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}

@@ -80,4 +80,7 @@ bool test_check_pattern(const void *buf, size_t len, unsigned seed);
  */
 void test_watchdog(unsigned seconds, const char *what);
 
+/* CLOCK_MONOTONIC in seconds, for deadlines and durations. */
+double test_now_seconds(void);
+
 #endif
