@@ -283,6 +283,7 @@ static int wait_for_active_producer(struct shmsock_conn *conn, struct shmsock_ev
     const struct shmsock_region_header *peer = peer_header(conn);
     if (!__atomic_load_n(&peer->producer_active, __ATOMIC_ACQUIRE))
         return 0;
+    signal_releases(conn); /* the producer may be waiting for the blocks we just read */
     int64_t until = shmsock_now_us() + ACTIVE_PRODUCER_WAIT_US;
     for (;;) {
         shmsock_cpu_relax();
@@ -303,14 +304,11 @@ static int wait_for_active_producer(struct shmsock_conn *conn, struct shmsock_ev
 static int settle(struct shmsock_conn *conn)
 {
     struct shmsock_event event;
-    if (next_event(conn, &event) != 0) {
+    if (next_event(conn, &event) != 0 || wait_for_active_producer(conn, &event) != 0) {
         signal_releases(conn);
         return 0;
     }
-    signal_releases(conn); /* before waiting: the producer may be waiting for these blocks */
-    if (wait_for_active_producer(conn, &event) != 0)
-        return 0;
-    arm_for_events(conn);
+    arm_for_events(conn); /* its fence also serves the releases */
     if (next_event(conn, &event) != 0)
         return 0;
     return consume_old_doorbells(conn, false);
