@@ -38,6 +38,7 @@ int shmsock_conn_create(int fd, int type, struct shmsock_conn **out)
     pthread_mutex_init(&conn->send_lock, NULL);
     pthread_mutex_init(&conn->producer_lock, NULL);
     pthread_mutex_init(&conn->recv_lock, NULL);
+    pthread_mutex_init(&conn->region_lock, NULL);
     *out = conn;
     return 0;
 }
@@ -67,6 +68,7 @@ void shmsock_conn_destroy(struct shmsock_conn *conn)
     pthread_mutex_destroy(&conn->send_lock);
     pthread_mutex_destroy(&conn->producer_lock);
     pthread_mutex_destroy(&conn->recv_lock);
+    pthread_mutex_destroy(&conn->region_lock);
     free(conn);
 }
 
@@ -104,13 +106,15 @@ static void drop_unoffered_region(struct shmsock_conn *conn)
     if (conn->own.base != NULL && conn->release_offered >= 0 &&
         __atomic_load_n(&conn->out_state, __ATOMIC_ACQUIRE) == SHMSOCK_OUT_PLAIN) {
         pthread_mutex_lock(&conn->producer_lock);
+        pthread_mutex_lock(&conn->region_lock);
         shmsock_region_release(&conn->own);
+        __atomic_store_n(&conn->reader_careful, 0, __ATOMIC_RELAXED);
+        pthread_mutex_unlock(&conn->region_lock);
         shmsock_producer_list_destroy(&conn->producer);
         close_if_open(conn->release_rx);
         close_if_open(conn->release_offered);
         conn->release_rx = -1;
         conn->release_offered = -1;
-        conn->reader_careful = false;
         pthread_mutex_unlock(&conn->producer_lock);
     }
     pthread_mutex_unlock(&conn->send_lock);
@@ -200,6 +204,7 @@ int shmsock_conn_get_info(struct shmsock_conn *conn, struct shm_sock_info *info)
     info->coalesced = conn->send_mode == SHMSOCK_SEND_MODE_COALESCED &&
                       __atomic_load_n(&conn->out_state, __ATOMIC_ACQUIRE) == SHMSOCK_OUT_SHM;
     info->peer_coalesced = conn->peer_coalesced;
+    pthread_mutex_lock(&conn->region_lock);
     if (conn->own.base != NULL) {
         const struct shmsock_region_header *own = conn->own.base;
         info->block_size = conn->own.geometry.block_size;
@@ -215,6 +220,7 @@ int shmsock_conn_get_info(struct shmsock_conn *conn, struct shm_sock_info *info)
         info->doorbells_received =
             __atomic_load_n(&own->counters.doorbells_received, __ATOMIC_RELAXED);
     }
+    pthread_mutex_unlock(&conn->region_lock);
     if (__atomic_load_n(&conn->peer_offered, __ATOMIC_ACQUIRE)) {
         info->peer_block_size = conn->peer.geometry.block_size;
         info->peer_block_count = conn->peer.geometry.block_count;
@@ -238,9 +244,11 @@ int shmsock_conn_get_option(struct shmsock_conn *conn, int optname, int *value)
         *value = conn->busy_poll_us;
         return 0;
     case SHM_REGION_SIZE:
+        pthread_mutex_lock(&conn->region_lock);
         *value = conn->own.base != NULL
                      ? (int)(conn->own.geometry.block_count * conn->own.geometry.block_size)
                      : conn->region_size;
+        pthread_mutex_unlock(&conn->region_lock);
         return 0;
     case SHM_STATUS:
         *value = status(conn);
@@ -252,11 +260,13 @@ int shmsock_conn_get_option(struct shmsock_conn *conn, int optname, int *value)
 
 void shmsock_conn_passcred_changed(struct shmsock_conn *conn, int on)
 {
+    pthread_mutex_lock(&conn->region_lock);
     conn->passcred = on;
     if (conn->own.base != NULL) {
         struct shmsock_region_header *header = conn->own.base;
         __atomic_store_n(&header->wants_kernel_events, (uint32_t)(on != 0), __ATOMIC_RELEASE);
     }
+    pthread_mutex_unlock(&conn->region_lock);
 }
 
 void shmsock_conn_shutdown(struct shmsock_conn *conn, int how)
@@ -314,24 +324,29 @@ int shmsock_conn_prepare_offer(struct shmsock_conn *conn)
     int channel[2];
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, channel) < 0)
         return -errno;
-    int err = shmsock_region_create(&conn->own, block_size, (uint32_t)blocks);
+    struct shmsock_region made = {.memfd = -1};
+    int err = shmsock_region_create(&made, block_size, (uint32_t)blocks);
     if (err == 0)
         err = shmsock_producer_list_init(&conn->producer, (uint32_t)blocks);
     if (err < 0) {
-        shmsock_region_release(&conn->own);
+        shmsock_region_release(&made);
         close(channel[0]);
         close(channel[1]);
         return err;
     }
     conn->release_rx = channel[0];
     conn->release_offered = channel[1];
-    struct shmsock_region_header *header = conn->own.base;
-    header->wants_kernel_events = (uint32_t)conn->passcred;
+    struct shmsock_region_header *header = made.base;
     struct stat st;
     if (fstat(conn->fd, &st) == 0)
         header->socket_ino = (uint64_t)st.st_ino;
     header->socket_type = (uint32_t)conn->type;
     header->owner_pid = (uint32_t)getpid();
+    /* A read in another thread may look for the region now (to mark itself careful). */
+    pthread_mutex_lock(&conn->region_lock);
+    header->wants_kernel_events = (uint32_t)conn->passcred;
+    conn->own = made;
+    pthread_mutex_unlock(&conn->region_lock);
     return 0;
 }
 
@@ -345,10 +360,14 @@ static void offer_sent(struct shmsock_conn *conn)
 
 void shmsock_conn_mark_reader_careful(struct shmsock_conn *conn)
 {
+    if (__atomic_load_n(&conn->reader_careful, __ATOMIC_RELAXED))
+        return; /* every read once negotiation began comes here: keep it cheap */
+    pthread_mutex_lock(&conn->region_lock);
     if (conn->own.base != NULL && !conn->reader_careful) {
         shmsock_region_mark_reader_careful(&conn->own);
-        conn->reader_careful = true;
+        __atomic_store_n(&conn->reader_careful, 1, __ATOMIC_RELAXED);
     }
+    pthread_mutex_unlock(&conn->region_lock);
 }
 
 int shmsock_conn_send_offer_event(struct shmsock_conn *conn, int flags)

@@ -64,6 +64,10 @@ struct shmsock_conn {
     pthread_mutex_t send_lock;     /* one sender at a time: messages never interleave */
     pthread_mutex_t producer_lock; /* producer list and release channel */
     pthread_mutex_t recv_lock;     /* one receiver at a time */
+    /* Our region appearing and going (before it is offered), against the code that looks at
+     * it without the send_lock: a read marking itself careful, options, SHM_INFO. Innermost
+     * lock, never held over a blocking call. */
+    pthread_mutex_t region_lock;
 
     /* Our direction (producer). */
     int out_state; /* enum shmsock_out_state; atomic loads/stores */
@@ -77,7 +81,7 @@ struct shmsock_conn {
     size_t release_partial_len;
     uint32_t want_blocks;     /* blocks the last starved send needed (for shm_poll) */
     int sndbuf;               /* SO_SNDBUF when the region was made: bounds SEQPACKET messages */
-    bool reader_careful;      /* we set reader_careful in our region header */
+    int reader_careful;       /* atomic: we set reader_careful in our region header */
     uint32_t send_mode;       /* SHMSOCK_SEND_MODE_* of our direction once switched */
     uint64_t release_tail;    /* next entry of the peer's release ring to read */
     uint64_t release_arm_gen; /* our arm generation for releases (when starved) */

@@ -20,6 +20,8 @@
  * variants start the threads on a fresh connection, so the negotiation itself (offers sent by
  * concurrent first sends while a reader is blocked) runs under the same concurrency.
  *
+ *   - a first read waits in one thread while another changes SO_SNDBUF and sends: the region
+ *     is dropped and made again under the waiting read, which then finds the new one.
  * SHMSOCK_TEST_FILTER='*_cold' (a cmocka glob) runs a subset.
  */
 #define _GNU_SOURCE
@@ -506,6 +508,84 @@ static void test_reader_and_writer_threads(void **state)
 }
 
 /* ------------------------------------------------------------------------------------------ */
+/* Options and a first send while another thread's first read waits                           */
+
+struct waiting_read {
+    int fd;
+    char buf[64];
+    ssize_t got;
+    int err;
+};
+
+static void *read_once(void *arg)
+{
+    struct waiting_read *w = arg;
+    w->got = shm_recv(w->fd, w->buf, sizeof(w->buf), 0);
+    w->err = errno;
+    return NULL;
+}
+
+static struct shm_sock_info info_of(int fd)
+{
+    struct shm_sock_info info;
+    socklen_t len = sizeof(info);
+    assert_int_equal(shm_getsockopt(fd, SOL_SHMSOCK, SHM_INFO, &info, &len), 0);
+    return info;
+}
+
+/*
+ * A connection's first blocking read makes its side's region while it waits. Another thread
+ * then changes SO_SNDBUF (the region, not offered yet, is dropped) and sends (a new region
+ * is made and offered), all while the read still waits. When the peer's message ends the
+ * read, the reading thread looks at the region to mark its reads careful: the region it
+ * finds is the one the sending thread made, and the connection goes on to shared memory. (TSan
+ * reported the reading thread's look at the region racing with the other thread's making it.)
+ */
+static void test_region_changes_while_a_read_waits(void **state)
+{
+    (void)state;
+    guard(60);
+    for (int t = 0; t < 2; t++) {
+        int type = t == 0 ? SOCK_STREAM : SOCK_SEQPACKET;
+        int a, b;
+        test_connect_pair(&test_shm_api, type, &a, &b);
+        struct waiting_read w = {.fd = b};
+        pthread_t reader;
+        assert_int_equal(pthread_create(&reader, NULL, read_once, &w), 0);
+        while (info_of(b).block_size == 0) /* the read made the region: it is about to block */
+            usleep(1000);
+        usleep(20000);
+
+        int sndbuf = 1 << 20;
+        assert_int_equal(shm_setsockopt(b, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf)), 0);
+        assert_int_equal(info_of(b).block_size, 0u); /* dropped under the waiting read */
+        char from_b[64], from_a[64], got[64];
+        memset(from_b, 'b', sizeof(from_b));
+        memset(from_a, 'a', sizeof(from_a));
+        assert_int_equal(shm_send(b, from_b, sizeof(from_b), 0), (ssize_t)sizeof(from_b));
+        socklen_t sl = sizeof(sndbuf);
+        assert_int_equal(shm_getsockopt(b, SOL_SOCKET, SO_SNDBUF, &sndbuf, &sl), 0);
+        struct shm_sock_info made = info_of(b);
+        assert_int_equal(made.block_count, (unsigned)((sndbuf + SHM_DEFAULT_BLOCK_SIZE - 1) /
+                                                      SHM_DEFAULT_BLOCK_SIZE));
+
+        test_recv_all(&test_shm_api, a, got, sizeof(got));
+        assert_memory_equal(got, from_b, sizeof(got));
+        assert_int_equal(shm_send(a, from_a, sizeof(from_a), 0), (ssize_t)sizeof(from_a));
+        assert_int_equal(pthread_join(reader, NULL), 0);
+        assert_int_equal(w.got, (ssize_t)sizeof(from_a));
+        assert_memory_equal(w.buf, from_a, sizeof(from_a));
+
+        test_handshake(&test_shm_api, a, b);
+        assert_int_equal(test_shm_status(a), SHM_STATUS_SHM);
+        assert_int_equal(test_shm_status(b), SHM_STATUS_SHM);
+        assert_int_equal(info_of(a).peer_block_count, made.block_count);
+        shm_close(a);
+        shm_close(b);
+    }
+}
+
+/* ------------------------------------------------------------------------------------------ */
 
 #define K &test_kernel_api
 #define S &test_shm_api
@@ -570,6 +650,7 @@ int main(void)
         T(test_reader_and_writer_threads, k_duplex_seq_cold),
         T(test_reader_and_writer_threads, s_duplex_stream_cold),
         T(test_reader_and_writer_threads, s_duplex_seq_cold),
+        cmocka_unit_test_teardown(test_region_changes_while_a_read_waits, test_teardown),
     };
     const char *filter = getenv("SHMSOCK_TEST_FILTER"); /* e.g. "*s_seq*" */
     if (filter && *filter)
