@@ -121,8 +121,18 @@ int shm_shutdown(int sockfd, int how)
 
 int shm_close(int fd)
 {
+    struct shmsock_entry *entry = shmsock_fd_get(fd);
     shmsock_fd_remove(fd);
-    return close(fd);
+    int r = close(fd);
+    if (entry != NULL) {
+        /* Only now, once the kernel has seen the close: the peer asks it at its next send. */
+        int saved = errno;
+        if (r == 0)
+            shmsock_conn_socket_closed(entry->conn);
+        shmsock_fd_put(entry);
+        errno = saved;
+    }
+    return r;
 }
 
 int shm_getsockname(int sockfd, struct sockaddr *addr, socklen_t *addrlen)

@@ -269,10 +269,44 @@ void shmsock_conn_passcred_changed(struct shmsock_conn *conn, int on)
     pthread_mutex_unlock(&conn->region_lock);
 }
 
+/* A producer sleeping for releases of its blocks wakes on any record on its release
+ * channel, then looks at our region again. */
+static void wake_peer_producer(struct shmsock_conn *conn)
+{
+    if (!__atomic_load_n(&conn->peer_offered, __ATOMIC_ACQUIRE))
+        return;
+    struct shmsock_event event = {.type = SHMSOCK_EVENT_DOORBELL};
+    unsigned char record[SHMSOCK_EVENT_SIZE];
+    shmsock_event_encode(&event, record);
+    /* Nothing to do if it fails: a full channel already wakes the producer, a gone one
+     * needs no wake-up. */
+    (void)send(conn->peer_release_fd, record, sizeof(record), MSG_DONTWAIT | MSG_NOSIGNAL);
+}
+
 void shmsock_conn_shutdown(struct shmsock_conn *conn, int how)
 {
     if (how == SHUT_WR || how == SHUT_RDWR)
         __atomic_store_n(&conn->shut_wr, 1, __ATOMIC_RELEASE);
+    if (how == SHUT_RD || how == SHUT_RDWR) {
+        pthread_mutex_lock(&conn->region_lock);
+        __atomic_store_n(&conn->shut_rd, 1, __ATOMIC_RELEASE);
+        if (conn->own.base != NULL) {
+            struct shmsock_region_header *header = conn->own.base;
+            __atomic_store_n(&header->reader_shut, 1u, __ATOMIC_RELEASE);
+        }
+        pthread_mutex_unlock(&conn->region_lock);
+        wake_peer_producer(conn);
+    }
+}
+
+void shmsock_conn_socket_closed(struct shmsock_conn *conn)
+{
+    pthread_mutex_lock(&conn->region_lock);
+    if (conn->own.base != NULL) {
+        struct shmsock_region_header *header = conn->own.base;
+        __atomic_add_fetch(&header->socket_closes, 1u, __ATOMIC_RELEASE);
+    }
+    pthread_mutex_unlock(&conn->region_lock);
 }
 
 static void read_sndbuf(struct shmsock_conn *conn)
@@ -345,6 +379,7 @@ int shmsock_conn_prepare_offer(struct shmsock_conn *conn)
     /* A read in another thread may look for the region now (to mark itself careful). */
     pthread_mutex_lock(&conn->region_lock);
     header->wants_kernel_events = (uint32_t)conn->passcred;
+    header->reader_shut = (uint32_t)__atomic_load_n(&conn->shut_rd, __ATOMIC_ACQUIRE);
     conn->own = made;
     pthread_mutex_unlock(&conn->region_lock);
     return 0;

@@ -90,6 +90,7 @@ struct shmsock_conn {
     bool doorbell_owed;           /* a doorbell found the kernel queue full: ring again */
     bool releases_by_ring;        /* the peer returns our blocks through its release ring */
     int shut_wr;                  /* atomic: shutdown(SHUT_WR) was called here */
+    uint32_t peer_closes_seen;    /* the peer's socket_closes when we last asked the kernel */
     /* Zero-copy send: the one outstanding reservation. */
     void *zc_buf;
     size_t zc_len;
@@ -100,6 +101,7 @@ struct shmsock_conn {
 
     /* The peer's direction (consumer). */
     int peer_offered; /* atomic: the peer's region is attached */
+    int shut_rd;      /* atomic: shutdown(SHUT_RD) was called here */
     int in_state;     /* enum shmsock_in_state */
     uint64_t plain_received;
     bool asked_to_prepare; /* a first read that waited asked for our region (recv_lock) */
@@ -155,8 +157,14 @@ int shmsock_conn_get_info(struct shmsock_conn *conn, struct shm_sock_info *info)
  * events (credentials travel only with kernel messages). */
 void shmsock_conn_passcred_changed(struct shmsock_conn *conn, int on);
 
-/* shutdown(2) was called with `how` (the kernel socket is already shut down). */
+/* shutdown(2) was called with `how` (the kernel socket is already shut down). After SHUT_RD
+ * the peer's sends fail with EPIPE: our region says so, and a peer sleeping for releases is
+ * woken to read it. */
 void shmsock_conn_shutdown(struct shmsock_conn *conn, int how);
+
+/* This process has closed its descriptor of the socket (close(2) has returned): our region
+ * says so, and the peer's next send asks the kernel whether the connection still stands. */
+void shmsock_conn_socket_closed(struct shmsock_conn *conn);
 
 /* SO_SNDBUF changed on the kernel socket: refresh the SEQPACKET message limit. */
 void shmsock_conn_sndbuf_changed(struct shmsock_conn *conn);

@@ -134,6 +134,13 @@ static int remaining_ms(int64_t deadline)
     return left > 0 ? (int)left : 0;
 }
 
+/* Whether the peer has shut down reading (its region says so): our sends fail with EPIPE. */
+static bool peer_reader_shut(struct shmsock_conn *conn)
+{
+    const struct shmsock_region_header *peer = conn->peer.base;
+    return __atomic_load_n(&peer->reader_shut, __ATOMIC_ACQUIRE) != 0;
+}
+
 /*
  * Wait until releases arrive (0), the deadline passes (-EAGAIN, as SO_SNDTIMEO does), a
  * signal arrives (-EINTR) or the peer is gone (-EPIPE).
@@ -195,6 +202,8 @@ int64_t shmsock_reserve_blocks(struct shmsock_conn *conn, uint32_t blocks, int f
             return token;
         if (shmsock_flag(&conn->release_closed))
             return -EPIPE; /* the peer is gone: its blocks will never come back */
+        if (peer_reader_shut(conn))
+            return -EPIPE; /* the peer reads no more: its blocks will never come back */
         if (would_block(conn, flags))
             return -EAGAIN;
         if (deadline == -2)
@@ -303,17 +312,27 @@ static size_t seqpacket_limit(struct shmsock_conn *conn)
 #define PEER_PROBE_INTERVAL_US 50
 
 /*
- * Coalesced sends do not touch the kernel socket, so they ask it now and then whether the
- * connection still stands: after the peer closes (or shuts down reading, or we shut down
- * writing), a send fails with EPIPE as on a kernel socket, within PEER_PROBE_INTERVAL_US.
+ * Coalesced sends do not touch the kernel socket, so they ask it whether the connection
+ * still stands: at once when the peer's region says it shut down reading (EPIPE) or closed
+ * its socket since we last asked, otherwise now and then. So a send after the peer closes or
+ * shuts down reading (or we shut down writing) fails with EPIPE as on a kernel socket: at
+ * once when the peer did it through shmsock, within PEER_PROBE_INTERVAL_US when it died.
  */
 static int probe_connection(struct shmsock_conn *conn)
 {
     if (__atomic_load_n(&conn->shut_wr, __ATOMIC_ACQUIRE))
         return -EPIPE;
+    if (peer_reader_shut(conn)) {
+        __atomic_store_n(&conn->shut_wr, 1, __ATOMIC_RELEASE); /* for good, as the kernel's */
+        return -EPIPE;
+    }
+    /* The peer closed its socket since we last asked (a hint, copied once): ask now. */
+    const struct shmsock_region_header *peer = conn->peer.base;
+    uint32_t closes = __atomic_load_n(&peer->socket_closes, __ATOMIC_ACQUIRE);
     int64_t us = shmsock_now_us();
-    if (us - conn->last_probe_us < PEER_PROBE_INTERVAL_US)
+    if (closes == conn->peer_closes_seen && us - conn->last_probe_us < PEER_PROBE_INTERVAL_US)
         return 0;
+    conn->peer_closes_seen = closes;
     conn->last_probe_us = us;
     int err = 0;
     if (conn->type == SOCK_STREAM) {
@@ -322,11 +341,19 @@ static int probe_connection(struct shmsock_conn *conn)
         if (sendmsg(conn->fd, &empty, MSG_DONTWAIT | MSG_NOSIGNAL) < 0 && errno != EAGAIN)
             err = -errno;
     } else {
+        /* A zero-length SEQPACKET send would be a message: look instead. The kernel's send
+         * reports (and clears) a reset first (the peer closed with messages unread), then
+         * EPIPE; SO_ERROR does the same. */
         struct pollfd p = {.fd = conn->fd, .events = POLLOUT};
-        if (poll(&p, 1, 0) == 1 && (p.revents & (POLLHUP | POLLERR)))
-            err = -EPIPE;
+        if (poll(&p, 1, 0) == 1 && (p.revents & (POLLHUP | POLLERR))) {
+            int pending = 0;
+            socklen_t len = sizeof(pending);
+            err = getsockopt(conn->fd, SOL_SOCKET, SO_ERROR, &pending, &len) == 0 && pending != 0
+                      ? -pending
+                      : -EPIPE;
+        }
     }
-    if (err == -EPIPE)
+    if (err == -EPIPE || err == -ECONNRESET)
         __atomic_store_n(&conn->shut_wr, 1, __ATOMIC_RELEASE); /* for good, as the kernel's */
     return err;
 }

@@ -77,6 +77,12 @@ struct shmsock_region_header {
     uint64_t socket_ino;          /* inode of the owner's kernel socket (as `ss -x` shows it) */
     uint32_t socket_type;         /* SOCK_STREAM or SOCK_SEQPACKET */
     uint32_t owner_pid;           /* process that created the region (for inspection tools) */
+    /* Set (to 1) by the owner once it has shut down reading (shutdown SHUT_RD): the peer's
+     * sends fail with EPIPE, as the kernel's would, without asking the kernel. */
+    uint32_t reader_shut;
+    /* Bumped by the owner after each close of its socket (by any process holding it): the
+     * peer asks the kernel at its next send whether the connection still stands. */
+    uint32_t socket_closes;
     /* Hot fields, one cache line each (coalesced mode). */
     uint64_t event_head __attribute__((aligned(64)));   /* our DATA events in our event ring */
     uint64_t event_arm __attribute__((aligned(64)));    /* we sleep for the peer's events */

@@ -5,6 +5,9 @@
  *     poll reports POLLIN|POLLHUP; a reader blocked in recv is woken with 0; 1 MiB then close;
  *   - shutdown(SHUT_WR) half-close: the peer reads the rest then 0; the shut side can still
  *     receive (also 1 MiB, which needs its releases to flow); send after SHUT_WR -> EPIPE;
+ *   - the peer stops reading (closes with our message unread, or shuts down reading): our
+ *     next send fails with EPIPE at once; a sender blocked on a peer that does not read is
+ *     woken by the peer's shutdown(SHUT_RD) with EPIPE;
  *   - shm_close sends nothing (fork-and-hand-off): the parent accepts, forks, the child serves,
  *     the parent closes its copy: the client sees no EOF until the child closes.
  */
@@ -30,6 +33,117 @@
 #include "semantics_util.h"
 
 #define MIB (1024 * 1024)
+
+/*
+ * The peer stops reading: it closes (with our last message unread) or shuts down reading.
+ * Our next two sends fail as the kernel's do (EPIPE; on SEQPACKET a close with a message
+ * unread reports ECONNRESET first), at once: a coalesced send, which does not touch the
+ * kernel socket, must not learn it late. The kernel's errnos are recorded and shm's compared.
+ */
+static int kernel_stop_errno[2][2][2][2]; /* [SEQPACKET][shake][shutdown][send] */
+
+static int failed_send_errno(const struct sock_api *api, int fd)
+{
+    errno = 0;
+    ssize_t n = api->send(fd, "x", 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (n != -1)
+        fail_msg("%s: a send after the peer stopped reading returned %zd", api->name, n);
+    return errno;
+}
+
+static void send_after_peer_stops_body(const struct sock_api *api, int type, bool shake)
+{
+    sem_announce(api, type, shake);
+    for (int how = 0; how < 2; how++) { /* 0: close, 1: shutdown(SHUT_RD) */
+        int a, b;
+        sem_pair(api, type, shake, &a, &b);
+        assert_int_equal(api->send(a, "y", 1, MSG_NOSIGNAL), 1); /* left unread */
+        if (how == 0)
+            assert_int_equal(api->close(b), 0);
+        else
+            assert_int_equal(api->shutdown(b, SHUT_RD), 0);
+        for (int k = 0; k < 2; k++) {
+            int *expected = &kernel_stop_errno[type == SOCK_SEQPACKET][shake][how][k];
+            int got = failed_send_errno(api, a);
+            if (!api->is_shm) {
+                assert_true(got == EPIPE || got == ECONNRESET);
+                *expected = got;
+            } else if (got != *expected) {
+                fail_msg("send %d after the peer's %s: errno %d (%s), the kernel's %d (%s)", k + 1,
+                         how == 0 ? "close" : "shutdown(SHUT_RD)", got, strerror(got), *expected,
+                         strerror(*expected));
+            }
+        }
+        api->close(a);
+        if (how == 1)
+            api->close(b);
+    }
+}
+
+static void test_send_after_peer_stops_reading(void **state)
+{
+    (void)state;
+    SEM_GUARD();
+    SEM_FOR_EACH_VARIANT(send_after_peer_stops_body);
+}
+
+struct filler {
+    const struct sock_api *api;
+    int fd;
+    size_t msg;
+    int sent; /* messages sent before the send that failed */
+    int rc;   /* errno of that send */
+    int done; /* atomic: the send failed */
+};
+
+static void *fill_until_error(void *p)
+{
+    struct filler *f = p;
+    static char buf[4096];
+    for (;;) {
+        errno = 0;
+        ssize_t n = f->api->send(f->fd, buf, f->msg, MSG_NOSIGNAL);
+        if (n != (ssize_t)f->msg) {
+            f->rc = n < 0 ? errno : -1;
+            break;
+        }
+        f->sent++;
+    }
+    __atomic_store_n(&f->done, 1, __ATOMIC_RELEASE);
+    return NULL;
+}
+
+/* A sender blocked because the peer does not read is woken by the peer's shutdown(SHUT_RD)
+ * and gets EPIPE (not a wait for blocks that will never come back). */
+static void blocked_sender_shut_rd_body(const struct sock_api *api, int type, bool shake)
+{
+    int a, b;
+    sem_announce(api, type, shake);
+    sem_pair(api, type, shake, &a, &b);
+    struct filler f = {.api = api, .fd = a, .msg = 4096};
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, fill_until_error, &f), 0);
+    /* Wait until the sender is blocked: its count stops growing. */
+    int last = -1;
+    while (f.sent != last) {
+        last = f.sent;
+        sem_sleep_ms(100);
+    }
+    assert_int_equal(__atomic_load_n(&f.done, __ATOMIC_ACQUIRE), 0);
+    assert_true(f.sent > 0);
+    assert_int_equal(api->shutdown(b, SHUT_RD), 0);
+    assert_int_equal(pthread_join(th, NULL), 0);
+    assert_int_equal(f.rc, EPIPE);
+    api->close(a);
+    api->close(b);
+}
+
+static void test_blocked_sender_woken_by_shut_rd(void **state)
+{
+    (void)state;
+    SEM_GUARD();
+    SEM_FOR_EACH_VARIANT(blocked_sender_shut_rd_body);
+}
 
 /* a sends 100 bytes and closes: b reads the 100 bytes, then 0, 0; poll: POLLIN|POLLHUP. */
 static void eof_body(const struct sock_api *api, int type, bool shake)
@@ -341,6 +455,8 @@ int main(void)
         cmocka_unit_test(test_eof_after_large_transfer),
         cmocka_unit_test(test_shutdown_wr_half_close),
         cmocka_unit_test(test_fork_handoff_close_sends_nothing),
+        cmocka_unit_test(test_send_after_peer_stops_reading),
+        cmocka_unit_test(test_blocked_sender_woken_by_shut_rd),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     test_watchdog(0, NULL);
