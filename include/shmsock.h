@@ -223,12 +223,12 @@ int shm_connect(int sockfd, const struct sockaddr *addr, socklen_t addrlen);
 
 /*
  * shm_send - send a message, like send(2). Flags: MSG_DONTWAIT, MSG_NOSIGNAL, MSG_EOR, MSG_OOB
- * (rejected with EOPNOTSUPP as AF_UNIX does), MSG_MORE (in coalesced mode: the message is
- * published but the peer is not woken until a later send without MSG_MORE, so a reader that
- * sleeps does not see it until then; ignored otherwise, as AF_UNIX ignores it). On SOCK_STREAM
- * a send may be partial (a non-blocking one, or one interrupted by a signal after some bytes
- * went).
- * Returns the number of bytes sent, or -1 with errno:
+ * (rejected with EOPNOTSUPP: AF_UNIX SOCK_STREAM supports it since Linux 5.15 with
+ * CONFIG_AF_UNIX_OOB, shm sockets do not, since in-band bytes bypass the kernel), MSG_MORE (in
+ * coalesced mode: the message is published but the peer is not woken until a later send without
+ * MSG_MORE, so a reader that sleeps does not see it until then; ignored otherwise, as AF_UNIX
+ * ignores it). On SOCK_STREAM a send may be partial (a non-blocking one, or one interrupted by a
+ * signal after some bytes went). Returns the number of bytes sent, or -1 with errno:
  *   EAGAIN/EWOULDBLOCK - non-blocking and no room (no free block, or kernel buffer full);
  *   EPIPE   - the peer is gone or this side shut down writing; on SOCK_STREAM SIGPIPE is
  *             raised too unless MSG_NOSIGNAL is given (SOCK_SEQPACKET raises none, as in
