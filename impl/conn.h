@@ -124,6 +124,10 @@ struct shmsock_conn {
     uint64_t head_doorbell;         /* 1 + generation of the doorbell a wait saw at the head of the
                                        kernel socket (0: not known) */
     uint64_t last_release_doorbell; /* the peer's release_arm we last rang for */
+    uint32_t peer_closes_read;      /* the peer's socket_closes when a read last asked */
+    int deferred_error;             /* a kernel error (ECONNRESET) met by a read after it had
+                                       taken data: the next read reports it, once the data
+                                       before it is read (negative errno, 0: none) */
     bool releases_unsignalled;      /* releases pushed into our ring, release_arm not yet
                                        looked at after a fence */
     uint64_t head_consumed;         /* STREAM: bytes of the head DATA event already read */

@@ -295,13 +295,8 @@ static int wait_for_active_producer(struct shmsock_conn *conn, struct shmsock_ev
     }
 }
 
-/*
- * After a read that may have emptied the ring: if it is empty, arm and take the old
- * doorbells out, so the descriptor is not readable with nothing waiting. If something
- * arrived meanwhile, its doorbell stays and the descriptor stays readable. Either way the
- * read's releases are signalled (one fence for both).
- */
-static int settle(struct shmsock_conn *conn)
+/* settle() without the deferral: 0 or the kernel's error for the socket. */
+static int settle_ring(struct shmsock_conn *conn)
 {
     struct shmsock_event event;
     if (next_event(conn, &event) != 0 || wait_for_active_producer(conn, &event) != 0) {
@@ -315,11 +310,37 @@ static int settle(struct shmsock_conn *conn)
 }
 
 /*
+ * After a read that took a message and may have emptied the ring: if it is empty, arm and
+ * take the old doorbells out, so the descriptor is not readable with nothing waiting. If
+ * something arrived meanwhile, its doorbell stays and the descriptor stays readable. Either
+ * way the read's releases are signalled (one fence for both). The message is the
+ * application's already: an error the kernel reports on the way (the peer closed with our
+ * doorbells unread: ECONNRESET, which the kernel hands out once) waits for the next read.
+ */
+static void settle(struct shmsock_conn *conn)
+{
+    int err = settle_ring(conn);
+    if (err < 0 && conn->deferred_error == 0)
+        conn->deferred_error = err;
+}
+
+/* A deferred error, reported once by a read that finds the ring empty (recv_lock). */
+static int take_deferred_error(struct shmsock_conn *conn)
+{
+    int err = conn->deferred_error;
+    conn->deferred_error = 0;
+    return err;
+}
+
+/*
  * Wait until the peer's ring has an entry (1), or report why not: 0 at end of stream,
- * -EAGAIN (non-blocking, or SO_RCVTIMEO), -EINTR, another negative errno.
+ * -EAGAIN (non-blocking, or SO_RCVTIMEO), -EINTR, another negative errno (a deferred one
+ * first: the ring is empty when we come here).
  */
 static int wait_for_event(struct shmsock_conn *conn, int flags, struct shmsock_event *event)
 {
+    if (conn->deferred_error != 0)
+        return take_deferred_error(conn);
     /* Optional busy-poll: spin on the ring before paying for a sleep. */
     if (conn->busy_poll_us > 0) {
         int64_t until = shmsock_now_us() + conn->busy_poll_us;
@@ -387,9 +408,33 @@ static int wait_for_event(struct shmsock_conn *conn, int flags, struct shmsock_e
 static ssize_t coalesced_read(struct shmsock_conn *conn, struct shmsock_read_target *target,
                               int flags);
 
+/*
+ * SOCK_SEQPACKET: the kernel reports a reset (the peer closed with messages of ours unread)
+ * before the messages still queued for us. The peer's header says when it has closed its
+ * socket; only then is the kernel asked (SO_ERROR hands the reset out once, as a read would).
+ * 0 or -ECONNRESET.
+ */
+static int reset_before_messages(struct shmsock_conn *conn)
+{
+    if (conn->type != SOCK_SEQPACKET)
+        return 0;
+    uint32_t closes = __atomic_load_n(&peer_header(conn)->socket_closes, __ATOMIC_ACQUIRE);
+    if (closes == conn->peer_closes_read)
+        return 0;
+    conn->peer_closes_read = closes;
+    int pending = 0;
+    socklen_t len = sizeof(pending);
+    if (getsockopt(conn->fd, SOL_SOCKET, SO_ERROR, &pending, &len) < 0 || pending == 0)
+        return 0;
+    return -pending;
+}
+
 ssize_t shmsock_coalesced_recv(struct shmsock_conn *conn, struct shmsock_read_target *target,
                                int flags)
 {
+    int err = reset_before_messages(conn);
+    if (err < 0)
+        return err;
     ssize_t n = coalesced_read(conn, target, flags);
     signal_releases(conn); /* a read that ended before settling still returns its blocks */
     return n;
@@ -442,9 +487,7 @@ static ssize_t coalesced_read(struct shmsock_conn *conn, struct shmsock_read_tar
                     return shmsock_conn_fail(conn, -EPROTO);
                 conn->event_tail++;
                 push_release(conn, &event);
-                int err = settle(conn);
-                if (err < 0)
-                    return err;
+                settle(conn);
             }
             return (flags & MSG_TRUNC) ? (ssize_t)event.length : (ssize_t)copied;
         }
@@ -467,11 +510,8 @@ static ssize_t coalesced_read(struct shmsock_conn *conn, struct shmsock_read_tar
         if (copied == target->space)
             break;
     }
-    if (!peek && copied > 0) {
-        int err = settle(conn);
-        if (err < 0)
-            return err;
-    }
+    if (!peek && copied > 0)
+        settle(conn);
     user->msg_flags = msg_flags;
     user->msg_controllen = 0; /* ring messages carry no ancillary data */
     return (ssize_t)copied;
@@ -480,7 +520,10 @@ static ssize_t coalesced_read(struct shmsock_conn *conn, struct shmsock_read_tar
 int shmsock_coalesced_take(struct shmsock_conn *conn, int flags, struct shmsock_event *event,
                            uint64_t *start)
 {
-    int r = next_event(conn, event);
+    int r = reset_before_messages(conn);
+    if (r < 0)
+        return r;
+    r = next_event(conn, event);
     if (r == 0)
         r = wait_for_event(conn, flags, event);
     if (r == -EPROTO)
@@ -497,6 +540,6 @@ int shmsock_coalesced_take(struct shmsock_conn *conn, int flags, struct shmsock_
     *start = conn->head_consumed;
     conn->head_consumed = 0;
     conn->event_tail++;
-    r = settle(conn);
-    return r < 0 ? r : 1;
+    settle(conn);
+    return 1;
 }

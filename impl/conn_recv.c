@@ -439,6 +439,14 @@ static ssize_t recv_once(struct shmsock_conn *conn, struct shmsock_read_target *
         int err = __atomic_load_n(&conn->error, __ATOMIC_ACQUIRE);
         if (err != 0)
             return err;
+        /* An error an earlier read met after it had taken data (the kernel hands it out once):
+         * now. Coalesced reads report it once the ring is empty (shmsock_coalesced_recv). */
+        if (conn->deferred_error != 0 &&
+            !(conn->in_state == SHMSOCK_IN_EVENTS && conn->peer_coalesced)) {
+            err = conn->deferred_error;
+            conn->deferred_error = 0;
+            return err;
+        }
         bool negotiating = conn->negotiate && !peer_is_plain(conn) &&
                            (__atomic_load_n(&conn->peer_offered, __ATOMIC_ACQUIRE) ||
                             out_state(conn) != SHMSOCK_OUT_PLAIN);
@@ -492,6 +500,10 @@ static ssize_t continue_after_offer(struct shmsock_conn *conn, struct shmsock_re
         } else {
             more = recv_once(conn, &rest, flags | MSG_DONTWAIT);
         }
+        /* The kernel's error for the socket (ECONNRESET) comes after the data we have, as
+         * the kernel gives it: keep it for the next read. */
+        if (more < 0 && more != -EAGAIN && more != -EINTR && conn->deferred_error == 0)
+            conn->deferred_error = (int)more;
         if (more <= 0)
             break;
         n += more;
@@ -522,6 +534,10 @@ ssize_t shmsock_conn_recv(struct shmsock_conn *conn, struct msghdr *msg, int fla
         target = (struct shmsock_read_target){
             .msg = &rest, .skip = (size_t)n, .space = space - (size_t)n};
         ssize_t more = recv_once(conn, &target, flags);
+        /* The kernel's error for the socket (ECONNRESET) comes after the data we have, as
+         * the kernel gives it: keep it for the next read. */
+        if (more < 0 && more != -EAGAIN && more != -EINTR && conn->deferred_error == 0)
+            conn->deferred_error = (int)more;
         if (more <= 0)
             break;
         n += more;

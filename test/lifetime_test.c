@@ -8,6 +8,8 @@
  *   - the peer stops reading (closes with our message unread, or shuts down reading): our
  *     next send fails with EPIPE at once; a sender blocked on a peer that does not read is
  *     woken by the peer's shutdown(SHUT_RD) with EPIPE;
+ *   - the peer closes with our message unread while its own message waits for us: that
+ *     message, the reset and the end of the stream, in the kernel's order;
  *   - shm_close sends nothing (fork-and-hand-off): the parent accepts, forks, the child serves,
  *     the parent closes its copy: the client sees no EOF until the child closes.
  */
@@ -78,6 +80,50 @@ static void send_after_peer_stops_body(const struct sock_api *api, int type, boo
         if (how == 1)
             api->close(b);
     }
+}
+
+/*
+ * Both sides have a message on its way to the other; the peer closes without reading ours.
+ * Our reads then give the peer's message, the reset (ECONNRESET, once) and the end of the
+ * stream in the kernel's order (STREAM: the message first; SEQPACKET: the reset first). The
+ * message must never be lost: a coalesced read that met the reset while taking its doorbell
+ * out used to report the reset instead of the message it had already taken.
+ */
+static ssize_t kernel_reset_reads[2][2][3]; /* [SEQPACKET][shake][read]: length or -errno */
+
+static void reset_with_message_body(const struct sock_api *api, int type, bool shake)
+{
+    int a, b;
+    sem_announce(api, type, shake);
+    sem_pair(api, type, shake, &a, &b);
+    assert_int_equal(api->send(b, "unread", 6, 0), 6); /* a never reads it */
+    assert_int_equal(api->send(a, "m", 1, 0), 1);
+    sem_sleep_ms(10);
+    assert_int_equal(api->close(a), 0);
+    bool got_message = false;
+    for (int k = 0; k < 3; k++) {
+        char in[16];
+        errno = 0;
+        ssize_t n = api->recv(b, in, sizeof(in), MSG_DONTWAIT);
+        ssize_t result = n < 0 ? -errno : n;
+        if (n == 1 && in[0] == 'm')
+            got_message = true;
+        ssize_t *expected = &kernel_reset_reads[type == SOCK_SEQPACKET][shake][k];
+        if (!api->is_shm)
+            *expected = result;
+        else if (result != *expected)
+            fail_msg("read %d after the peer's close: %zd, the kernel's %zd", k + 1, result,
+                     *expected);
+    }
+    assert_true(got_message);
+    api->close(b);
+}
+
+static void test_reset_keeps_waiting_message(void **state)
+{
+    (void)state;
+    SEM_GUARD();
+    SEM_FOR_EACH_VARIANT(reset_with_message_body);
 }
 
 static void test_send_after_peer_stops_reading(void **state)
@@ -454,6 +500,7 @@ int main(void)
         cmocka_unit_test(test_fork_handoff_close_sends_nothing),
         cmocka_unit_test(test_send_after_peer_stops_reading),
         cmocka_unit_test(test_blocked_sender_woken_by_shut_rd),
+        cmocka_unit_test(test_reset_keeps_waiting_message),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     test_watchdog(0, NULL);
