@@ -186,6 +186,18 @@ int shmsock_conn_space_fd(struct shmsock_conn *conn);
 /* Whether a send would find a free block now (drains pending releases first). */
 bool shmsock_conn_has_space(struct shmsock_conn *conn);
 
+/*
+ * Whether the peer has read everything this side sent: since the switch every event went
+ * through our ring, at least one did (so the plain bytes before it were read), and every token
+ * has come back. Then a reset the kernel reports at the peer's close can only come from
+ * doorbells left in its queue, which carry no data.
+ */
+bool shmsock_conn_peer_read_all(struct shmsock_conn *conn);
+
+/* The kernel's error `err` for the socket, or 0 where it is a reset (-ECONNRESET) that only
+ * doorbells caused (shmsock_conn_peer_read_all): the socket it replaces would report none. */
+int shmsock_conn_kernel_reset(struct shmsock_conn *conn, int err);
+
 /* ---- shared between conn*.c only ---- */
 
 /* Flags read by threads that do not hold the lock their writer holds: atomic accesses. */

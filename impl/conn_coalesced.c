@@ -319,7 +319,7 @@ static int settle_ring(struct shmsock_conn *conn)
  */
 static void settle(struct shmsock_conn *conn)
 {
-    int err = settle_ring(conn);
+    int err = shmsock_conn_kernel_reset(conn, settle_ring(conn));
     if (err < 0 && conn->deferred_error == 0)
         conn->deferred_error = err;
 }
@@ -386,8 +386,8 @@ static int wait_for_event(struct shmsock_conn *conn, int flags, struct shmsock_e
             return r;
         if (n == 0)
             return 0;
-        if (n < 0)
-            return -saved;
+        if (n < 0) /* a reset only our doorbells caused is the end of the stream */
+            return shmsock_conn_kernel_reset(conn, -saved);
         if (!doorbell)
             return -EPROTO; /* a kernel event without TO_KERNEL first, or a doorbell for a
                                generation we never armed */
@@ -426,7 +426,7 @@ static int reset_before_messages(struct shmsock_conn *conn)
     socklen_t len = sizeof(pending);
     if (getsockopt(conn->fd, SOL_SOCKET, SO_ERROR, &pending, &len) < 0 || pending == 0)
         return 0;
-    return -pending;
+    return shmsock_conn_kernel_reset(conn, -pending);
 }
 
 ssize_t shmsock_coalesced_recv(struct shmsock_conn *conn, struct shmsock_read_target *target,

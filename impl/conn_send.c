@@ -134,6 +134,28 @@ static int remaining_ms(int64_t deadline)
     return left > 0 ? (int)left : 0;
 }
 
+bool shmsock_conn_peer_read_all(struct shmsock_conn *conn)
+{
+    if (out_state(conn) != SHMSOCK_OUT_SHM || !conn->releases_by_ring ||
+        __atomic_load_n(&conn->send_mode, __ATOMIC_ACQUIRE) != SHMSOCK_SEND_MODE_COALESCED)
+        return false;
+    const struct shmsock_region_header *header = conn->own.base;
+    if (__atomic_load_n(&header->counters.events_sent, __ATOMIC_RELAXED) == 0)
+        return false; /* plain bytes sent before the switch may still lie in its queue */
+    pthread_mutex_lock(&conn->producer_lock);
+    shmsock_coalesced_reclaim(conn);
+    bool all = conn->producer.sent_tokens == 0;
+    pthread_mutex_unlock(&conn->producer_lock);
+    return all;
+}
+
+int shmsock_conn_kernel_reset(struct shmsock_conn *conn, int err)
+{
+    if (err == -ECONNRESET && shmsock_conn_peer_read_all(conn))
+        return 0;
+    return err;
+}
+
 /* Whether the peer has shut down reading (its region says so): our sends fail with EPIPE. */
 static bool peer_reader_shut(struct shmsock_conn *conn)
 {
@@ -262,7 +284,8 @@ static int publish(struct shmsock_conn *conn, uint32_t token, uint32_t blocks, u
         }
         struct shmsock_event marker = {.type = SHMSOCK_EVENT_TO_KERNEL};
         (void)shmsock_coalesced_publish(conn, &marker, 0); /* the kernel send reports */
-        conn->send_mode = SHMSOCK_SEND_MODE_EVENTS;
+        /* Atomic: a reader asks whether the peer read all we sent (shmsock_conn_peer_read_all). */
+        __atomic_store_n(&conn->send_mode, SHMSOCK_SEND_MODE_EVENTS, __ATOMIC_RELEASE);
     }
     return publish_data(conn, token, blocks, length, msg, with_control, flags);
 }
@@ -351,6 +374,8 @@ static int probe_connection(struct shmsock_conn *conn)
             err = getsockopt(conn->fd, SOL_SOCKET, SO_ERROR, &pending, &len) == 0 && pending != 0
                       ? -pending
                       : -EPIPE;
+            if (shmsock_conn_kernel_reset(conn, err) == 0)
+                err = -EPIPE; /* the peer had read everything: no reset, as on a kernel socket */
         }
     }
     if (err == -EPIPE || err == -ECONNRESET)
