@@ -534,10 +534,8 @@ ssize_t shmsock_conn_recv(struct shmsock_conn *conn, struct msghdr *msg, int fla
         target = (struct shmsock_read_target){
             .msg = &rest, .skip = (size_t)n, .space = space - (size_t)n};
         ssize_t more = recv_once(conn, &target, flags);
-        /* The kernel's error for the socket (ECONNRESET) comes after the data we have, as
-         * the kernel gives it: keep it for the next read. */
-        if (more < 0 && more != -EAGAIN && more != -EINTR && conn->deferred_error == 0)
-            conn->deferred_error = (int)more;
+        /* An error ends the wait with what we have; the kernel's MSG_WAITALL reads do the
+         * same and do not report that error later either. */
         if (more <= 0)
             break;
         n += more;

@@ -9,7 +9,8 @@
  *     next send fails with EPIPE at once; a sender blocked on a peer that does not read is
  *     woken by the peer's shutdown(SHUT_RD) with EPIPE;
  *   - the peer closes with our message unread while its own message waits for us: that
- *     message, the reset and the end of the stream, in the kernel's order;
+ *     message, the reset and the end of the stream, in the kernel's order (also when a
+ *     MSG_WAITALL read is cut short by it: the kernel then reports no reset later);
  *   - shm_close sends nothing (fork-and-hand-off): the parent accepts, forks, the child serves,
  *     the parent closes its copy: the client sees no EOF until the child closes.
  */
@@ -124,6 +125,46 @@ static void test_reset_keeps_waiting_message(void **state)
     (void)state;
     SEM_GUARD();
     SEM_FOR_EACH_VARIANT(reset_with_message_body);
+}
+
+/*
+ * The same close, read on STREAM with MSG_WAITALL for more than there is: the kernel returns
+ * the bytes it has, and its reset does not come later (the wait took it). Compared with the
+ * kernel's three reads.
+ */
+static ssize_t kernel_waitall_reads[2][3]; /* [shake][read] */
+
+static void reset_during_waitall_body(const struct sock_api *api, int type, bool shake)
+{
+    if (type != SOCK_STREAM)
+        return; /* SEQPACKET ignores MSG_WAITALL */
+    int a, b;
+    sem_announce(api, type, shake);
+    sem_pair(api, type, shake, &a, &b);
+    assert_int_equal(api->send(b, "unread", 6, 0), 6);
+    assert_int_equal(api->send(a, "ab", 2, 0), 2);
+    sem_sleep_ms(10);
+    assert_int_equal(api->close(a), 0);
+    for (int k = 0; k < 3; k++) {
+        char in[16];
+        errno = 0;
+        ssize_t n = api->recv(b, in, k == 0 ? 10 : sizeof(in), k == 0 ? MSG_WAITALL : MSG_DONTWAIT);
+        ssize_t result = n < 0 ? -errno : n;
+        ssize_t *expected = &kernel_waitall_reads[shake][k];
+        if (!api->is_shm)
+            *expected = result;
+        else if (result != *expected)
+            fail_msg("read %d after the peer's close: %zd, the kernel's %zd", k + 1, result,
+                     *expected);
+    }
+    api->close(b);
+}
+
+static void test_reset_during_waitall(void **state)
+{
+    (void)state;
+    SEM_GUARD();
+    SEM_FOR_EACH_VARIANT(reset_during_waitall_body);
 }
 
 static void test_send_after_peer_stops_reading(void **state)
@@ -501,6 +542,7 @@ int main(void)
         cmocka_unit_test(test_send_after_peer_stops_reading),
         cmocka_unit_test(test_blocked_sender_woken_by_shut_rd),
         cmocka_unit_test(test_reset_keeps_waiting_message),
+        cmocka_unit_test(test_reset_during_waitall),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     test_watchdog(0, NULL);
