@@ -37,22 +37,34 @@
 
 #define MIB (1024 * 1024)
 
+/* A call's outcome as one number: its result, or -errno when it failed. */
+static ssize_t outcome(ssize_t n)
+{
+    return n < 0 ? -errno : n;
+}
+
+/*
+ * The kernel variants run first (SEM_FOR_EACH_VARIANT): each records its outcome in *kernel;
+ * the shm variant of the same steps must give the same. `what` and `k` name the call.
+ */
+static void same_as_kernel(const struct sock_api *api, ssize_t *kernel, ssize_t got,
+                           const char *what, int k)
+{
+    if (!api->is_shm)
+        *kernel = got;
+    else if (got != *kernel)
+        fail_msg("%s %d: %zd (%s), the kernel's %zd (%s)", what, k + 1, got,
+                 got < 0 ? strerror((int)-got) : "bytes", *kernel,
+                 *kernel < 0 ? strerror((int)-*kernel) : "bytes");
+}
+
 /*
  * The peer stops reading: it closes (with our last message unread) or shuts down reading.
  * Our next two sends fail as the kernel's do (EPIPE; on SEQPACKET a close with a message
  * unread reports ECONNRESET first), at once: a coalesced send, which does not touch the
  * kernel socket, must not learn it late. The kernel's errnos are recorded and shm's compared.
  */
-static int kernel_stop_errno[2][2][2][2]; /* [SEQPACKET][shake][shutdown][send] */
-
-static int failed_send_errno(const struct sock_api *api, int fd)
-{
-    errno = 0;
-    ssize_t n = api->send(fd, "x", 1, MSG_NOSIGNAL | MSG_DONTWAIT);
-    if (n != -1)
-        fail_msg("%s: a send after the peer stopped reading returned %zd", api->name, n);
-    return errno;
-}
+static ssize_t kernel_stop_sends[2][2][2][2]; /* [SEQPACKET][shake][shutdown][send] */
 
 static void send_after_peer_stops_body(const struct sock_api *api, int type, bool shake)
 {
@@ -66,21 +78,32 @@ static void send_after_peer_stops_body(const struct sock_api *api, int type, boo
         else
             assert_int_equal(api->shutdown(b, SHUT_RD), 0);
         for (int k = 0; k < 2; k++) {
-            int *expected = &kernel_stop_errno[type == SOCK_SEQPACKET][shake][how][k];
-            int got = failed_send_errno(api, a);
-            if (!api->is_shm) {
-                assert_true(got == EPIPE || got == ECONNRESET);
-                *expected = got;
-            } else if (got != *expected) {
-                fail_msg("send %d after the peer's %s: errno %d (%s), the kernel's %d (%s)", k + 1,
-                         how == 0 ? "close" : "shutdown(SHUT_RD)", got, strerror(got), *expected,
-                         strerror(*expected));
-            }
+            errno = 0;
+            ssize_t got = outcome(api->send(a, "x", 1, MSG_NOSIGNAL | MSG_DONTWAIT));
+            if (!api->is_shm)
+                assert_true(got == -EPIPE || got == -ECONNRESET);
+            same_as_kernel(api, &kernel_stop_sends[type == SOCK_SEQPACKET][shake][how][k], got,
+                           how == 0 ? "send after the peer's close" : "send after its SHUT_RD", k);
         }
         api->close(a);
         if (how == 1)
             api->close(b);
     }
+}
+
+/* A pair where b sends a message a never reads, a sends `len` bytes to b, and a closes.
+ * Returns b. */
+static int close_with_message_each_way(const struct sock_api *api, int type, bool shake,
+                                       const char *msg, size_t len)
+{
+    int a, b;
+    sem_announce(api, type, shake);
+    sem_pair(api, type, shake, &a, &b);
+    assert_int_equal(api->send(b, "unread", 6, 0), 6);
+    assert_int_equal(api->send(a, msg, len, 0), (ssize_t)len);
+    sem_sleep_ms(10);
+    assert_int_equal(api->close(a), 0);
+    return b;
 }
 
 /*
@@ -90,31 +113,20 @@ static void send_after_peer_stops_body(const struct sock_api *api, int type, boo
  * message must never be lost: a coalesced read that met the reset while taking its doorbell
  * out used to report the reset instead of the message it had already taken.
  */
-static ssize_t kernel_reset_reads[2][2][3]; /* [SEQPACKET][shake][read]: length or -errno */
+static ssize_t kernel_reset_reads[2][2][3]; /* [SEQPACKET][shake][read] */
 
 static void reset_with_message_body(const struct sock_api *api, int type, bool shake)
 {
-    int a, b;
-    sem_announce(api, type, shake);
-    sem_pair(api, type, shake, &a, &b);
-    assert_int_equal(api->send(b, "unread", 6, 0), 6); /* a never reads it */
-    assert_int_equal(api->send(a, "m", 1, 0), 1);
-    sem_sleep_ms(10);
-    assert_int_equal(api->close(a), 0);
+    int b = close_with_message_each_way(api, type, shake, "m", 1);
     bool got_message = false;
     for (int k = 0; k < 3; k++) {
         char in[16];
         errno = 0;
-        ssize_t n = api->recv(b, in, sizeof(in), MSG_DONTWAIT);
-        ssize_t result = n < 0 ? -errno : n;
-        if (n == 1 && in[0] == 'm')
+        ssize_t got = outcome(api->recv(b, in, sizeof(in), MSG_DONTWAIT));
+        if (got == 1 && in[0] == 'm')
             got_message = true;
-        ssize_t *expected = &kernel_reset_reads[type == SOCK_SEQPACKET][shake][k];
-        if (!api->is_shm)
-            *expected = result;
-        else if (result != *expected)
-            fail_msg("read %d after the peer's close: %zd, the kernel's %zd", k + 1, result,
-                     *expected);
+        same_as_kernel(api, &kernel_reset_reads[type == SOCK_SEQPACKET][shake][k], got,
+                       "read after the peer's close", k);
     }
     assert_true(got_message);
     api->close(b);
@@ -138,24 +150,13 @@ static void reset_during_waitall_body(const struct sock_api *api, int type, bool
 {
     if (type != SOCK_STREAM)
         return; /* SEQPACKET ignores MSG_WAITALL */
-    int a, b;
-    sem_announce(api, type, shake);
-    sem_pair(api, type, shake, &a, &b);
-    assert_int_equal(api->send(b, "unread", 6, 0), 6);
-    assert_int_equal(api->send(a, "ab", 2, 0), 2);
-    sem_sleep_ms(10);
-    assert_int_equal(api->close(a), 0);
+    int b = close_with_message_each_way(api, type, shake, "ab", 2);
     for (int k = 0; k < 3; k++) {
         char in[16];
         errno = 0;
-        ssize_t n = api->recv(b, in, k == 0 ? 10 : sizeof(in), k == 0 ? MSG_WAITALL : MSG_DONTWAIT);
-        ssize_t result = n < 0 ? -errno : n;
-        ssize_t *expected = &kernel_waitall_reads[shake][k];
-        if (!api->is_shm)
-            *expected = result;
-        else if (result != *expected)
-            fail_msg("read %d after the peer's close: %zd, the kernel's %zd", k + 1, result,
-                     *expected);
+        ssize_t got = outcome(
+            api->recv(b, in, k == 0 ? 10 : sizeof(in), k == 0 ? MSG_WAITALL : MSG_DONTWAIT));
+        same_as_kernel(api, &kernel_waitall_reads[shake][k], got, "read after the peer's close", k);
     }
     api->close(b);
 }
