@@ -275,12 +275,9 @@ static void wake_peer_producer(struct shmsock_conn *conn)
 {
     if (!__atomic_load_n(&conn->peer_offered, __ATOMIC_ACQUIRE))
         return;
-    struct shmsock_event event = {.type = SHMSOCK_EVENT_DOORBELL};
-    unsigned char record[SHMSOCK_EVENT_SIZE];
-    shmsock_event_encode(&event, record);
     /* Nothing to do if it fails: a full channel already wakes the producer, a gone one
      * needs no wake-up. */
-    (void)send(conn->peer_release_fd, record, sizeof(record), MSG_DONTWAIT | MSG_NOSIGNAL);
+    (void)shmsock_doorbell_send(conn->peer_release_fd, 0);
 }
 
 void shmsock_conn_shutdown(struct shmsock_conn *conn, int how)

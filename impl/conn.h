@@ -198,6 +198,10 @@ bool shmsock_conn_peer_read_all(struct shmsock_conn *conn);
  * doorbells caused (shmsock_conn_peer_read_all): the socket it replaces would report none. */
 int shmsock_conn_kernel_reset(struct shmsock_conn *conn, int err);
 
+/* The kernel's pending error for the socket, taken (SO_ERROR clears it, as the send or read
+ * that reports it would), through shmsock_conn_kernel_reset: 0 or a negative errno. */
+int shmsock_conn_socket_error(struct shmsock_conn *conn);
+
 /* ---- shared between conn*.c only ---- */
 
 /* Flags read by threads that do not hold the lock their writer holds: atomic accesses. */
@@ -243,6 +247,11 @@ int shmsock_coalesced_publish(struct shmsock_conn *conn, const struct shmsock_ev
                               int flags);
 /* Ring the peer if it armed since we last rang (send_lock held). 0 or -EPIPE/-ECONNRESET. */
 int shmsock_coalesced_ring_if_armed(struct shmsock_conn *conn);
+
+/* Send one doorbell record for generation `gen` on `fd` (the kernel socket, or a release
+ * channel). 0 if it went, -EAGAIN if the queue is full, -EPIPE/-ECONNRESET if the peer is
+ * gone. */
+int shmsock_doorbell_send(int fd, uint64_t gen);
 void shmsock_coalesced_reclaim(struct shmsock_conn *conn);
 void shmsock_coalesced_arm_for_releases(struct shmsock_conn *conn);
 ssize_t shmsock_coalesced_recv(struct shmsock_conn *conn, struct shmsock_read_target *target,

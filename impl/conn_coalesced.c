@@ -43,20 +43,25 @@ static const struct shmsock_region_header *peer_header(struct shmsock_conn *conn
     return conn->peer.base;
 }
 
-/* Send one doorbell record for generation `gen` on `fd`. Returns 0 if it went, -EAGAIN if
- * the kernel queue is full (the caller owes it), or -EPIPE/-ECONNRESET if the peer is gone. */
-static int ring_doorbell(struct shmsock_conn *conn, int fd, uint64_t gen)
+int shmsock_doorbell_send(int fd, uint64_t gen)
 {
     struct shmsock_event event = {.type = SHMSOCK_EVENT_DOORBELL, .offset = gen};
     unsigned char record[SHMSOCK_EVENT_SIZE];
     shmsock_event_encode(&event, record);
-    if (send(fd, record, sizeof(record), MSG_DONTWAIT | MSG_NOSIGNAL) == (ssize_t)sizeof(record)) {
-        __atomic_add_fetch(&own_header(conn)->counters.doorbells_sent, 1, __ATOMIC_RELAXED);
+    if (send(fd, record, sizeof(record), MSG_DONTWAIT | MSG_NOSIGNAL) == (ssize_t)sizeof(record))
         return 0;
-    }
     if (errno == EPIPE || errno == ECONNRESET)
         return -errno;
     return -EAGAIN;
+}
+
+/* Ring: shmsock_doorbell_send, counted in our header when it went. */
+static int ring_doorbell(struct shmsock_conn *conn, int fd, uint64_t gen)
+{
+    int err = shmsock_doorbell_send(fd, gen);
+    if (err == 0)
+        __atomic_add_fetch(&own_header(conn)->counters.doorbells_sent, 1, __ATOMIC_RELAXED);
+    return err;
 }
 
 /* ---- producer ---- */
@@ -422,11 +427,7 @@ static int reset_before_messages(struct shmsock_conn *conn)
     if (closes == conn->peer_closes_read)
         return 0;
     conn->peer_closes_read = closes;
-    int pending = 0;
-    socklen_t len = sizeof(pending);
-    if (getsockopt(conn->fd, SOL_SOCKET, SO_ERROR, &pending, &len) < 0 || pending == 0)
-        return 0;
-    return shmsock_conn_kernel_reset(conn, -pending);
+    return shmsock_conn_socket_error(conn);
 }
 
 ssize_t shmsock_coalesced_recv(struct shmsock_conn *conn, struct shmsock_read_target *target,

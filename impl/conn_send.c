@@ -156,6 +156,15 @@ int shmsock_conn_kernel_reset(struct shmsock_conn *conn, int err)
     return err;
 }
 
+int shmsock_conn_socket_error(struct shmsock_conn *conn)
+{
+    int pending = 0;
+    socklen_t len = sizeof(pending);
+    if (getsockopt(conn->fd, SOL_SOCKET, SO_ERROR, &pending, &len) < 0 || pending == 0)
+        return 0;
+    return shmsock_conn_kernel_reset(conn, -pending);
+}
+
 /* Whether the peer has shut down reading (its region says so): our sends fail with EPIPE. */
 static bool peer_reader_shut(struct shmsock_conn *conn)
 {
@@ -369,13 +378,9 @@ static int probe_connection(struct shmsock_conn *conn)
          * EPIPE; SO_ERROR does the same. */
         struct pollfd p = {.fd = conn->fd, .events = POLLOUT};
         if (poll(&p, 1, 0) == 1 && (p.revents & (POLLHUP | POLLERR))) {
-            int pending = 0;
-            socklen_t len = sizeof(pending);
-            err = getsockopt(conn->fd, SOL_SOCKET, SO_ERROR, &pending, &len) == 0 && pending != 0
-                      ? -pending
-                      : -EPIPE;
-            if (shmsock_conn_kernel_reset(conn, err) == 0)
-                err = -EPIPE; /* the peer had read everything: no reset, as on a kernel socket */
+            err = shmsock_conn_socket_error(conn);
+            if (err == 0)
+                err = -EPIPE; /* no reset (or one only doorbells caused): the peer is gone */
         }
     }
     if (err == -EPIPE || err == -ECONNRESET)
