@@ -11,13 +11,14 @@ size_t shmsock_ancillary_build_offer(union shmsock_control_buffer *buffer, int r
                                      int release_fd)
 {
     int fds[2] = {region_fd, release_fd};
-    memset(buffer, 0, CMSG_SPACE(sizeof(fds)));
+    size_t size = (release_fd >= 0 ? 2 : 1) * sizeof(int);
+    memset(buffer, 0, CMSG_SPACE(size));
     struct cmsghdr *cmsg = &buffer->align;
     cmsg->cmsg_level = SOL_SOCKET;
     cmsg->cmsg_type = SCM_RIGHTS;
-    cmsg->cmsg_len = CMSG_LEN(sizeof(fds));
-    memcpy(CMSG_DATA(cmsg), fds, sizeof(fds));
-    return CMSG_SPACE(sizeof(fds));
+    cmsg->cmsg_len = CMSG_LEN(size);
+    memcpy(CMSG_DATA(cmsg), fds, size);
+    return CMSG_SPACE(size);
 }
 
 /* Whether a control message lies entirely inside the buffer (cmsg_len is not trusted). */
@@ -51,19 +52,27 @@ static struct cmsghdr *only_rights(struct msghdr *received)
     return found;
 }
 
-bool shmsock_ancillary_take_offer(struct msghdr *received, int fds[2],
-                                  struct shmsock_region_candidate *candidate)
+/* Take an offer of `min_fds` to 2 descriptors: [region] or [region, release socket]. */
+static bool take(struct msghdr *received, int fds[2], struct shmsock_region_candidate *candidate,
+                 size_t min_fds)
 {
     if (received->msg_controllen == 0 || received->msg_control == NULL)
         return false;
     /* Credentials (SO_PASSCRED) may come beside the offer; they stay for the application. */
     struct cmsghdr *cmsg = only_rights(received);
-    if (cmsg == NULL || cmsg->cmsg_len != CMSG_LEN(2 * sizeof(int)))
+    if (cmsg == NULL)
         return false;
-    int received_fds[2];
-    memcpy(received_fds, CMSG_DATA(cmsg), sizeof(received_fds));
+    size_t count = 0;
+    for (size_t n = min_fds; n <= 2; n++)
+        if (cmsg->cmsg_len == CMSG_LEN(n * sizeof(int)))
+            count = n;
+    if (count == 0)
+        return false;
+    int received_fds[2] = {-1, -1};
+    memcpy(received_fds, CMSG_DATA(cmsg), count * sizeof(int));
     struct shmsock_region_candidate region;
-    if (!shmsock_region_recognize(received_fds[0], &region) || !is_socket(received_fds[1]))
+    if (!shmsock_region_recognize(received_fds[0], &region) ||
+        (count == 2 && !is_socket(received_fds[1])))
         return false;
     if (candidate != NULL)
         *candidate = region;
@@ -72,11 +81,23 @@ bool shmsock_ancillary_take_offer(struct msghdr *received, int fds[2],
     /* Cut the offer's control message out of the buffer. */
     unsigned char *start = (unsigned char *)cmsg;
     unsigned char *end = (unsigned char *)received->msg_control + received->msg_controllen;
-    size_t space = CMSG_SPACE(2 * sizeof(int));
+    size_t space = CMSG_SPACE(count * sizeof(int));
     size_t after = (size_t)(end - start) > space ? (size_t)(end - start) - space : 0;
     memmove(start, start + space, after);
     received->msg_controllen -= (size_t)(end - start) - after;
     return true;
+}
+
+bool shmsock_ancillary_take_offer(struct msghdr *received, int fds[2],
+                                  struct shmsock_region_candidate *candidate)
+{
+    return take(received, fds, candidate, 2);
+}
+
+bool shmsock_ancillary_take_answer(struct msghdr *received, int fds[2],
+                                   struct shmsock_region_candidate *candidate)
+{
+    return take(received, fds, candidate, 1);
 }
 
 bool shmsock_ancillary_present(const struct msghdr *msg)

@@ -26,7 +26,8 @@ union shmsock_control_buffer {
     char bytes[SHMSOCK_CONTROL_SPACE];
 };
 
-/* Fill `buffer` with the offer's control message; returns its length for msg_controllen. */
+/* Fill `buffer` with the offer's control message; returns its length for msg_controllen.
+ * release_fd < 0 leaves it out (an answer that shares the offerer's release channel). */
 size_t shmsock_ancillary_build_offer(union shmsock_control_buffer *buffer, int region_fd,
                                      int release_fd);
 
@@ -39,6 +40,14 @@ size_t shmsock_ancillary_build_offer(union shmsock_control_buffer *buffer, int r
  */
 bool shmsock_ancillary_take_offer(struct msghdr *received, int fds[2],
                                   struct shmsock_region_candidate *candidate);
+
+/*
+ * The same for an answer (an OFFER event on our release channel): its descriptors are the
+ * region alone (fds[1] is then -1: the answer shares our channel) or the region and a
+ * release socket of its own.
+ */
+bool shmsock_ancillary_take_answer(struct msghdr *received, int fds[2],
+                                   struct shmsock_region_candidate *candidate);
 
 /* Whether a control message sent by the application (sendmsg) is present. */
 bool shmsock_ancillary_present(const struct msghdr *msg);

@@ -57,7 +57,8 @@ void shmsock_conn_destroy(struct shmsock_conn *conn)
     shmsock_region_release(&conn->peer);
     close_if_open(conn->release_rx);
     close_if_open(conn->release_offered);
-    close_if_open(conn->peer_release_fd);
+    if (conn->peer_release_fd != conn->release_rx)
+        close_if_open(conn->peer_release_fd); /* else one channel serves both directions */
     shmsock_producer_list_destroy(&conn->producer);
     shmsock_consumer_list_destroy(&conn->consumer);
     free(conn->pending_release);
@@ -103,7 +104,7 @@ void shmsock_conn_prepare_while_waiting(struct shmsock_conn *conn)
 static void drop_unoffered_region(struct shmsock_conn *conn)
 {
     pthread_mutex_lock(&conn->send_lock);
-    if (conn->own.base != NULL && conn->release_offered >= 0 &&
+    if (conn->own.base != NULL &&
         __atomic_load_n(&conn->out_state, __ATOMIC_ACQUIRE) == SHMSOCK_OUT_PLAIN) {
         pthread_mutex_lock(&conn->producer_lock);
         pthread_mutex_lock(&conn->region_lock);
@@ -352,21 +353,14 @@ int shmsock_conn_prepare_offer(struct shmsock_conn *conn)
     if (blocks > SHMSOCK_MAX_BLOCK_COUNT)
         blocks = SHMSOCK_MAX_BLOCK_COUNT;
 
-    int channel[2];
-    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, channel) < 0)
-        return -errno;
     struct shmsock_region made = {.memfd = -1};
     int err = shmsock_region_create(&made, block_size, (uint32_t)blocks);
     if (err == 0)
         err = shmsock_producer_list_init(&conn->producer, (uint32_t)blocks);
     if (err < 0) {
         shmsock_region_release(&made);
-        close(channel[0]);
-        close(channel[1]);
         return err;
     }
-    conn->release_rx = channel[0];
-    conn->release_offered = channel[1];
     struct shmsock_region_header *header = made.base;
     struct stat st;
     if (fstat(conn->fd, &st) == 0)
@@ -379,6 +373,19 @@ int shmsock_conn_prepare_offer(struct shmsock_conn *conn)
     header->reader_shut = (uint32_t)__atomic_load_n(&conn->shut_rd, __ATOMIC_ACQUIRE);
     conn->own = made;
     pthread_mutex_unlock(&conn->region_lock);
+    return 0;
+}
+
+int shmsock_conn_prepare_blind_offer(struct shmsock_conn *conn)
+{
+    int err = shmsock_conn_prepare_offer(conn);
+    if (err < 0 || conn->release_offered >= 0)
+        return err;
+    int channel[2];
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, channel) < 0)
+        return -errno;
+    conn->release_rx = channel[0];
+    conn->release_offered = channel[1];
     return 0;
 }
 
@@ -413,7 +420,9 @@ int shmsock_conn_send_offer_event(struct shmsock_conn *conn, int flags)
         pthread_mutex_unlock(&conn->recv_lock);
     }
     /* The answer goes on the peer's release channel, never on the application's socket, so
-     * a peer that never reads leaves nothing of ours unread there. */
+     * a peer that never reads leaves nothing of ours unread there. That channel then serves
+     * both directions (its two ends are full duplex): our answer carries only our region,
+     * unless a blind offer of ours made a channel of its own that has not left yet. */
     struct shmsock_event event = {.type = SHMSOCK_EVENT_OFFER};
     unsigned char record[SHMSOCK_EVENT_SIZE];
     shmsock_event_encode(&event, record);
@@ -429,6 +438,8 @@ int shmsock_conn_send_offer_event(struct shmsock_conn *conn, int flags)
     ssize_t n = sendmsg(conn->peer_release_fd, &msg, MSG_NOSIGNAL | (flags & MSG_DONTWAIT));
     if (n < 0)
         return -errno;
+    if (conn->release_rx < 0)
+        conn->release_rx = conn->peer_release_fd; /* the peer's releases come back on it */
     offer_sent(conn);
     __atomic_store_n(&conn->out_state, SHMSOCK_OUT_OFFERED, __ATOMIC_RELEASE);
     return 0;
@@ -448,7 +459,7 @@ int shmsock_conn_accept_offer(struct shmsock_conn *conn, const int fds[2],
     if (__atomic_load_n(&conn->peer_offered, __ATOMIC_ACQUIRE)) {
         /* The same offer seen again (once peeked, once read) is fine; a second one is not. */
         close(fds[0]);
-        close(fds[1]);
+        close_if_open(fds[1]);
         if (st.st_dev == conn->peer_region_dev && st.st_ino == conn->peer_region_ino)
             return 0;
         return shmsock_conn_fail(conn, -EPROTO);
@@ -459,12 +470,13 @@ int shmsock_conn_accept_offer(struct shmsock_conn *conn, const int fds[2],
         err = shmsock_consumer_list_init(&conn->consumer, conn->peer.geometry.block_count);
     if (err < 0) {
         shmsock_region_release(&conn->peer);
-        close(fds[1]);
+        close_if_open(fds[1]);
         return shmsock_conn_fail(conn, err == -ENOMEM ? err : -EPROTO);
     }
     conn->peer_region_dev = st.st_dev;
     conn->peer_region_ino = st.st_ino;
-    conn->peer_release_fd = fds[1];
+    /* An answer without a channel shares ours: our releases for the peer go back on it. */
+    conn->peer_release_fd = fds[1] >= 0 ? fds[1] : conn->release_rx;
     __atomic_store_n(&conn->peer_offered, 1, __ATOMIC_RELEASE);
 
     /* Answer at once, so that a peer which only sends also switches to shared memory. (If a

@@ -73,7 +73,8 @@ struct shmsock_conn {
     int out_state; /* enum shmsock_out_state; atomic loads/stores */
     uint64_t plain_sent;
     struct shmsock_region own;
-    int release_rx;      /* where the peer's RELEASE events for our blocks arrive */
+    int release_rx;      /* where the peer's RELEASE events for our blocks arrive (the same
+                            descriptor as peer_release_fd when one channel serves both) */
     int release_offered; /* the other end of that channel, until it has been offered */
     bool release_closed; /* the peer's end of the release channel is gone */
     struct shmsock_producer_list producer;
@@ -245,6 +246,9 @@ struct shmsock_read_target {
  * -ECONNRESET if the doorbell found the peer gone (the event is published all the same). */
 int shmsock_coalesced_publish(struct shmsock_conn *conn, const struct shmsock_event *event,
                               int flags);
+/* Whether the peer's consumer sleeps (armed, not spinning) and has not been rung for it: the
+ * next event published without MSG_MORE rings it (send_lock held). */
+bool shmsock_coalesced_doorbell_due(struct shmsock_conn *conn);
 /* Ring the peer if it armed since we last rang (send_lock held). 0 or -EPIPE/-ECONNRESET. */
 int shmsock_coalesced_ring_if_armed(struct shmsock_conn *conn);
 
@@ -298,8 +302,9 @@ ssize_t shmsock_conn_result(struct shmsock_conn *conn, ssize_t r);
 /* Record a protocol violation: the connection ends with err for this side and the peer. */
 int shmsock_conn_fail(struct shmsock_conn *conn, int err);
 
-/* The peer's offer arrived (fds[0] region, fds[1] release socket, candidate what recognising
- * the region learned); takes ownership of fds. */
+/* The peer's offer arrived (fds[0] region, fds[1] release socket, or -1 for an answer that
+ * shares our release channel; candidate what recognising the region learned); takes
+ * ownership of fds. */
 int shmsock_conn_accept_offer(struct shmsock_conn *conn, const int fds[2],
                               const struct shmsock_region_candidate *candidate);
 
@@ -312,8 +317,12 @@ void shmsock_conn_mark_reader_careful(struct shmsock_conn *conn);
 /* Our blind offer went out with a payload: we are OFFERED (send_lock held). */
 void shmsock_conn_blind_offer_sent(struct shmsock_conn *conn);
 
-/* Create our region and release channel if not done yet (send_lock held). */
+/* Create our region if not done yet (send_lock held). */
 int shmsock_conn_prepare_offer(struct shmsock_conn *conn);
+
+/* Create our region and a release channel for a blind offer, if not done yet (send_lock
+ * held). An answer needs no channel of its own: it shares the offerer's. */
+int shmsock_conn_prepare_blind_offer(struct shmsock_conn *conn);
 
 /* A read is about to wait for the peer's first message: make our region now, while the
  * peer works, rather than when its offer needs our answer. Options changed before anything

@@ -66,6 +66,13 @@ static int ring_doorbell(struct shmsock_conn *conn, int fd, uint64_t gen)
 
 /* ---- producer ---- */
 
+bool shmsock_coalesced_doorbell_due(struct shmsock_conn *conn)
+{
+    uint64_t armed = __atomic_load_n(&peer_header(conn)->event_arm, __ATOMIC_ACQUIRE);
+    return armed != conn->last_event_doorbell &&
+           !__atomic_load_n(&peer_header(conn)->event_spinning, __ATOMIC_ACQUIRE);
+}
+
 int shmsock_coalesced_ring_if_armed(struct shmsock_conn *conn)
 {
     conn->doorbell_deferred = false;

@@ -46,7 +46,7 @@ static ssize_t send_plain(struct shmsock_conn *conn, const struct msghdr *msg, i
     /* A zero-length STREAM send carries nothing, not even descriptors: no offer on it. */
     if (offer && conn->type == SOCK_STREAM && length == 0)
         offer = false;
-    if (offer && shmsock_conn_prepare_offer(conn) < 0)
+    if (offer && shmsock_conn_prepare_blind_offer(conn) < 0)
         offer = false; /* no region: stay a plain socket, correct if slower */
 
     struct msghdr out = *msg;
@@ -350,7 +350,7 @@ static size_t seqpacket_limit(struct shmsock_conn *conn)
  * shuts down reading (or we shut down writing) fails with EPIPE as on a kernel socket: at
  * once when the peer did it through shmsock, within PEER_PROBE_INTERVAL_US when it died.
  */
-static int probe_connection(struct shmsock_conn *conn)
+static int probe_connection(struct shmsock_conn *conn, int flags)
 {
     if (__atomic_load_n(&conn->shut_wr, __ATOMIC_ACQUIRE))
         return -EPIPE;
@@ -361,6 +361,11 @@ static int probe_connection(struct shmsock_conn *conn)
     /* The peer closed its socket since we last asked (a hint, copied once): ask now. */
     const struct shmsock_region_header *peer = conn->peer.base;
     uint32_t closes = __atomic_load_n(&peer->socket_closes, __ATOMIC_ACQUIRE);
+    /* A consumer that sleeps is rung by this send: the doorbell asks the kernel itself (and
+     * fails with EPIPE if the peer is gone), so a check now would only add a system call. */
+    if (closes == conn->peer_closes_seen && !(flags & MSG_MORE) &&
+        shmsock_coalesced_doorbell_due(conn))
+        return 0;
     int64_t us = shmsock_now_us();
     if (closes == conn->peer_closes_seen && us - conn->last_probe_us < PEER_PROBE_INTERVAL_US)
         return 0;
@@ -393,7 +398,7 @@ static ssize_t send_shm(struct shmsock_conn *conn, const struct msghdr *msg, int
     if (conn->type == SOCK_STREAM && msg->msg_namelen != 0)
         return -EISCONN; /* as unix_stream_sendmsg on a connected socket */
     if (conn->send_mode == SHMSOCK_SEND_MODE_COALESCED) {
-        int err = probe_connection(conn);
+        int err = probe_connection(conn, flags);
         if (err == 0 && shmsock_flag(&conn->doorbell_owed))
             err = shmsock_coalesced_ring_if_armed(conn);
         if (err < 0)
@@ -558,7 +563,7 @@ int shmsock_publish_run(struct shmsock_conn *conn, uint32_t token, uint32_t bloc
                         int flags)
 {
     if (conn->send_mode == SHMSOCK_SEND_MODE_COALESCED) {
-        int err = probe_connection(conn);
+        int err = probe_connection(conn, flags);
         if (err < 0) {
             shmsock_cancel_reservation(conn, token, blocks);
             return err;

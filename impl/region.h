@@ -15,7 +15,7 @@
 
 /* "SHMSOCK\0" read as a little-endian 64-bit number: the first 8 bytes of every region. */
 #define SHMSOCK_REGION_MAGIC 0x004b434f534d4853ull
-#define SHMSOCK_PROTOCOL_VERSION 1u
+#define SHMSOCK_PROTOCOL_VERSION 2u
 
 #define SHMSOCK_MIN_BLOCK_SIZE 1024u
 #define SHMSOCK_MAX_BLOCK_SIZE (1024u * 1024u)

@@ -20,7 +20,7 @@ static int handle_record(struct shmsock_conn *conn, const unsigned char *data,
     if (event.type == SHMSOCK_EVENT_OFFER) {
         int fds[2];
         struct shmsock_region_candidate candidate;
-        if (!shmsock_ancillary_take_offer(control, fds, &candidate))
+        if (!shmsock_ancillary_take_answer(control, fds, &candidate))
             return -EPROTO;
         return shmsock_conn_accept_offer(conn, fds, &candidate);
     }

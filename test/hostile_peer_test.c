@@ -297,17 +297,21 @@ static struct shmsock_event decode(const unsigned char record[SHMSOCK_EVENT_SIZE
     return event;
 }
 
-/* Take the library's OFFER answer from our release channel and map its region. */
+/* Take the library's OFFER answer from our release channel and map its region. The answer
+ * carries the region alone: our channel serves both directions, so our releases for the
+ * library's blocks go back on it. */
 static void raw_take_answer(struct raw *r)
 {
     unsigned char record[SHMSOCK_EVENT_SIZE];
     int fds[2];
     assert_int_equal(recv_record(r->rel_rx, record, fds), SHMSOCK_EVENT_SIZE);
     assert_int_equal(decode(record).type, SHMSOCK_EVENT_OFFER);
-    assert_true(fds[0] >= 0 && fds[1] >= 0);
+    assert_true(fds[0] >= 0);
+    assert_int_equal(fds[1], -1);
     assert_int_equal(shmsock_region_attach(&r->lib_region, fds[0]), 0);
     close(fds[0]);
-    r->lib_rel = fds[1];
+    r->lib_rel = dup(r->rel_rx);
+    assert_true(r->lib_rel >= 0);
 }
 
 /* Publish our switch: events from now on, sent in `mode`. */
@@ -1234,12 +1238,19 @@ static void run_blind_bad_offer(int type, enum bad_region kind)
     raw_close(&r);
 }
 
+/* What the raw peer's answer carries after its region descriptor. */
+enum answer_second {
+    SECOND_SOCKET,     /* a release socket of its own */
+    SECOND_NOT_SOCKET, /* a pipe where the release socket should be */
+    SECOND_NONE,       /* nothing: the answer shares the library's channel (version 2) */
+};
+
 /*
  * The library offers first; the raw peer answers with an OFFER event on the library's
  * release channel carrying a bad region descriptor. Only shmsock speaks there: any bad
  * answer is a violation, found by the library's next send.
  */
-static void run_answer_bad_offer(int type, enum bad_region kind, bool second_not_socket)
+static void run_answer_bad_offer(int type, enum bad_region kind, enum answer_second second_kind)
 {
     struct raw r;
     raw_open(&r, type);
@@ -1272,10 +1283,11 @@ static void run_answer_bad_offer(int type, enum bad_region kind, bool second_not
     assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, channel), 0);
     int second = channel[1];
     int pipefd[2] = {-1, -1};
-    if (second_not_socket) {
+    if (second_kind == SECOND_NOT_SOCKET) {
         assert_int_equal(pipe2(pipefd, O_CLOEXEC), 0);
         second = pipefd[0];
     }
+    size_t count = second_kind == SECOND_NONE ? 1 : 2;
     struct shmsock_event offer = {.type = SHMSOCK_EVENT_OFFER};
     memcpy(record, &offer, sizeof(record));
     union {
@@ -1291,16 +1303,17 @@ static void run_answer_bad_offer(int type, enum bad_region kind, bool second_not
     struct cmsghdr *oc = CMSG_FIRSTHDR(&offer_msg);
     oc->cmsg_level = SOL_SOCKET;
     oc->cmsg_type = SCM_RIGHTS;
-    oc->cmsg_len = CMSG_LEN(2 * sizeof(int));
+    oc->cmsg_len = CMSG_LEN(count * sizeof(int));
+    offer_msg.msg_controllen = CMSG_SPACE(count * sizeof(int));
     int offered[2] = {bad, second};
-    memcpy(CMSG_DATA(oc), offered, sizeof(offered));
+    memcpy(CMSG_DATA(oc), offered, count * sizeof(int));
     assert_int_equal(sendmsg(r.lib_rel, &offer_msg, MSG_NOSIGNAL), (ssize_t)sizeof(record));
     close(bad);
     close_if_open(&extra);
     close_if_open(&pipefd[0]);
     close_if_open(&pipefd[1]);
     close(channel[1]);
-    if (kind == BR_VALID && !second_not_socket) {
+    if (kind == BR_VALID && second_kind != SECOND_NOT_SOCKET) {
         /* Control: a good answer; the library's next send proceeds. */
         assert_int_equal(shm_send(r.lib, "ok", 2, MSG_NOSIGNAL), 2);
         assert_int_equal(recv(r.peer, buf, sizeof(buf), 0), 2);
@@ -1318,7 +1331,11 @@ static void run_answer_bad_offer(int type, enum bad_region kind, bool second_not
     }                                                                                              \
     static void test_answer_offer_##name(void **state)                                             \
     {                                                                                              \
-        run_answer_bad_offer(*(int *)*state, kind, false);                                         \
+        run_answer_bad_offer(*(int *)*state, kind, SECOND_SOCKET);                                 \
+    }                                                                                              \
+    static void test_answer_region_alone_##name(void **state)                                      \
+    {                                                                                              \
+        run_answer_bad_offer(*(int *)*state, kind, SECOND_NONE);                                   \
     }
 
 OFFER_CASES(valid_control, BR_VALID)
@@ -1337,7 +1354,7 @@ OFFER_CASES(bad_ring_offset, BR_BAD_RING_OFFSET)
 
 static void test_answer_offer_second_fd_not_socket(void **state)
 {
-    run_answer_bad_offer(*(int *)*state, BR_VALID, true);
+    run_answer_bad_offer(*(int *)*state, BR_VALID, SECOND_NOT_SOCKET);
 }
 
 /* Two blind offers with different regions on the kernel socket: the second is a violation. */
@@ -1642,6 +1659,19 @@ int main(void)
         BOTH(answer_offer_bad_block_size),
         BOTH(answer_offer_zero_blocks),
         BOTH(answer_offer_bad_ring_offset),
+        BOTH(answer_region_alone_valid_control),
+        BOTH(answer_region_alone_pipe),
+        BOTH(answer_region_alone_regular_file),
+        BOTH(answer_region_alone_dev_zero),
+        BOTH(answer_region_alone_unsealed_memfd),
+        BOTH(answer_region_alone_partly_sealed_memfd),
+        BOTH(answer_region_alone_wrong_magic),
+        BOTH(answer_region_alone_smaller_than_header_claims),
+        BOTH(answer_region_alone_smaller_than_a_header),
+        BOTH(answer_region_alone_wrong_version),
+        BOTH(answer_region_alone_bad_block_size),
+        BOTH(answer_region_alone_zero_blocks),
+        BOTH(answer_region_alone_bad_ring_offset),
         BOTH(answer_offer_second_fd_not_socket),
         BOTH(answer_offer_twice),
         cmocka_unit_test(test_violation_raises_no_sigpipe),

@@ -543,7 +543,10 @@ static void test_check_header_magic_version(void **state)
         h.magic ^= (uint64_t)1 << bit;
         assert_int_equal(check(&h, h.region_size), -EPROTO);
     }
-    const uint32_t versions[] = {0, 2, 3, 0x100, 0x01000000u, UINT32_MAX};
+    /* Versions other than ours, the one before it included. */
+    const uint32_t versions[] = {
+        0,         SHMSOCK_PROTOCOL_VERSION - 1, SHMSOCK_PROTOCOL_VERSION + 1, 0x100, 0x01000000u,
+        UINT32_MAX};
     for (size_t i = 0; i < sizeof(versions) / sizeof(versions[0]); i++) {
         h = valid_header(1024, 4);
         h.version = versions[i];
