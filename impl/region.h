@@ -84,16 +84,17 @@ struct shmsock_region_header {
      * peer asks the kernel at its next send whether the connection still stands. */
     uint32_t socket_closes;
     /* Hot fields, one cache line each (coalesced mode). */
-    uint64_t event_head __attribute__((aligned(64)));   /* our DATA events in our event ring */
+    uint64_t event_head __attribute__((aligned(64))); /* our DATA events in our event ring */
+    /* Hint: 1 while we are inside a coalesced send (not while it waits for blocks). A reader
+     * that drains our ring meanwhile waits a moment for that event instead of arming. On the
+     * line of event_head: a reader that waits polls one line, and a send writes one. */
+    uint64_t producer_active;
     uint64_t event_arm __attribute__((aligned(64)));    /* we sleep for the peer's events */
     uint64_t event_rung __attribute__((aligned(64)));   /* 1 + the peer's event_arm we last
                                                            rang for (written before ringing) */
     uint64_t event_spinning;                            /* 1 while we busy-poll our ring */
     uint64_t release_head __attribute__((aligned(64))); /* our releases in our release ring */
     uint64_t release_arm __attribute__((aligned(64)));  /* we sleep for the peer's releases */
-    /* Hint: 1 while we are inside a coalesced send (not while it waits for blocks). A reader
-     * that drains our ring meanwhile waits a moment for that event instead of arming. */
-    uint64_t producer_active __attribute__((aligned(64)));
     struct shmsock_counters counters __attribute__((aligned(64)));
 };
 
