@@ -239,6 +239,7 @@ struct shmsock_read_target {
     size_t skip;        /* bytes of msg_iov already filled (MSG_WAITALL loop) */
     size_t space;       /* bytes of msg_iov still free */
     bool offer_seen;    /* the read ended at the peer's offer (the kernel stops there) */
+    bool batch_full;    /* the read ended at its own limit of events, not where data ended */
 };
 
 /* Coalesced mode (conn_coalesced.c). */
@@ -260,6 +261,10 @@ void shmsock_coalesced_reclaim(struct shmsock_conn *conn);
 void shmsock_coalesced_arm_for_releases(struct shmsock_conn *conn);
 ssize_t shmsock_coalesced_recv(struct shmsock_conn *conn, struct shmsock_read_target *target,
                                int flags);
+/* A STREAM peek that reached the peer's switch point before its events were read: copy the
+ * payload of the events already in the peer's ring, without waiting or taking any. Returns
+ * the bytes copied, or a negative errno (a bad event fails the connection). */
+ssize_t shmsock_coalesced_peek_ahead(struct shmsock_conn *conn, struct shmsock_read_target *target);
 /* Release a run of the peer's region (consumer side) through our release ring. */
 void shmsock_conn_release_run(struct shmsock_conn *conn, const struct shmsock_event *data);
 

@@ -525,6 +525,24 @@ static ssize_t coalesced_read(struct shmsock_conn *conn, struct shmsock_read_tar
     return (ssize_t)copied;
 }
 
+ssize_t shmsock_coalesced_peek_ahead(struct shmsock_conn *conn, struct shmsock_read_target *target)
+{
+    struct msghdr *user = target->msg;
+    size_t copied = 0;
+    struct shmsock_event event;
+    for (uint64_t ahead = 0; copied < target->space; ahead++) {
+        int r = event_at(conn, ahead, &event);
+        if (r < 0)
+            return shmsock_conn_fail(conn, -EPROTO);
+        if (r == 0 || event.type == SHMSOCK_EVENT_TO_KERNEL)
+            break;
+        const unsigned char *payload = (const unsigned char *)conn->peer.base + event.offset;
+        copied += shmsock_iov_scatter(user->msg_iov, user->msg_iovlen, target->skip + copied,
+                                      payload, event.length);
+    }
+    return (ssize_t)copied;
+}
+
 int shmsock_coalesced_take(struct shmsock_conn *conn, int flags, struct shmsock_event *event,
                            uint64_t *start)
 {

@@ -81,13 +81,10 @@ static ssize_t recv_plain(struct shmsock_conn *conn, struct shmsock_read_target 
     if (watch_offers) {
         int fds[2];
         struct shmsock_region_candidate candidate;
-        if (flags & MSG_PEEK) {
-            if (shmsock_ancillary_take_offer(&m, fds, NULL)) {
-                close(fds[0]);
-                close(fds[1]);
-                target->offer_seen = true;
-            }
-        } else if (shmsock_ancillary_take_offer(&m, fds, &candidate)) {
+        /* A peeked offer is taken as a read one is (the read that follows brings the same
+         * offer again, which accept_offer recognises): a peek that goes on past it must know
+         * where the peer's plain bytes end. */
+        if (shmsock_ancillary_take_offer(&m, fds, &candidate)) {
             target->offer_seen = true;
             if (shmsock_conn_accept_offer(conn, fds, &candidate) < 0)
                 return __atomic_load_n(&conn->error, __ATOMIC_ACQUIRE);
@@ -393,6 +390,9 @@ static ssize_t recv_events_stream(struct shmsock_conn *conn, struct shmsock_read
             flush_releases(conn);
         conn->seen_event = true;
     }
+    /* Every record of a full look was read: more may wait behind them. */
+    target->batch_full =
+        done == STREAM_PEEK_RECORDS && copied < target->space && user->msg_controllen == 0;
     if (touched > done) {
         /* The record we stopped in is now the head. */
         conn->head_control_delivered = (done == 0 && conn->head_control_delivered) || last_touched;
@@ -470,16 +470,76 @@ static ssize_t recv_once(struct shmsock_conn *conn, struct shmsock_read_target *
     }
 }
 
+/* Whether a STREAM read that took (or a peek that showed) n bytes stopped at the peer's
+ * switch point: its payload goes on in blocks. */
+static bool stopped_at_switch(struct shmsock_conn *conn, int flags, ssize_t n)
+{
+    if (conn->in_state == SHMSOCK_IN_EVENTS || !conn->peer_switch_known)
+        return false;
+    uint64_t shown = conn->plain_received + ((flags & MSG_PEEK) ? (uint64_t)n : 0);
+    return shown == conn->peer_switch;
+}
+
+/* Plain bytes of the peer's not yet read, `ahead` bytes past our next read, if its switch
+ * point is known; SIZE_MAX if not. */
+static size_t plain_left(struct shmsock_conn *conn, size_t ahead)
+{
+    refresh_switch(conn);
+    if (!conn->peer_switch_known)
+        return SIZE_MAX;
+    uint64_t left = conn->peer_switch - conn->plain_received;
+    return left > ahead ? (size_t)(left - ahead) : 0;
+}
+
+/*
+ * A STREAM peek that already shows `ahead` bytes goes on past them, as the kernel's peek
+ * would: plain bytes (SO_PEEK_OFF: a peek always starts at the head) up to the peer's switch
+ * point, then the payload of the events in the peer's ring. Event records in the kernel
+ * socket are never payload: what a peek saw past the switch point is not counted (the peer
+ * publishes its switch point before its first event, so it is known by then).
+ */
+static ssize_t peek_further(struct shmsock_conn *conn, struct shmsock_read_target *rest, int flags,
+                            size_t ahead)
+{
+    size_t limit = plain_left(conn, ahead);
+    ssize_t more = 0;
+    if (limit > 0) {
+        int offset = (int)ahead;
+        if (setsockopt(conn->fd, SOL_SOCKET, SO_PEEK_OFF, &offset, sizeof(offset)) < 0)
+            return 0;
+        more = recv_plain(conn, rest, flags | MSG_DONTWAIT, limit, true);
+        offset = -1;
+        setsockopt(conn->fd, SOL_SOCKET, SO_PEEK_OFF, &offset, sizeof(offset));
+        limit = plain_left(conn, ahead);
+        if (more > 0 && (size_t)more > limit)
+            more = (ssize_t)limit;
+    }
+    if (more < 0 || (size_t)more < limit || more == (ssize_t)rest->space)
+        return more;
+    /* The peek reached the switch point: the payload goes on in the peer's ring. */
+    const struct shmsock_region_header *header = conn->peer.base;
+    if (__atomic_load_n(&header->send_mode, __ATOMIC_ACQUIRE) != SHMSOCK_SEND_MODE_COALESCED)
+        return more; /* event mode: its records are not looked past (a shorter peek) */
+    struct shmsock_read_target ring = {
+        .msg = rest->msg, .skip = rest->skip + (size_t)more, .space = rest->space - (size_t)more};
+    ssize_t in_ring = shmsock_coalesced_peek_ahead(conn, &ring);
+    return in_ring > 0 ? more + in_ring : more;
+}
+
 /*
  * The kernel ends a STREAM read at a message that carries descriptors; when those were our
  * peer's offer (invisible to the application), go on reading what is already there, so the
- * application sees the read a plain socket would give.
+ * application sees the read a plain socket would give. The same where a read stopped at the
+ * peer's switch point (the bytes after it wait in blocks), or at the end of one batch of
+ * event records (event mode).
  */
 static ssize_t continue_after_offer(struct shmsock_conn *conn, struct shmsock_read_target *target,
                                     int flags, ssize_t n, size_t control_room)
 {
     struct msghdr *user = target->msg;
-    while (n > 0 && target->offer_seen && conn->type == SOCK_STREAM && (size_t)n < target->space) {
+    while (n > 0 &&
+           (target->offer_seen || target->batch_full || stopped_at_switch(conn, flags, n)) &&
+           conn->type == SOCK_STREAM && (size_t)n < target->space) {
         /* The rest of the read goes after what is already in the buffers. */
         size_t control_used = user->msg_control != NULL ? user->msg_controllen : 0;
         struct msghdr rest_msg = *user;
@@ -490,13 +550,7 @@ static ssize_t continue_after_offer(struct shmsock_conn *conn, struct shmsock_re
             .msg = &rest_msg, .skip = target->skip + (size_t)n, .space = target->space - (size_t)n};
         ssize_t more;
         if (flags & MSG_PEEK) {
-            /* A peek always starts at the head: look past what we have with SO_PEEK_OFF. */
-            int offset = (int)n;
-            if (setsockopt(conn->fd, SOL_SOCKET, SO_PEEK_OFF, &offset, sizeof(offset)) < 0)
-                break;
-            more = recv_plain(conn, &rest, flags | MSG_DONTWAIT, SIZE_MAX, true);
-            offset = -1;
-            setsockopt(conn->fd, SOL_SOCKET, SO_PEEK_OFF, &offset, sizeof(offset));
+            more = peek_further(conn, &rest, flags, (size_t)n);
         } else {
             more = recv_once(conn, &rest, flags | MSG_DONTWAIT);
         }
@@ -510,8 +564,20 @@ static ssize_t continue_after_offer(struct shmsock_conn *conn, struct shmsock_re
         user->msg_controllen = control_used + rest_msg.msg_controllen;
         user->msg_flags |= rest_msg.msg_flags;
         target->offer_seen = rest.offer_seen;
+        target->batch_full = rest.batch_full;
     }
     return n;
+}
+
+/*
+ * Whether a STREAM MSG_WAITALL read that took n bytes ended short of the whole request. The
+ * kernel's read takes the socket's pending error (ECONNRESET) when it runs dry short of what
+ * it waits for, and returns its bytes: the error is gone, not kept for the next read.
+ */
+static bool waitall_cut_short(struct shmsock_conn *conn, int flags, ssize_t n, size_t space)
+{
+    return conn->type == SOCK_STREAM && (flags & MSG_WAITALL) && !(flags & MSG_PEEK) && n > 0 &&
+           (size_t)n < space;
 }
 
 ssize_t shmsock_conn_recv(struct shmsock_conn *conn, struct msghdr *msg, int flags)
@@ -522,8 +588,17 @@ ssize_t shmsock_conn_recv(struct shmsock_conn *conn, struct msghdr *msg, int fla
     struct shmsock_read_target target = {.msg = msg, .skip = 0, .space = space};
     size_t control_room = msg->msg_control != NULL ? msg->msg_controllen : 0;
     pthread_mutex_lock(&conn->recv_lock);
+    bool error_waiting = conn->deferred_error != 0;
     ssize_t n =
         continue_after_offer(conn, &target, flags, recv_once(conn, &target, flags), control_room);
+    if (!error_waiting && waitall_cut_short(conn, flags, n, space)) {
+        /* The kernel's read would have taken the pending error and dropped it: so do we,
+         * whether this read met it already or it still waits in the kernel socket. */
+        if (conn->deferred_error != 0)
+            conn->deferred_error = 0;
+        else
+            (void)shmsock_conn_socket_error(conn);
+    }
     /* MSG_WAITALL on a stream: keep reading until full, end of stream, error or signal;
      * ancillary data ends a read, as in the kernel. */
     bool wait_all =

@@ -352,11 +352,11 @@ static size_t seqpacket_limit(struct shmsock_conn *conn)
  */
 static int probe_connection(struct shmsock_conn *conn, int flags)
 {
-    if (__atomic_load_n(&conn->shut_wr, __ATOMIC_ACQUIRE))
-        return -EPIPE;
-    if (peer_reader_shut(conn)) {
+    if (__atomic_load_n(&conn->shut_wr, __ATOMIC_ACQUIRE) || peer_reader_shut(conn)) {
         __atomic_store_n(&conn->shut_wr, 1, __ATOMIC_RELEASE); /* for good, as the kernel's */
-        return -EPIPE;
+        /* A SOCK_SEQPACKET send reports a pending reset (and clears it) before EPIPE. */
+        int err = conn->type == SOCK_SEQPACKET ? shmsock_conn_socket_error(conn) : 0;
+        return err < 0 ? err : -EPIPE;
     }
     /* The peer closed its socket since we last asked (a hint, copied once): ask now. */
     const struct shmsock_region_header *peer = conn->peer.base;
@@ -397,6 +397,9 @@ static ssize_t send_shm(struct shmsock_conn *conn, const struct msghdr *msg, int
 {
     if (conn->type == SOCK_STREAM && msg->msg_namelen != 0)
         return -EISCONN; /* as unix_stream_sendmsg on a connected socket */
+    size_t length = shmsock_iov_length(msg->msg_iov, msg->msg_iovlen);
+    if (conn->type == SOCK_SEQPACKET && length > seqpacket_limit(conn))
+        return -EMSGSIZE; /* the kernel checks the size before anything else */
     if (conn->send_mode == SHMSOCK_SEND_MODE_COALESCED) {
         int err = probe_connection(conn, flags);
         if (err == 0 && shmsock_flag(&conn->doorbell_owed))
@@ -404,15 +407,15 @@ static ssize_t send_shm(struct shmsock_conn *conn, const struct msghdr *msg, int
         if (err < 0)
             return err;
     }
-    size_t length = shmsock_iov_length(msg->msg_iov, msg->msg_iovlen);
     bool control = shmsock_ancillary_present(msg);
-    if (conn->type == SOCK_SEQPACKET) {
-        if (length > seqpacket_limit(conn))
-            return -EMSGSIZE;
+    if (conn->type == SOCK_SEQPACKET)
         return send_one_run(conn, msg, 0, length, control, flags);
+    if (length == 0) {
+        /* Nothing to carry, but the kernel's answer stands (EPIPE after a shutdown or the
+         * peer's close), as for a zero-length send on the socket it replaces. */
+        struct msghdr empty = {0};
+        return sendmsg(conn->fd, &empty, (flags & MSG_DONTWAIT) | MSG_NOSIGNAL) < 0 ? -errno : 0;
     }
-    if (length == 0)
-        return 0;
     /* STREAM: split into runs of a quarter of the region, so both sides work in parallel. */
     size_t chunk = (size_t)(conn->own.geometry.block_count / 4) * conn->own.geometry.block_size;
     if (chunk < conn->own.geometry.block_size)
