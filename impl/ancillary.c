@@ -100,6 +100,20 @@ bool shmsock_ancillary_take_answer(struct msghdr *received, int fds[2],
     return take(received, fds, candidate, 1);
 }
 
+bool shmsock_ancillary_has_rights(const struct msghdr *received)
+{
+    if (received->msg_controllen == 0)
+        return false;
+    for (struct cmsghdr *cmsg = CMSG_FIRSTHDR((struct msghdr *)received); cmsg != NULL;
+         cmsg = CMSG_NXTHDR((struct msghdr *)received, cmsg)) {
+        if (!fits(received, cmsg))
+            return false;
+        if (cmsg->cmsg_level == SOL_SOCKET && cmsg->cmsg_type == SCM_RIGHTS)
+            return true;
+    }
+    return false;
+}
+
 bool shmsock_ancillary_present(const struct msghdr *msg)
 {
     return msg->msg_control != NULL && msg->msg_controllen >= sizeof(struct cmsghdr);

@@ -49,6 +49,10 @@ bool shmsock_ancillary_take_offer(struct msghdr *received, int fds[2],
 bool shmsock_ancillary_take_answer(struct msghdr *received, int fds[2],
                                    struct shmsock_region_candidate *candidate);
 
+/* Whether received control data holds descriptors (SCM_RIGHTS): the kernel ends a STREAM
+ * read after the message that brought them. */
+bool shmsock_ancillary_has_rights(const struct msghdr *received);
+
 /* Whether a control message sent by the application (sendmsg) is present. */
 bool shmsock_ancillary_present(const struct msghdr *msg);
 

@@ -230,6 +230,15 @@ static inline void shmsock_cpu_relax(void)
 #endif
 }
 
+/* A read that returns 0 without a message (end of stream, or nothing asked for) says so in
+ * the application's msghdr as the kernel does: no ancillary data, no flags. */
+static inline ssize_t shmsock_nothing_read(struct msghdr *user)
+{
+    user->msg_controllen = 0;
+    user->msg_flags = 0;
+    return 0;
+}
+
 /* A receive path's answer "the state changed, look again" (no errno is this large). */
 #define SHMSOCK_RETRY ((ssize_t)-100000)
 
@@ -240,6 +249,7 @@ struct shmsock_read_target {
     size_t space;       /* bytes of msg_iov still free */
     bool offer_seen;    /* the read ended at the peer's offer (the kernel stops there) */
     bool batch_full;    /* the read ended at its own limit of events, not where data ended */
+    bool rights_read;   /* the read brought the application's descriptors: it ends there */
 };
 
 /* Coalesced mode (conn_coalesced.c). */

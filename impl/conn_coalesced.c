@@ -455,7 +455,7 @@ static ssize_t coalesced_read(struct shmsock_conn *conn, struct shmsock_read_tar
     bool peek = (flags & MSG_PEEK) != 0;
     size_t copied = 0;
     if (conn->type == SOCK_STREAM && target->space == 0)
-        return 0;
+        return shmsock_nothing_read(user);
     int msg_flags = 0;
     uint64_t peek_index = 0; /* MSG_PEEK walks ahead without moving the tail */
     for (;;) {
@@ -469,10 +469,14 @@ static ssize_t coalesced_read(struct shmsock_conn *conn, struct shmsock_read_tar
             return r == -EPROTO ? shmsock_conn_fail(conn, -EPROTO)
                                 : (copied > 0 ? (ssize_t)copied : r);
         if (r == 0)
-            return (ssize_t)copied; /* end of stream */
+            return shmsock_nothing_read(user); /* end of stream (nothing copied: see above) */
         if (event.type == SHMSOCK_EVENT_TO_KERNEL) {
-            if (copied > 0)
+            if (copied > 0) {
+                /* A read goes on: the peer's next bytes wait as kernel events. A peek stops
+                 * here (a shorter peek than the kernel's, README). */
+                target->batch_full = !peek;
                 break;
+            }
             /* From here on the peer's events come through the kernel socket. */
             conn->event_tail++;
             conn->peer_coalesced = false;

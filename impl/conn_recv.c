@@ -90,6 +90,7 @@ static ssize_t recv_plain(struct shmsock_conn *conn, struct shmsock_read_target 
                 return __atomic_load_n(&conn->error, __ATOMIC_ACQUIRE);
         }
     }
+    target->rights_read = shmsock_ancillary_has_rights(&m);
     shmsock_ancillary_deliver(&m, user);
     if ((m.msg_flags & MSG_CTRUNC) != 0)
         user->msg_flags |= MSG_CTRUNC;
@@ -241,7 +242,7 @@ static ssize_t recv_events_seqpacket(struct shmsock_conn *conn, struct shmsock_r
     if (n < 0)
         return -errno;
     if (n == 0)
-        return 0; /* end of stream: events are never empty */
+        return shmsock_nothing_read(target->msg); /* end of stream: events are never empty */
     struct shmsock_event event;
     if (n != SHMSOCK_EVENT_SIZE || shmsock_event_decode(record, &event) < 0) {
         shmsock_ancillary_close_fds(&m);
@@ -294,12 +295,18 @@ static ssize_t recv_events_stream(struct shmsock_conn *conn, struct shmsock_read
     if (n < 0)
         return -errno;
     if (n == 0)
-        return 0;
+        return shmsock_nothing_read(target->msg);
     if (n % SHMSOCK_EVENT_SIZE != 0) {
         shmsock_ancillary_close_fds(&m);
         return shmsock_conn_fail(conn, -EPROTO);
     }
     size_t count = (size_t)n / SHMSOCK_EVENT_SIZE;
+    /* A kernel peek that fills its buffer at a record's end steps onto the next record and
+     * hands out that one's descriptors too: they may not be the last record's. Leave the last
+     * record for the next look (descriptors end a peek, so the others carry none). */
+    bool rights_ambiguous = (size_t)n == sizeof(records) && shmsock_ancillary_has_rights(&m);
+    if (rights_ambiguous)
+        count--;
     struct shmsock_event events[STREAM_PEEK_RECORDS];
     size_t doorbells = 0;
     for (size_t i = 0; i < count; i++) {
@@ -351,11 +358,14 @@ static ssize_t recv_events_stream(struct shmsock_conn *conn, struct shmsock_read
      * carries descriptors): hand it over the first time that record's bytes are read. */
     bool last_touched = touched == count;
     bool already = count == 1 && conn->head_control_delivered;
+    bool had_rights = !rights_ambiguous && shmsock_ancillary_has_rights(&m);
+    bool control_now = copied > 0 && last_touched && !already && had_rights;
+    target->rights_read = control_now;
     user->msg_flags = 0;
     if (copied == 0) {
         shmsock_ancillary_close_fds(&m);
         user->msg_controllen = 0;
-    } else if (last_touched && !already) {
+    } else if (last_touched && !already && !rights_ambiguous) {
         shmsock_ancillary_deliver(&m, user);
     } else {
         /* Credentials describe the first record; descriptors are not ours to give yet. */
@@ -390,9 +400,11 @@ static ssize_t recv_events_stream(struct shmsock_conn *conn, struct shmsock_read
             flush_releases(conn);
         conn->seen_event = true;
     }
-    /* Every record of a full look was read: more may wait behind them. */
-    target->batch_full =
-        done == STREAM_PEEK_RECORDS && copied < target->space && user->msg_controllen == 0;
+    /* Every record of the look was read and more may wait behind them: the look was full,
+     * or the kernel ended it at a record with descriptors that an earlier read delivered
+     * (the kernel's own read stops only after the one whose descriptors it delivers). */
+    target->batch_full = done == count && copied < target->space && !control_now &&
+                         (count == STREAM_PEEK_RECORDS || had_rights || rights_ambiguous);
     if (touched > done) {
         /* The record we stopped in is now the head. */
         conn->head_control_delivered = (done == 0 && conn->head_control_delivered) || last_touched;
@@ -514,8 +526,8 @@ static ssize_t peek_further(struct shmsock_conn *conn, struct shmsock_read_targe
         if (more > 0 && (size_t)more > limit)
             more = (ssize_t)limit;
     }
-    if (more < 0 || (size_t)more < limit || more == (ssize_t)rest->space)
-        return more;
+    if (more < 0 || (size_t)more < limit || more == (ssize_t)rest->space || rest->rights_read)
+        return more; /* ended before the switch point, or at descriptors (they end a peek) */
     /* The peek reached the switch point: the payload goes on in the peer's ring. */
     const struct shmsock_region_header *header = conn->peer.base;
     if (__atomic_load_n(&header->send_mode, __ATOMIC_ACQUIRE) != SHMSOCK_SEND_MODE_COALESCED)
@@ -537,7 +549,7 @@ static ssize_t continue_after_offer(struct shmsock_conn *conn, struct shmsock_re
                                     int flags, ssize_t n, size_t control_room)
 {
     struct msghdr *user = target->msg;
-    while (n > 0 &&
+    while (n > 0 && !target->rights_read &&
            (target->offer_seen || target->batch_full || stopped_at_switch(conn, flags, n)) &&
            conn->type == SOCK_STREAM && (size_t)n < target->space) {
         /* The rest of the read goes after what is already in the buffers. */
@@ -565,6 +577,7 @@ static ssize_t continue_after_offer(struct shmsock_conn *conn, struct shmsock_re
         user->msg_flags |= rest_msg.msg_flags;
         target->offer_seen = rest.offer_seen;
         target->batch_full = rest.batch_full;
+        target->rights_read = rest.rights_read;
     }
     return n;
 }
@@ -572,7 +585,8 @@ static ssize_t continue_after_offer(struct shmsock_conn *conn, struct shmsock_re
 /*
  * Whether a STREAM MSG_WAITALL read that took n bytes ended short of the whole request. The
  * kernel's read takes the socket's pending error (ECONNRESET) when it runs dry short of what
- * it waits for, and returns its bytes: the error is gone, not kept for the next read.
+ * it waits for, and returns its bytes: the error is gone, not kept for the next read. (A read
+ * that ended at descriptors did not run dry: the caller checks that.)
  */
 static bool waitall_cut_short(struct shmsock_conn *conn, int flags, ssize_t n, size_t space)
 {
@@ -591,7 +605,7 @@ ssize_t shmsock_conn_recv(struct shmsock_conn *conn, struct msghdr *msg, int fla
     bool error_waiting = conn->deferred_error != 0;
     ssize_t n =
         continue_after_offer(conn, &target, flags, recv_once(conn, &target, flags), control_room);
-    if (!error_waiting && waitall_cut_short(conn, flags, n, space)) {
+    if (!error_waiting && !target.rights_read && waitall_cut_short(conn, flags, n, space)) {
         /* The kernel's read would have taken the pending error and dropped it: so do we,
          * whether this read met it already or it still waits in the kernel socket. */
         if (conn->deferred_error != 0)
