@@ -1,10 +1,11 @@
 /*
- * fuzz_offer.c - libFuzzer target for shmsock_ancillary_take_offer on a crafted msghdr control
- * buffer: any cmsg layout (lengths, levels, types, descriptor counts), with descriptor numbers
- * that are not open in this process (or are -1), so the fstat/pread/fcntl checks on them fail
- * cleanly. Also runs shmsock_ancillary_present. Invariants: no crash or read outside the
- * buffer (ASan), msg_controllen never grows, and no descriptor number is ever reported as an
- * offer (none of them is a real region).
+ * fuzz_offer.c - libFuzzer target for shmsock_ancillary_take_offer and _take_answer (one or
+ * two descriptors) on a crafted msghdr control buffer: any cmsg layout (lengths, levels,
+ * types, descriptor counts), with descriptor numbers that are not open in this process (or
+ * are -1), so the fstat/pread/fcntl checks on them fail cleanly. Also runs
+ * shmsock_ancillary_present and _has_rights. Invariants: no crash or read outside the buffer
+ * (ASan), msg_controllen never changes, and no descriptor number is ever reported as an offer
+ * or an answer (none of them is a real region).
  *
  * Descriptors the input names (in SCM_RIGHTS data) are mapped into [1000000, 1000000 + 2^16)
  * or -1: far above any descriptor the fuzzer opens, so fstat/pread on them fail (EBADF).
@@ -65,8 +66,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     struct msghdr msg = {.msg_control = size ? control : NULL, .msg_controllen = size};
     (void)shmsock_ancillary_present(&msg);
+    (void)shmsock_ancillary_has_rights(&msg);
     int fds[2] = {-7, -7};
-    if (shmsock_ancillary_take_offer(&msg, fds, NULL))
+    if (shmsock_ancillary_take_offer(&msg, fds, NULL) ||
+        shmsock_ancillary_take_answer(&msg, fds, NULL))
         abort(); /* no fake descriptor can be a sealed region */
     if (msg.msg_controllen != size || fds[0] != -7 || fds[1] != -7)
         abort();
