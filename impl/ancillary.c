@@ -1,4 +1,5 @@
 /* ancillary.c - see ancillary.h. */
+#define _GNU_SOURCE
 #include "ancillary.h"
 
 #include <string.h>
@@ -112,6 +113,48 @@ bool shmsock_ancillary_has_rights(const struct msghdr *received)
             return true;
     }
     return false;
+}
+
+static bool is_credentials(const struct cmsghdr *cmsg)
+{
+    return cmsg->cmsg_level == SOL_SOCKET && cmsg->cmsg_type == SCM_CREDENTIALS;
+}
+
+bool shmsock_ancillary_has_credentials(const struct msghdr *msg)
+{
+    if (msg->msg_control == NULL || msg->msg_controllen == 0)
+        return false;
+    for (struct cmsghdr *cmsg = CMSG_FIRSTHDR((struct msghdr *)msg); cmsg != NULL;
+         cmsg = CMSG_NXTHDR((struct msghdr *)msg, cmsg)) {
+        if (!fits(msg, cmsg))
+            return false;
+        if (is_credentials(cmsg))
+            return true;
+    }
+    return false;
+}
+
+void shmsock_ancillary_drop_credentials(struct msghdr *msg)
+{
+    if (msg->msg_control == NULL)
+        return;
+    unsigned char *base = msg->msg_control;
+    size_t kept = 0, at = 0;
+    while (at + sizeof(struct cmsghdr) <= msg->msg_controllen) {
+        struct cmsghdr header;
+        memcpy(&header, base + at, sizeof(header));
+        if (header.cmsg_len < CMSG_LEN(0) || header.cmsg_len > msg->msg_controllen - at)
+            break;
+        size_t step = CMSG_ALIGN(header.cmsg_len);
+        if (step > msg->msg_controllen - at)
+            step = msg->msg_controllen - at;
+        if (!is_credentials(&header)) {
+            memmove(base + kept, base + at, step);
+            kept += step;
+        }
+        at += step;
+    }
+    msg->msg_controllen = kept;
 }
 
 bool shmsock_ancillary_present(const struct msghdr *msg)

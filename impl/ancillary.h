@@ -53,6 +53,14 @@ bool shmsock_ancillary_take_answer(struct msghdr *received, int fds[2],
  * read after the message that brought them. */
 bool shmsock_ancillary_has_rights(const struct msghdr *received);
 
+/* Whether control data holds credentials (SCM_CREDENTIALS). */
+bool shmsock_ancillary_has_credentials(const struct msghdr *msg);
+
+/* Remove the SCM_CREDENTIALS messages from received control data (the others move up): a
+ * read that goes on past its first message hands out the first message's credentials only,
+ * as the kernel's read does. */
+void shmsock_ancillary_drop_credentials(struct msghdr *msg);
+
 /* Whether a control message sent by the application (sendmsg) is present. */
 bool shmsock_ancillary_present(const struct msghdr *msg);
 

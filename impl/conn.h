@@ -244,12 +244,13 @@ static inline ssize_t shmsock_nothing_read(struct msghdr *user)
 
 /* Where a read puts its bytes: the application's msghdr, from byte `skip` on. */
 struct shmsock_read_target {
-    struct msghdr *msg; /* the application's */
-    size_t skip;        /* bytes of msg_iov already filled (MSG_WAITALL loop) */
-    size_t space;       /* bytes of msg_iov still free */
-    bool offer_seen;    /* the read ended at the peer's offer (the kernel stops there) */
-    bool batch_full;    /* the read ended at its own limit of events, not where data ended */
-    bool rights_read;   /* the read brought the application's descriptors: it ends there */
+    struct msghdr *msg;     /* the application's */
+    size_t skip;            /* bytes of msg_iov already filled (MSG_WAITALL loop) */
+    size_t space;           /* bytes of msg_iov still free */
+    bool offer_seen;        /* the read ended at the peer's offer (the kernel stops there) */
+    bool batch_full;        /* the read ended at its own limit of events, not where data ended */
+    bool rights_read;       /* the read brought the application's descriptors: it ends there */
+    bool credentials_given; /* an earlier part of this read delivered credentials */
 };
 
 /* Coalesced mode (conn_coalesced.c). */

@@ -91,6 +91,8 @@ static ssize_t recv_plain(struct shmsock_conn *conn, struct shmsock_read_target 
         }
     }
     target->rights_read = shmsock_ancillary_has_rights(&m);
+    if (target->credentials_given)
+        shmsock_ancillary_drop_credentials(&m);
     shmsock_ancillary_deliver(&m, user);
     if ((m.msg_flags & MSG_CTRUNC) != 0)
         user->msg_flags |= MSG_CTRUNC;
@@ -359,6 +361,8 @@ static ssize_t recv_events_stream(struct shmsock_conn *conn, struct shmsock_read
     bool last_touched = touched == count;
     bool already = count == 1 && conn->head_control_delivered;
     bool had_rights = !rights_ambiguous && shmsock_ancillary_has_rights(&m);
+    if (target->credentials_given)
+        shmsock_ancillary_drop_credentials(&m);
     bool control_now = copied > 0 && last_touched && !already && had_rights;
     target->rights_read = control_now;
     user->msg_flags = 0;
@@ -559,7 +563,11 @@ static ssize_t continue_after_offer(struct shmsock_conn *conn, struct shmsock_re
             user->msg_control != NULL ? (char *)user->msg_control + control_used : NULL;
         rest_msg.msg_controllen = control_room - control_used;
         struct shmsock_read_target rest = {
-            .msg = &rest_msg, .skip = target->skip + (size_t)n, .space = target->space - (size_t)n};
+            .msg = &rest_msg,
+            .skip = target->skip + (size_t)n,
+            .space = target->space - (size_t)n,
+            /* One set of credentials per read, the first message's, as the kernel's. */
+            .credentials_given = control_used > 0 && shmsock_ancillary_has_credentials(user)};
         ssize_t more;
         if (flags & MSG_PEEK) {
             more = peek_further(conn, &rest, flags, (size_t)n);

@@ -264,8 +264,8 @@ ssize_t shm_sendmsg(int sockfd, const struct msghdr *msg, int flags);
  * MSG_CMSG_CLOEXEC (with shm_recvmsg). On SOCK_STREAM a read returns what is waiting, up to
  * len, as the kernel's does; on SOCK_SEQPACKET each call returns one message, and a longer one
  * is truncated (its rest is discarded). A SOCK_STREAM MSG_PEEK may show fewer bytes than the
- * kernel's where the peer's events travel through the kernel (event mode, SHM_COALESCE = 0,
- * or after the peer sent ancillary data); see README, "Behaviour and limits".
+ * kernel's where the peer's events travel through the kernel (event mode: SHM_COALESCE = 0
+ * or SO_PASSCRED; or after the peer sent ancillary data); see README, "Behaviour and limits".
  * Returns the number of bytes received, 0 at end of stream (peer closed or shut down
  * writing; or a zero-length SOCK_SEQPACKET message), or -1 with errno:
  *   EAGAIN/EWOULDBLOCK - non-blocking and nothing waiting, or SO_RCVTIMEO expired;

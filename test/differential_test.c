@@ -17,8 +17,8 @@
  * small messages than the kernel's queue), so where EAGAIN comes is the same on both.
  * Negotiation happens inside the sequence (the first sends carry the offers), so the plain
  * phase, the switch and the shared-memory phase are all compared. SOCK_STREAM and
- * SOCK_SEQPACKET, coalesced and event mode. SHMSOCK_DIFFERENTIAL_SEEDS sets the number of
- * sequences per case (default 400); a failure names its seed and step, and
+ * SOCK_SEQPACKET, coalesced, event mode and with SO_PASSCRED. SHMSOCK_DIFFERENTIAL_SEEDS sets the
+ * number of sequences per case (default 400); a failure names its seed and step, and
  * SHMSOCK_DIFFERENTIAL_SEED=N SHMSOCK_DIFFERENTIAL_TRACE=1 replays that one step by step.
  */
 #define _GNU_SOURCE
@@ -70,9 +70,12 @@ struct outcome {
     size_t data; /* bytes of a read, compared through a digest */
     uint64_t digest;
     bool peek;
-    int fds; /* descriptors a read received (SCM_RIGHTS) */
+    int fds;           /* descriptors a read received (SCM_RIGHTS) */
+    int creds;         /* SCM_CREDENTIALS messages a read received (SO_PASSCRED) */
+    size_t controllen; /* msg_controllen after a read */
     /* A shorter STREAM peek (the same first bytes) is a documented difference here: event
-     * mode, or the peer's direction moved to kernel events (it sent a descriptor). */
+     * mode, or the peer's direction moved to kernel events (it sent a descriptor, or we read
+     * with SO_PASSCRED). */
     bool short_peek_ok;
 };
 
@@ -115,7 +118,7 @@ static unsigned char received[BUFFER];
 
 union control {
     struct cmsghdr align;
-    char bytes[CMSG_SPACE(4 * sizeof(int))];
+    char bytes[CMSG_SPACE(4 * sizeof(int)) + CMSG_SPACE(sizeof(struct ucred))];
 };
 
 static struct outcome do_send(struct run *r, int side, size_t size, bool vectored, bool with_fd)
@@ -155,11 +158,14 @@ static struct outcome do_send(struct run *r, int side, size_t size, bool vectore
     return o;
 }
 
-/* Close the descriptors a read received; return how many. */
-static int take_fds(struct msghdr *msg)
+/* Close the descriptors a read received; return how many. Count its credentials. */
+static int take_fds(struct msghdr *msg, int *creds)
 {
     int n = 0;
     for (struct cmsghdr *c = CMSG_FIRSTHDR(msg); c != NULL; c = CMSG_NXTHDR(msg, c)) {
+        assert_true(c->cmsg_len >= CMSG_LEN(0)); /* a well-formed control message */
+        if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_CREDENTIALS)
+            ++*creds;
         if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
             continue;
         for (size_t i = 0; i < (c->cmsg_len - CMSG_LEN(0)) / sizeof(int); i++, n++) {
@@ -183,12 +189,16 @@ static struct outcome do_recv(struct run *r, int side, size_t size, int extra, b
     if (!vectored)
         iov[1] = (struct iovec){received, size};
     union control control;
+    memset(&control, 0xAA, sizeof(control)); /* a read must say how much of it is control */
     msg.msg_control = control_room > 0 ? control.bytes : NULL;
     msg.msg_controllen = control_room;
     o.result = r->api->recvmsg(r->fd[side], &msg, flags);
     o.error = o.result < 0 ? errno : 0;
     o.flags = o.result >= 0 ? msg.msg_flags : 0;
-    o.fds = o.result >= 0 && control_room > 0 ? take_fds(&msg) : 0;
+    o.controllen = o.result >= 0 ? msg.msg_controllen : 0;
+    o.fds = o.result >= 0 && control_room > 0 && msg.msg_controllen <= control_room
+                ? take_fds(&msg, &o.creds)
+                : 0;
     if (o.result > 0) {
         /* MSG_TRUNC may report more than was copied. */
         o.data = (size_t)o.result < size ? (size_t)o.result : size;
@@ -224,9 +234,9 @@ static struct outcome do_poll(struct run *r, int side)
 
 static const char *describe(char *buf, size_t len, const struct outcome *o)
 {
-    snprintf(buf, len, "result %zd errno %s flags %#x bytes %zu digest %016llx fds %d", o->result,
-             o->result < 0 ? strerrorname_np(o->error) : "-", (unsigned)o->flags, o->data,
-             (unsigned long long)o->digest, o->fds);
+    snprintf(buf, len, "result %zd errno %s flags %#x bytes %zu digest %016llx fds %d control %zu",
+             o->result, o->result < 0 ? strerrorname_np(o->error) : "-", (unsigned)o->flags,
+             o->data, (unsigned long long)o->digest, o->fds, o->controllen);
     return buf;
 }
 
@@ -234,6 +244,7 @@ struct sequence {
     uint64_t seed;
     int type;
     int coalesce;
+    int passcred; /* SO_PASSCRED on both sockets: credentials with every read */
     struct outcome expected[STEPS + 8];
     char what[STEPS + 8][64];
     int steps;
@@ -266,12 +277,20 @@ static void compare(const struct sequence *s, int step, const struct outcome *ke
          * Behaviour and limits). */
         bool stream_peek = kernel->peek && s->type == SOCK_STREAM;
         int ignored = stream_peek ? MSG_CTRUNC : 0;
+        /* With SO_PASSCRED, Linux's STREAM read at end of stream hands out credentials of
+         * nobody (pid 0; MSG_CTRUNC without room for them); shmsock's hands out none (README,
+         * Behaviour and limits). */
+        bool eof_creds = s->passcred && s->type == SOCK_STREAM && kernel->result == 0;
+        if (eof_creds)
+            ignored |= MSG_CTRUNC;
         same = kernel->result == shm->result && kernel->error == shm->error &&
                (kernel->flags & ~ignored) == (shm->flags & ~ignored) && kernel->data == shm->data &&
-               kernel->digest == shm->digest && (stream_peek || kernel->fds == shm->fds);
+               kernel->digest == shm->digest && (stream_peek || kernel->fds == shm->fds) &&
+               (stream_peek || eof_creds || kernel->controllen == shm->controllen) &&
+               (eof_creds || kernel->creds == shm->creds);
     }
     if (!same) {
-        char k[160], m[160];
+        char k[200], m[200];
         fail_msg("%s %s seed %llu step %d (%s): kernel %s, shm %s",
                  s->type == SOCK_STREAM ? "SOCK_STREAM" : "SOCK_SEQPACKET",
                  s->coalesce ? "coalesced" : "event mode", (unsigned long long)s->seed, step,
@@ -285,6 +304,10 @@ static void run_sequence(struct sequence *s, const struct sock_api *api)
     bool record = !api->is_shm;
     struct run r = {.api = api, .type = s->type};
     assert_int_equal(api->socketpair(AF_UNIX, s->type, 0, r.fd), 0);
+    for (int i = 0; i < 2 && s->passcred; i++)
+        assert_int_equal(
+            api->setsockopt(r.fd[i], SOL_SOCKET, SO_PASSCRED, &s->passcred, sizeof(s->passcred)),
+            0);
     int pipefd[2];
     assert_int_equal(pipe(pipefd), 0);
     r.passed = pipefd[0];
@@ -344,10 +367,12 @@ static void run_sequence(struct sequence *s, const struct sock_api *api)
             static const int extras[] = {0, 0, 0, MSG_PEEK, MSG_WAITALL, MSG_TRUNC};
             int extra = extras[pick(&state, 6)];
             bool vectored = pick(&state, 4) == 0;
-            static const size_t rooms[] = {0, 0, CMSG_SPACE(sizeof(int)), sizeof(union control)};
+            static const size_t rooms[] = {0, CMSG_SPACE(sizeof(struct ucred)),
+                                           CMSG_SPACE(sizeof(int)), sizeof(union control)};
             size_t room = rooms[pick(&state, 4)];
             o = do_recv(&r, side, size, extra, vectored, room);
-            o.short_peek_ok = s->type == SOCK_STREAM && (!s->coalesce || r.passed_fd[1 - side]);
+            o.short_peek_ok =
+                s->type == SOCK_STREAM && (!s->coalesce || s->passcred || r.passed_fd[1 - side]);
             snprintf(what, 64, "recv%s(side %d, %zu, %#x, room %zu)", vectored ? "msg" : "", side,
                      size, (unsigned)extra, room);
         } else {
@@ -356,7 +381,7 @@ static void run_sequence(struct sequence *s, const struct sock_api *api)
             snprintf(what, 64, "poll(side %d)", side);
         }
         if (getenv("SHMSOCK_DIFFERENTIAL_TRACE")) {
-            char line[160];
+            char line[200];
             print_message("%-6s step %3d %-32s %s\n", api->name, step, what,
                           describe(line, sizeof(line), &o));
         }
@@ -381,7 +406,7 @@ static int seeds(void)
     return n > 0 ? n : 400;
 }
 
-static void run_case(int type, int coalesce)
+static void run_case(int type, int coalesce, int passcred)
 {
     static struct sequence s;
     test_fill_pattern(payload, sizeof(payload), 7);
@@ -393,6 +418,7 @@ static void run_case(int type, int coalesce)
         s.seed = (uint64_t)seed;
         s.type = type;
         s.coalesce = coalesce;
+        s.passcred = passcred;
         run_sequence(&s, test_apis[0]);
         run_sequence(&s, test_apis[1]);
     }
@@ -402,34 +428,47 @@ static void run_case(int type, int coalesce)
 static void test_stream_coalesced(void **state)
 {
     (void)state;
-    run_case(SOCK_STREAM, 1);
+    run_case(SOCK_STREAM, 1, 0);
 }
 
 static void test_stream_event_mode(void **state)
 {
     (void)state;
-    run_case(SOCK_STREAM, 0);
+    run_case(SOCK_STREAM, 0, 0);
 }
 
 static void test_seqpacket_coalesced(void **state)
 {
     (void)state;
-    run_case(SOCK_SEQPACKET, 1);
+    run_case(SOCK_SEQPACKET, 1, 0);
 }
 
 static void test_seqpacket_event_mode(void **state)
 {
     (void)state;
-    run_case(SOCK_SEQPACKET, 0);
+    run_case(SOCK_SEQPACKET, 0, 0);
+}
+
+/* SO_PASSCRED on both sides: each direction moves to event mode (credentials travel with
+ * kernel messages only), with credentials in every read. */
+static void test_stream_passcred(void **state)
+{
+    (void)state;
+    run_case(SOCK_STREAM, 1, 1);
+}
+
+static void test_seqpacket_passcred(void **state)
+{
+    (void)state;
+    run_case(SOCK_SEQPACKET, 1, 1);
 }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_stream_coalesced),
-        cmocka_unit_test(test_stream_event_mode),
-        cmocka_unit_test(test_seqpacket_coalesced),
-        cmocka_unit_test(test_seqpacket_event_mode),
+        cmocka_unit_test(test_stream_coalesced),    cmocka_unit_test(test_stream_event_mode),
+        cmocka_unit_test(test_seqpacket_coalesced), cmocka_unit_test(test_seqpacket_event_mode),
+        cmocka_unit_test(test_stream_passcred),     cmocka_unit_test(test_seqpacket_passcred),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
