@@ -543,13 +543,14 @@ static ssize_t peek_further(struct shmsock_conn *conn, struct shmsock_read_targe
 }
 
 /*
- * The kernel ends a STREAM read at a message that carries descriptors; when those were our
- * peer's offer (invisible to the application), go on reading what is already there, so the
- * application sees the read a plain socket would give. The same where a read stopped at the
- * peer's switch point (the bytes after it wait in blocks), or at the end of one batch of
- * event records (event mode).
+ * A STREAM read returns what is waiting, up to its length, as one kernel read does; ours can
+ * stop early where the kernel's would not, and then goes on here without waiting: at the
+ * peer's offer (the kernel ends a read at a message that carries descriptors; those were
+ * invisible to the application), at the peer's switch point (the bytes after it wait in
+ * blocks), at the end of one batch of event records, or where the peer's events move to the
+ * kernel socket. It stops, as the kernel's read does, after descriptors of the application's.
  */
-static ssize_t continue_after_offer(struct shmsock_conn *conn, struct shmsock_read_target *target,
+static ssize_t continue_stream_read(struct shmsock_conn *conn, struct shmsock_read_target *target,
                                     int flags, ssize_t n, size_t control_room)
 {
     struct msghdr *user = target->msg;
@@ -612,7 +613,7 @@ ssize_t shmsock_conn_recv(struct shmsock_conn *conn, struct msghdr *msg, int fla
     pthread_mutex_lock(&conn->recv_lock);
     bool error_waiting = conn->deferred_error != 0;
     ssize_t n =
-        continue_after_offer(conn, &target, flags, recv_once(conn, &target, flags), control_room);
+        continue_stream_read(conn, &target, flags, recv_once(conn, &target, flags), control_room);
     if (!error_waiting && !target.rights_read && waitall_cut_short(conn, flags, n, space)) {
         /* The kernel's read would have taken the pending error and dropped it: so do we,
          * whether this read met it already or it still waits in the kernel socket. */
