@@ -614,18 +614,21 @@ ssize_t shmsock_conn_recv(struct shmsock_conn *conn, struct msghdr *msg, int fla
     bool error_waiting = conn->deferred_error != 0;
     ssize_t n =
         continue_stream_read(conn, &target, flags, recv_once(conn, &target, flags), control_room);
-    if (!error_waiting && !target.rights_read && waitall_cut_short(conn, flags, n, space)) {
-        /* The kernel's read would have taken the pending error and dropped it: so do we,
-         * whether this read met it already or it still waits in the kernel socket. */
+    /* MSG_WAITALL on a stream: keep reading until full, end of stream, error or signal;
+     * ancillary data ends a read, as in the kernel. */
+    bool wait_all =
+        conn->type == SOCK_STREAM && (flags & MSG_WAITALL) && !(flags & (MSG_PEEK | MSG_DONTWAIT));
+    /* A non-blocking one that ran dry short of its length: the kernel's read would have taken
+     * the pending error and dropped it, so do we, whether this read met it already or it
+     * still waits in the kernel socket. (A blocking one waits below: its reads take the
+     * error from the kernel themselves.) */
+    if (!wait_all && !error_waiting && !target.rights_read &&
+        waitall_cut_short(conn, flags, n, space)) {
         if (conn->deferred_error != 0)
             conn->deferred_error = 0;
         else
             (void)shmsock_conn_socket_error(conn);
     }
-    /* MSG_WAITALL on a stream: keep reading until full, end of stream, error or signal;
-     * ancillary data ends a read, as in the kernel. */
-    bool wait_all =
-        conn->type == SOCK_STREAM && (flags & MSG_WAITALL) && !(flags & (MSG_PEEK | MSG_DONTWAIT));
     while (wait_all && n > 0 && (size_t)n < space && msg->msg_controllen == 0) {
         struct msghdr rest = *msg;
         rest.msg_controllen = control_room;
