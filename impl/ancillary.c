@@ -101,26 +101,8 @@ bool shmsock_ancillary_take_answer(struct msghdr *received, int fds[2],
     return take(received, fds, candidate, 1);
 }
 
-bool shmsock_ancillary_has_rights(const struct msghdr *received)
-{
-    if (received->msg_controllen == 0)
-        return false;
-    for (struct cmsghdr *cmsg = CMSG_FIRSTHDR((struct msghdr *)received); cmsg != NULL;
-         cmsg = CMSG_NXTHDR((struct msghdr *)received, cmsg)) {
-        if (!fits(received, cmsg))
-            return false;
-        if (cmsg->cmsg_level == SOL_SOCKET && cmsg->cmsg_type == SCM_RIGHTS)
-            return true;
-    }
-    return false;
-}
-
-static bool is_credentials(const struct cmsghdr *cmsg)
-{
-    return cmsg->cmsg_level == SOL_SOCKET && cmsg->cmsg_type == SCM_CREDENTIALS;
-}
-
-bool shmsock_ancillary_has_credentials(const struct msghdr *msg)
+/* Whether control data holds a message of this SOL_SOCKET type. */
+static bool holds(const struct msghdr *msg, int type)
 {
     if (msg->msg_control == NULL || msg->msg_controllen == 0)
         return false;
@@ -128,10 +110,20 @@ bool shmsock_ancillary_has_credentials(const struct msghdr *msg)
          cmsg = CMSG_NXTHDR((struct msghdr *)msg, cmsg)) {
         if (!fits(msg, cmsg))
             return false;
-        if (is_credentials(cmsg))
+        if (cmsg->cmsg_level == SOL_SOCKET && cmsg->cmsg_type == type)
             return true;
     }
     return false;
+}
+
+bool shmsock_ancillary_has_rights(const struct msghdr *received)
+{
+    return holds(received, SCM_RIGHTS);
+}
+
+bool shmsock_ancillary_has_credentials(const struct msghdr *msg)
+{
+    return holds(msg, SCM_CREDENTIALS);
 }
 
 void shmsock_ancillary_drop_credentials(struct msghdr *msg)
@@ -148,7 +140,7 @@ void shmsock_ancillary_drop_credentials(struct msghdr *msg)
         size_t step = CMSG_ALIGN(header.cmsg_len);
         if (step > msg->msg_controllen - at)
             step = msg->msg_controllen - at;
-        if (!is_credentials(&header)) {
+        if (header.cmsg_level != SOL_SOCKET || header.cmsg_type != SCM_CREDENTIALS) {
             memmove(base + kept, base + at, step);
             kept += step;
         }
