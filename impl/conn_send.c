@@ -339,6 +339,14 @@ static size_t seqpacket_limit(struct shmsock_conn *conn)
     return limit < capacity ? limit : capacity;
 }
 
+/* A zero-length SOCK_STREAM send on the kernel socket: it carries nothing and fails exactly as
+ * a real one would (EPIPE after a shutdown or the peer's close). 0 or a negative errno. */
+static int zero_length_send(struct shmsock_conn *conn, int flags)
+{
+    struct msghdr empty = {0};
+    return sendmsg(conn->fd, &empty, (flags & MSG_DONTWAIT) | MSG_NOSIGNAL) < 0 ? -errno : 0;
+}
+
 /* How often (at most) a coalesced sender asks the kernel whether the peer is still there (a
  * peer that sleeps is rung anyway, and a failed doorbell says EPIPE at once). */
 #define PEER_PROBE_INTERVAL_US 50
@@ -373,10 +381,9 @@ static int probe_connection(struct shmsock_conn *conn, int flags)
     conn->last_probe_us = us;
     int err = 0;
     if (conn->type == SOCK_STREAM) {
-        /* A zero-length send carries nothing and fails exactly as a real one would. */
-        struct msghdr empty = {0};
-        if (sendmsg(conn->fd, &empty, MSG_DONTWAIT | MSG_NOSIGNAL) < 0 && errno != EAGAIN)
-            err = -errno;
+        err = zero_length_send(conn, MSG_DONTWAIT);
+        if (err == -EAGAIN)
+            err = 0;
     } else {
         /* A zero-length SEQPACKET send would be a message: look instead. The kernel's send
          * reports (and clears) a reset first (the peer closed with messages unread), then
@@ -410,12 +417,8 @@ static ssize_t send_shm(struct shmsock_conn *conn, const struct msghdr *msg, int
     bool control = shmsock_ancillary_present(msg);
     if (conn->type == SOCK_SEQPACKET)
         return send_one_run(conn, msg, 0, length, control, flags);
-    if (length == 0) {
-        /* Nothing to carry, but the kernel's answer stands (EPIPE after a shutdown or the
-         * peer's close), as for a zero-length send on the socket it replaces. */
-        struct msghdr empty = {0};
-        return sendmsg(conn->fd, &empty, (flags & MSG_DONTWAIT) | MSG_NOSIGNAL) < 0 ? -errno : 0;
-    }
+    if (length == 0)
+        return zero_length_send(conn, flags); /* nothing to carry, but the kernel's answer */
     /* STREAM: split into runs of a quarter of the region, so both sides work in parallel. */
     size_t chunk = (size_t)(conn->own.geometry.block_count / 4) * conn->own.geometry.block_size;
     if (chunk < conn->own.geometry.block_size)
