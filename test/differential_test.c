@@ -132,16 +132,8 @@ static struct outcome do_send(struct run *r, int side, size_t size, bool vectore
         struct msghdr msg = {.msg_iov = vectored ? iov : iov + 2, .msg_iovlen = vectored ? 3 : 1};
         if (!vectored)
             iov[2] = (struct iovec){payload, size};
-        if (with_fd) {
-            memset(&control, 0, sizeof(control));
-            msg.msg_control = control.bytes;
-            msg.msg_controllen = CMSG_SPACE(sizeof(int));
-            struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
-            c->cmsg_level = SOL_SOCKET;
-            c->cmsg_type = SCM_RIGHTS;
-            c->cmsg_len = CMSG_LEN(sizeof(int));
-            memcpy(CMSG_DATA(c), &r->passed, sizeof(int));
-        }
+        if (with_fd)
+            test_attach_fds(&msg, control.bytes, &r->passed, 1);
         o.result = r->api->sendmsg(r->fd[side], &msg, flags);
         if (with_fd && o.result > 0)
             r->passed_fd[side] = true;
@@ -425,50 +417,38 @@ static void run_case(int type, int coalesce, int passcred)
     test_watchdog(0, NULL);
 }
 
-static void test_stream_coalesced(void **state)
-{
-    (void)state;
-    run_case(SOCK_STREAM, 1, 0);
-}
+/* One case: socket type, coalesced or event mode, SO_PASSCRED on both sides or not. */
+struct differential_case {
+    const char *name;
+    int type;
+    int coalesce;
+    int passcred;
+};
 
-static void test_stream_event_mode(void **state)
-{
-    (void)state;
-    run_case(SOCK_STREAM, 0, 0);
-}
+static struct differential_case cases[] = {
+    {"stream_coalesced", SOCK_STREAM, 1, 0},
+    {"stream_event_mode", SOCK_STREAM, 0, 0},
+    {"seqpacket_coalesced", SOCK_SEQPACKET, 1, 0},
+    {"seqpacket_event_mode", SOCK_SEQPACKET, 0, 0},
+    /* SO_PASSCRED: each direction moves to event mode (credentials travel with kernel
+     * messages only), with credentials in every read. */
+    {"stream_passcred", SOCK_STREAM, 1, 1},
+    {"seqpacket_passcred", SOCK_SEQPACKET, 1, 1},
+};
 
-static void test_seqpacket_coalesced(void **state)
-{
-    (void)state;
-    run_case(SOCK_SEQPACKET, 1, 0);
-}
+#define CASES (sizeof(cases) / sizeof(cases[0]))
 
-static void test_seqpacket_event_mode(void **state)
+static void test_case(void **state)
 {
-    (void)state;
-    run_case(SOCK_SEQPACKET, 0, 0);
-}
-
-/* SO_PASSCRED on both sides: each direction moves to event mode (credentials travel with
- * kernel messages only), with credentials in every read. */
-static void test_stream_passcred(void **state)
-{
-    (void)state;
-    run_case(SOCK_STREAM, 1, 1);
-}
-
-static void test_seqpacket_passcred(void **state)
-{
-    (void)state;
-    run_case(SOCK_SEQPACKET, 1, 1);
+    const struct differential_case *c = *state;
+    run_case(c->type, c->coalesce, c->passcred);
 }
 
 int main(void)
 {
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_stream_coalesced),    cmocka_unit_test(test_stream_event_mode),
-        cmocka_unit_test(test_seqpacket_coalesced), cmocka_unit_test(test_seqpacket_event_mode),
-        cmocka_unit_test(test_stream_passcred),     cmocka_unit_test(test_seqpacket_passcred),
-    };
+    struct CMUnitTest tests[CASES];
+    for (size_t i = 0; i < CASES; i++)
+        tests[i] = (struct CMUnitTest){
+            .name = cases[i].name, .test_func = test_case, .initial_state = &cases[i]};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

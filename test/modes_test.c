@@ -256,18 +256,10 @@ static void rights_body(const struct variant *v)
         char msg[16];
         memset(msg, 'a' + i, sizeof(msg));
         union cbuf c;
-        memset(&c, 0, sizeof(c));
         struct iovec iov = {msg, sizeof(msg)};
         struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1};
-        if (i == 1) {
-            m.msg_control = c.buf;
-            m.msg_controllen = CMSG_SPACE(sizeof(int));
-            struct cmsghdr *h = CMSG_FIRSTHDR(&m);
-            h->cmsg_level = SOL_SOCKET;
-            h->cmsg_type = SCM_RIGHTS;
-            h->cmsg_len = CMSG_LEN(sizeof(int));
-            memcpy(CMSG_DATA(h), &p[1], sizeof(int));
-        }
+        if (i == 1)
+            test_attach_fds(&m, c.buf, &p[1], 1);
         assert_int_equal(api->sendmsg(a, &m, 0), 16);
     }
     for (int i = 0; i < 3; i++) {

@@ -176,6 +176,18 @@ static uint8_t pattern_byte(size_t i, unsigned seed)
     return (uint8_t)(x >> 13);
 }
 
+void test_attach_fds(struct msghdr *m, void *control, const int *fds, size_t n)
+{
+    memset(control, 0, CMSG_SPACE(n * sizeof(int)));
+    m->msg_control = control;
+    m->msg_controllen = CMSG_SPACE(n * sizeof(int));
+    struct cmsghdr *h = CMSG_FIRSTHDR(m);
+    h->cmsg_level = SOL_SOCKET;
+    h->cmsg_type = SCM_RIGHTS;
+    h->cmsg_len = CMSG_LEN(n * sizeof(int));
+    memcpy(CMSG_DATA(h), fds, n * sizeof(int));
+}
+
 void test_fill_pattern(void *buf, size_t len, unsigned seed)
 {
     uint8_t *p = buf;

@@ -68,6 +68,10 @@ int test_shm_status(int fd);
 void test_send_all(const struct sock_api *api, int fd, const void *buf, size_t len);
 void test_recv_all(const struct sock_api *api, int fd, void *buf, size_t len);
 
+/* Attach one SCM_RIGHTS control message carrying fds[0..n) to m, built in `control`: at
+ * least CMSG_SPACE(n * sizeof(int)) bytes, aligned for struct cmsghdr. */
+void test_attach_fds(struct msghdr *m, void *control, const int *fds, size_t n);
+
 /* Fill buf with a deterministic pattern derived from seed; check it. */
 void test_fill_pattern(void *buf, size_t len, unsigned seed);
 bool test_check_pattern(const void *buf, size_t len, unsigned seed);
