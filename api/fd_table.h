@@ -8,7 +8,7 @@
 #ifndef SHMSOCK_API_FD_TABLE_H
 #define SHMSOCK_API_FD_TABLE_H
 
-#include "../impl/conn.h"
+#include "../impl/engine.h"
 
 struct shmsock_entry {
     int refs; /* atomic: the table's reference while installed, plus one per lookup */

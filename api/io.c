@@ -19,7 +19,7 @@ ssize_t shm_sendmsg(int sockfd, const struct msghdr *msg, int flags)
     if (entry == NULL)
         return sendmsg(sockfd, msg, flags);
     ssize_t r = shmsock_conn_send(entry->conn, msg, flags);
-    int type = entry->conn->type;
+    int type = shmsock_conn_type(entry->conn);
     shmsock_fd_put(entry);
     return shmsock_send_result(r, flags, type);
 }

@@ -90,7 +90,7 @@ int shm_accept4(int sockfd, struct sockaddr *addr, socklen_t *addrlen, int flags
     struct shmsock_entry *listener = shmsock_fd_get(sockfd);
     if (listener == NULL)
         return fd; /* not a shm listener (other family, or created without shm_socket) */
-    int r = adopt(fd, listener->conn->type, listener->conn);
+    int r = adopt(fd, shmsock_conn_type(listener->conn), listener->conn);
     shmsock_fd_put(listener);
     return (int)shmsock_result(r);
 }

@@ -40,7 +40,7 @@ ssize_t shm_send_commit(int sockfd, void *buf, size_t len, int flags)
     if (entry == NULL)
         return -1;
     ssize_t r = shmsock_conn_send_commit(entry->conn, buf, len, flags);
-    int type = entry->conn->type;
+    int type = shmsock_conn_type(entry->conn);
     shmsock_fd_put(entry);
     return shmsock_send_result(r, flags, type);
 }

@@ -490,3 +490,8 @@ int shmsock_conn_accept_offer(struct shmsock_conn *conn, const int fds[2],
     }
     return 0;
 }
+
+int shmsock_conn_type(const struct shmsock_conn *conn)
+{
+    return conn->type;
+}

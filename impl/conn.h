@@ -18,6 +18,7 @@
 #include <sys/socket.h>
 #include <sys/types.h>
 
+#include "engine.h"
 #include "event.h"
 #include "region.h"
 #include "shmsock.h"
@@ -142,51 +143,6 @@ struct shmsock_conn {
     int error; /* atomic: sticky protocol error (negative errno), 0 if none */
 };
 
-/* Create the engine state for socket fd of the given type. Returns 0 or -ENOMEM. */
-int shmsock_conn_create(int fd, int type, struct shmsock_conn **out);
-
-/* Free everything the connection holds in this process. Does not close fd, sends nothing. */
-void shmsock_conn_destroy(struct shmsock_conn *conn);
-
-/* Copy the shm options of a listening socket's connection to an accepted one. */
-void shmsock_conn_inherit_options(struct shmsock_conn *conn, const struct shmsock_conn *from);
-
-/* SOL_SHMSOCK options. Return 0 or a negative errno (-EINVAL, -EISCONN, -ENOPROTOOPT). */
-int shmsock_conn_set_option(struct shmsock_conn *conn, int optname, int value);
-int shmsock_conn_get_option(struct shmsock_conn *conn, int optname, int *value);
-
-/* SHM_INFO: fill the public description of the connection. Returns 0. */
-int shmsock_conn_get_info(struct shmsock_conn *conn, struct shm_sock_info *info);
-
-/* SO_PASSCRED set or cleared: a reader that wants credentials asks the peer for kernel
- * events (credentials travel only with kernel messages). */
-void shmsock_conn_passcred_changed(struct shmsock_conn *conn, int on);
-
-/* shutdown(2) was called with `how` (the kernel socket is already shut down). After SHUT_RD
- * the peer's sends fail with EPIPE: our region says so, and a peer sleeping for releases is
- * woken to read it. */
-void shmsock_conn_shutdown(struct shmsock_conn *conn, int how);
-
-/* This process has closed its descriptor of the socket (close(2) has returned): our region
- * says so, and the peer's next send asks the kernel whether the connection still stands. */
-void shmsock_conn_socket_closed(struct shmsock_conn *conn);
-
-/* SO_SNDBUF changed on the kernel socket: refresh the SEQPACKET message limit. */
-void shmsock_conn_sndbuf_changed(struct shmsock_conn *conn);
-
-/* The send and receive paths: bytes or a negative errno (-EPIPE without raising SIGPIPE). */
-ssize_t shmsock_conn_send(struct shmsock_conn *conn, const struct msghdr *msg, int flags);
-ssize_t shmsock_conn_recv(struct shmsock_conn *conn, struct msghdr *msg, int flags);
-
-/*
- * For shm_poll: if a send would find no free block right now, return the descriptor whose
- * readability means "blocks came back" (the release channel); otherwise -1.
- */
-int shmsock_conn_space_fd(struct shmsock_conn *conn);
-
-/* Whether a send would find a free block now (drains pending releases first). */
-bool shmsock_conn_has_space(struct shmsock_conn *conn);
-
 /*
  * Whether the peer has read everything this side sent: since the switch every event went
  * through our ring, at least one did (so the plain bytes before it were read), and every token
@@ -292,16 +248,6 @@ void shmsock_conn_return_run(struct shmsock_conn *conn, const struct shmsock_eve
  * token: 1, 0 at end of stream, SHMSOCK_RETRY, or a negative errno (recv_lock held). */
 int shmsock_events_take(struct shmsock_conn *conn, int flags, struct shmsock_event *event,
                         uint64_t *start);
-
-/* Zero-copy (conn_zerocopy.c). */
-void *shmsock_conn_send_alloc(struct shmsock_conn *conn, size_t len, int flags, int *err);
-ssize_t shmsock_conn_send_commit(struct shmsock_conn *conn, void *buf, size_t len, int flags);
-int shmsock_conn_send_abort(struct shmsock_conn *conn, void *buf);
-ssize_t shmsock_conn_recv_view(struct shmsock_conn *conn, const void **buf, int flags);
-int shmsock_conn_recv_release(struct shmsock_conn *conn, const void *buf);
-
-/* Ring a doorbell that MSG_MORE held back (after a batch stopped early). */
-void shmsock_conn_flush_doorbell(struct shmsock_conn *conn);
 
 /* Send path pieces shared with zero-copy (conn_send.c; send_lock held). */
 ssize_t shmsock_send_locked(struct shmsock_conn *conn, const struct msghdr *msg, int flags);

@@ -24,6 +24,7 @@
 #include <cmocka.h>
 
 #include "api/fd_table.h"
+#include "impl/conn.h"
 #include "impl/region.h"
 #include "shmsock.h"
 #include "test_support.h"

@@ -16,6 +16,7 @@
 #include <cmocka.h>
 
 #include "api/fd_table.h"
+#include "impl/conn.h"
 
 /* Descriptor numbers the table is asked about; the connections never touch them. */
 #define FD_A 1500

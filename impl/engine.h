@@ -1,0 +1,86 @@
+/*
+ * engine.h - the engine's narrow interface: everything api/ may call.
+ *
+ * A connection is the engine behind one connected AF_UNIX SOCK_STREAM or SOCK_SEQPACKET
+ * socket. It is opaque here: api/ keeps a pointer per descriptor (fd_table) and calls these
+ * functions, which return like the kernel's system calls do inside the kernel: a result >= 0,
+ * or a negative errno (the facade turns that into -1/errno in one place, api/result.c).
+ *
+ * Every function is safe to call from several threads at once on one connection, as the
+ * socket calls they serve are.
+ */
+#ifndef SHMSOCK_IMPL_ENGINE_H
+#define SHMSOCK_IMPL_ENGINE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+
+#include "shmsock.h"
+
+struct shmsock_conn;
+
+/* Create the engine state for socket fd of the given type. Returns 0 or -ENOMEM. */
+int shmsock_conn_create(int fd, int type, struct shmsock_conn **out);
+
+/* Free everything the connection holds in this process. Does not close fd, sends nothing. */
+void shmsock_conn_destroy(struct shmsock_conn *conn);
+
+/* SOCK_STREAM or SOCK_SEQPACKET: the type the connection was created with. */
+int shmsock_conn_type(const struct shmsock_conn *conn);
+
+/* Copy the shm options of a listening socket's connection to an accepted one. */
+void shmsock_conn_inherit_options(struct shmsock_conn *conn, const struct shmsock_conn *from);
+
+/* SOL_SHMSOCK options. Return 0 or a negative errno (-EINVAL, -EISCONN, -ENOPROTOOPT). */
+int shmsock_conn_set_option(struct shmsock_conn *conn, int optname, int value);
+int shmsock_conn_get_option(struct shmsock_conn *conn, int optname, int *value);
+
+/* SHM_INFO: fill the public description of the connection. Returns 0. */
+int shmsock_conn_get_info(struct shmsock_conn *conn, struct shm_sock_info *info);
+
+/* SO_PASSCRED set or cleared: a reader that wants credentials asks the peer for kernel
+ * events (credentials travel only with kernel messages). */
+void shmsock_conn_passcred_changed(struct shmsock_conn *conn, int on);
+
+/* shutdown(2) was called with `how` (the kernel socket is already shut down). After SHUT_RD
+ * the peer's sends fail with EPIPE: our region says so, and a peer sleeping for releases is
+ * woken to read it. */
+void shmsock_conn_shutdown(struct shmsock_conn *conn, int how);
+
+/* This process has closed its descriptor of the socket (close(2) has returned): our region
+ * says so, and the peer's next send asks the kernel whether the connection still stands. */
+void shmsock_conn_socket_closed(struct shmsock_conn *conn);
+
+/* SO_SNDBUF changed on the kernel socket: refresh the SEQPACKET message limit. */
+void shmsock_conn_sndbuf_changed(struct shmsock_conn *conn);
+
+/* The copying send and receive: bytes or a negative errno (-EPIPE without raising SIGPIPE). */
+ssize_t shmsock_conn_send(struct shmsock_conn *conn, const struct msghdr *msg, int flags);
+ssize_t shmsock_conn_recv(struct shmsock_conn *conn, struct msghdr *msg, int flags);
+
+/* Ring a doorbell that MSG_MORE held back (a batch of sends stopped early). */
+void shmsock_conn_flush_doorbell(struct shmsock_conn *conn);
+
+/*
+ * For shm_poll: if a send would find no free block right now, return the descriptor whose
+ * readability means "blocks came back" (the release channel); otherwise -1.
+ */
+int shmsock_conn_space_fd(struct shmsock_conn *conn);
+
+/* Whether a send would find a free block now (takes back what the peer released first). */
+bool shmsock_conn_has_space(struct shmsock_conn *conn);
+
+/* Zero-copy send: reserve room for a message of len bytes (NULL and *err set on failure),
+ * publish it (bytes or a negative errno), or give the reservation up (0 or -EINVAL). */
+void *shmsock_conn_send_alloc(struct shmsock_conn *conn, size_t len, int flags, int *err);
+ssize_t shmsock_conn_send_commit(struct shmsock_conn *conn, void *buf, size_t len, int flags);
+int shmsock_conn_send_abort(struct shmsock_conn *conn, void *buf);
+
+/* Zero-copy receive: a view of the next message where it lies (its length, 0 at end of
+ * stream, or a negative errno), and its release (0 or -EINVAL). */
+ssize_t shmsock_conn_recv_view(struct shmsock_conn *conn, const void **buf, int flags);
+int shmsock_conn_recv_release(struct shmsock_conn *conn, const void *buf);
+
+#endif
