@@ -20,18 +20,18 @@ int shmsock_conn_create(int fd, int type, struct shmsock_conn **out)
         return -ENOMEM;
     conn->fd = fd;
     conn->type = type;
-    conn->negotiate = 1;
-    conn->block_size = SHM_DEFAULT_BLOCK_SIZE;
-    conn->coalesce = 1;
+    conn->options.negotiate = 1;
+    conn->options.block_size = SHM_DEFAULT_BLOCK_SIZE;
+    conn->options.coalesce = 1;
     /* The peer starts out waiting on the kernel socket, not armed: ring for the first event. */
-    conn->last_event_doorbell = UINT64_MAX;
-    conn->own.memfd = -1;
-    conn->peer.memfd = -1;
-    conn->release_rx = -1;
-    conn->release_offered = -1;
-    conn->peer_release_fd = -1;
-    conn->pending_release = calloc(SHMSOCK_RELEASE_BATCH, sizeof(*conn->pending_release));
-    if (conn->pending_release == NULL) {
+    conn->wakeup.last_event_doorbell = UINT64_MAX;
+    conn->producer.own.memfd = -1;
+    conn->consumer.peer.memfd = -1;
+    conn->producer.release_rx = -1;
+    conn->producer.release_offered = -1;
+    conn->consumer.peer_release_fd = -1;
+    conn->consumer.pending_release = calloc(SHMSOCK_RELEASE_BATCH, sizeof(*conn->consumer.pending_release));
+    if (conn->consumer.pending_release == NULL) {
         free(conn);
         return -ENOMEM;
     }
@@ -53,19 +53,19 @@ void shmsock_conn_destroy(struct shmsock_conn *conn)
 {
     if (conn == NULL)
         return;
-    shmsock_region_release(&conn->own);
-    shmsock_region_release(&conn->peer);
-    close_if_open(conn->release_rx);
-    close_if_open(conn->release_offered);
-    if (conn->peer_release_fd != conn->release_rx)
-        close_if_open(conn->peer_release_fd); /* else one channel serves both directions */
-    shmsock_producer_list_destroy(&conn->producer);
-    shmsock_consumer_list_destroy(&conn->consumer);
-    free(conn->pending_release);
-    free(conn->views);
-    free(conn->bounce_view);
-    if (conn->zc_bounce)
-        free(conn->zc_buf);
+    shmsock_region_release(&conn->producer.own);
+    shmsock_region_release(&conn->consumer.peer);
+    close_if_open(conn->producer.release_rx);
+    close_if_open(conn->producer.release_offered);
+    if (conn->consumer.peer_release_fd != conn->producer.release_rx)
+        close_if_open(conn->consumer.peer_release_fd); /* else one channel serves both directions */
+    shmsock_producer_list_destroy(&conn->producer.tokens);
+    shmsock_consumer_list_destroy(&conn->consumer.tokens);
+    free(conn->consumer.pending_release);
+    free(conn->consumer.views);
+    free(conn->consumer.bounce_view);
+    if (conn->producer.zc_bounce)
+        free(conn->producer.zc_buf);
     pthread_mutex_destroy(&conn->send_lock);
     pthread_mutex_destroy(&conn->producer_lock);
     pthread_mutex_destroy(&conn->recv_lock);
@@ -75,17 +75,17 @@ void shmsock_conn_destroy(struct shmsock_conn *conn)
 
 void shmsock_conn_inherit_options(struct shmsock_conn *conn, const struct shmsock_conn *from)
 {
-    conn->negotiate = from->negotiate;
-    conn->block_size = from->block_size;
-    conn->coalesce = from->coalesce;
-    conn->busy_poll_us = from->busy_poll_us;
-    conn->region_size = from->region_size;
+    conn->options.negotiate = from->options.negotiate;
+    conn->options.block_size = from->options.block_size;
+    conn->options.coalesce = from->options.coalesce;
+    conn->options.busy_poll_us = from->options.busy_poll_us;
+    conn->options.region_size = from->options.region_size;
 }
 
 static bool negotiation_started(struct shmsock_conn *conn)
 {
-    return __atomic_load_n(&conn->out_state, __ATOMIC_ACQUIRE) != SHMSOCK_OUT_PLAIN ||
-           __atomic_load_n(&conn->peer_offered, __ATOMIC_ACQUIRE);
+    return __atomic_load_n(&conn->nego.out_state, __ATOMIC_ACQUIRE) != SHMSOCK_OUT_PLAIN ||
+           __atomic_load_n(&conn->nego.peer_offered, __ATOMIC_ACQUIRE);
 }
 
 void shmsock_conn_prepare_while_waiting(struct shmsock_conn *conn)
@@ -93,8 +93,8 @@ void shmsock_conn_prepare_while_waiting(struct shmsock_conn *conn)
     /* A send in progress prepares (or offers) by itself. */
     if (pthread_mutex_trylock(&conn->send_lock) != 0)
         return;
-    if (conn->negotiate && !__atomic_load_n(&conn->peer_offered, __ATOMIC_ACQUIRE) &&
-        __atomic_load_n(&conn->out_state, __ATOMIC_ACQUIRE) == SHMSOCK_OUT_PLAIN)
+    if (conn->options.negotiate && !__atomic_load_n(&conn->nego.peer_offered, __ATOMIC_ACQUIRE) &&
+        __atomic_load_n(&conn->nego.out_state, __ATOMIC_ACQUIRE) == SHMSOCK_OUT_PLAIN)
         (void)shmsock_conn_prepare_offer(conn); /* on failure the first send tries again */
     pthread_mutex_unlock(&conn->send_lock);
 }
@@ -104,18 +104,18 @@ void shmsock_conn_prepare_while_waiting(struct shmsock_conn *conn)
 static void drop_unoffered_region(struct shmsock_conn *conn)
 {
     pthread_mutex_lock(&conn->send_lock);
-    if (conn->own.base != NULL &&
-        __atomic_load_n(&conn->out_state, __ATOMIC_ACQUIRE) == SHMSOCK_OUT_PLAIN) {
+    if (conn->producer.own.base != NULL &&
+        __atomic_load_n(&conn->nego.out_state, __ATOMIC_ACQUIRE) == SHMSOCK_OUT_PLAIN) {
         pthread_mutex_lock(&conn->producer_lock);
         pthread_mutex_lock(&conn->region_lock);
-        shmsock_region_release(&conn->own);
-        __atomic_store_n(&conn->reader_careful, 0, __ATOMIC_RELAXED);
+        shmsock_region_release(&conn->producer.own);
+        __atomic_store_n(&conn->nego.reader_careful, 0, __ATOMIC_RELAXED);
         pthread_mutex_unlock(&conn->region_lock);
-        shmsock_producer_list_destroy(&conn->producer);
-        close_if_open(conn->release_rx);
-        close_if_open(conn->release_offered);
-        conn->release_rx = -1;
-        conn->release_offered = -1;
+        shmsock_producer_list_destroy(&conn->producer.tokens);
+        close_if_open(conn->producer.release_rx);
+        close_if_open(conn->producer.release_offered);
+        conn->producer.release_rx = -1;
+        conn->producer.release_offered = -1;
         pthread_mutex_unlock(&conn->producer_lock);
     }
     pthread_mutex_unlock(&conn->send_lock);
@@ -127,8 +127,8 @@ int shmsock_conn_set_option(struct shmsock_conn *conn, int optname, int value)
     case SHM_NEGOTIATE:
         if (negotiation_started(conn))
             return -EISCONN;
-        conn->negotiate = value != 0;
-        if (!conn->negotiate)
+        conn->options.negotiate = value != 0;
+        if (!conn->options.negotiate)
             drop_unoffered_region(conn);
         return 0;
     case SHM_BLOCK_SIZE:
@@ -137,25 +137,25 @@ int shmsock_conn_set_option(struct shmsock_conn *conn, int optname, int value)
             return -EINVAL;
         if (negotiation_started(conn))
             return -EISCONN;
-        conn->block_size = (uint32_t)value;
+        conn->options.block_size = (uint32_t)value;
         drop_unoffered_region(conn);
         return 0;
     case SHM_COALESCE:
-        if (__atomic_load_n(&conn->out_state, __ATOMIC_ACQUIRE) == SHMSOCK_OUT_SHM)
+        if (__atomic_load_n(&conn->nego.out_state, __ATOMIC_ACQUIRE) == SHMSOCK_OUT_SHM)
             return -EISCONN;
-        conn->coalesce = value != 0;
+        conn->options.coalesce = value != 0;
         return 0;
     case SHM_BUSY_POLL:
         if (value < 0)
             return -EINVAL;
-        conn->busy_poll_us = value;
+        conn->options.busy_poll_us = value;
         return 0;
     case SHM_REGION_SIZE:
-        if (value < 0 || (uint64_t)value > (uint64_t)SHMSOCK_MAX_BLOCK_COUNT * conn->block_size)
+        if (value < 0 || (uint64_t)value > (uint64_t)SHMSOCK_MAX_BLOCK_COUNT * conn->options.block_size)
             return -EINVAL;
         if (negotiation_started(conn))
             return -EISCONN;
-        conn->region_size = value;
+        conn->options.region_size = value;
         drop_unoffered_region(conn);
         return 0;
     case SHM_STATUS:
@@ -172,8 +172,8 @@ static int status(struct shmsock_conn *conn)
     socklen_t len = sizeof(listening);
     if (getsockopt(conn->fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) == 0 && listening)
         return SHM_STATUS_PASSTHROUGH; /* a listener carries no payload itself */
-    int out = __atomic_load_n(&conn->out_state, __ATOMIC_ACQUIRE);
-    int peer = __atomic_load_n(&conn->peer_offered, __ATOMIC_ACQUIRE);
+    int out = __atomic_load_n(&conn->nego.out_state, __ATOMIC_ACQUIRE);
+    int peer = __atomic_load_n(&conn->nego.peer_offered, __ATOMIC_ACQUIRE);
     if (out == SHMSOCK_OUT_SHM && peer)
         return SHM_STATUS_SHM;
     if (out != SHMSOCK_OUT_PLAIN || peer)
@@ -184,12 +184,12 @@ static int status(struct shmsock_conn *conn)
 /* Why the connection does not run over shared memory (SHM_FALLBACK_*). */
 static int fallback_reason(struct shmsock_conn *conn)
 {
-    if (__atomic_load_n(&conn->error, __ATOMIC_ACQUIRE) != 0)
+    if (__atomic_load_n(&conn->live.error, __ATOMIC_ACQUIRE) != 0)
         return SHM_FALLBACK_PROTOCOL_ERROR;
-    if (!conn->negotiate)
+    if (!conn->options.negotiate)
         return SHM_FALLBACK_DISABLED;
-    if (shmsock_flag(&conn->release_closed) &&
-        !__atomic_load_n(&conn->peer_offered, __ATOMIC_ACQUIRE))
+    if (shmsock_flag(&conn->producer.release_closed) &&
+        !__atomic_load_n(&conn->nego.peer_offered, __ATOMIC_ACQUIRE))
         return SHM_FALLBACK_PLAIN_PEER;
     if (status(conn) == SHM_STATUS_SHM)
         return SHM_FALLBACK_NONE;
@@ -202,14 +202,14 @@ int shmsock_conn_get_info(struct shmsock_conn *conn, struct shm_sock_info *info)
     shmsock_conn_has_space(conn); /* takes back what the peer released, for blocks_in_use */
     info->status = status(conn);
     info->fallback = fallback_reason(conn);
-    info->coalesced = conn->send_mode == SHMSOCK_SEND_MODE_COALESCED &&
-                      __atomic_load_n(&conn->out_state, __ATOMIC_ACQUIRE) == SHMSOCK_OUT_SHM;
-    info->peer_coalesced = conn->peer_coalesced;
+    info->coalesced = conn->producer.send_mode == SHMSOCK_SEND_MODE_COALESCED &&
+                      __atomic_load_n(&conn->nego.out_state, __ATOMIC_ACQUIRE) == SHMSOCK_OUT_SHM;
+    info->peer_coalesced = conn->consumer.peer_coalesced;
     pthread_mutex_lock(&conn->region_lock);
-    if (conn->own.base != NULL) {
-        const struct shmsock_region_header *own = conn->own.base;
-        info->block_size = conn->own.geometry.block_size;
-        info->block_count = conn->own.geometry.block_count;
+    if (conn->producer.own.base != NULL) {
+        const struct shmsock_region_header *own = conn->producer.own.base;
+        info->block_size = conn->producer.own.geometry.block_size;
+        info->block_count = conn->producer.own.geometry.block_count;
         info->blocks_in_use = __atomic_load_n(&own->counters.blocks_in_use, __ATOMIC_RELAXED);
         info->peer_blocks_held = __atomic_load_n(&own->counters.peer_blocks_held, __ATOMIC_RELAXED);
         info->messages_sent = __atomic_load_n(&own->counters.events_sent, __ATOMIC_RELAXED);
@@ -222,9 +222,9 @@ int shmsock_conn_get_info(struct shmsock_conn *conn, struct shm_sock_info *info)
             __atomic_load_n(&own->counters.doorbells_received, __ATOMIC_RELAXED);
     }
     pthread_mutex_unlock(&conn->region_lock);
-    if (__atomic_load_n(&conn->peer_offered, __ATOMIC_ACQUIRE)) {
-        info->peer_block_size = conn->peer.geometry.block_size;
-        info->peer_block_count = conn->peer.geometry.block_count;
+    if (__atomic_load_n(&conn->nego.peer_offered, __ATOMIC_ACQUIRE)) {
+        info->peer_block_size = conn->consumer.peer.geometry.block_size;
+        info->peer_block_count = conn->consumer.peer.geometry.block_count;
     }
     return 0;
 }
@@ -233,22 +233,22 @@ int shmsock_conn_get_option(struct shmsock_conn *conn, int optname, int *value)
 {
     switch (optname) {
     case SHM_NEGOTIATE:
-        *value = conn->negotiate;
+        *value = conn->options.negotiate;
         return 0;
     case SHM_BLOCK_SIZE:
-        *value = (int)conn->block_size;
+        *value = (int)conn->options.block_size;
         return 0;
     case SHM_COALESCE:
-        *value = conn->coalesce;
+        *value = conn->options.coalesce;
         return 0;
     case SHM_BUSY_POLL:
-        *value = conn->busy_poll_us;
+        *value = conn->options.busy_poll_us;
         return 0;
     case SHM_REGION_SIZE:
         pthread_mutex_lock(&conn->region_lock);
-        *value = conn->own.base != NULL
-                     ? (int)(conn->own.geometry.block_count * conn->own.geometry.block_size)
-                     : conn->region_size;
+        *value = conn->producer.own.base != NULL
+                     ? (int)(conn->producer.own.geometry.block_count * conn->producer.own.geometry.block_size)
+                     : conn->options.region_size;
         pthread_mutex_unlock(&conn->region_lock);
         return 0;
     case SHM_STATUS:
@@ -262,9 +262,9 @@ int shmsock_conn_get_option(struct shmsock_conn *conn, int optname, int *value)
 void shmsock_conn_passcred_changed(struct shmsock_conn *conn, int on)
 {
     pthread_mutex_lock(&conn->region_lock);
-    conn->passcred = on;
-    if (conn->own.base != NULL) {
-        struct shmsock_region_header *header = conn->own.base;
+    conn->options.passcred = on;
+    if (conn->producer.own.base != NULL) {
+        struct shmsock_region_header *header = conn->producer.own.base;
         __atomic_store_n(&header->wants_kernel_events, (uint32_t)(on != 0), __ATOMIC_RELEASE);
     }
     pthread_mutex_unlock(&conn->region_lock);
@@ -274,22 +274,22 @@ void shmsock_conn_passcred_changed(struct shmsock_conn *conn, int on)
  * channel, then looks at our region again. */
 static void wake_peer_producer(struct shmsock_conn *conn)
 {
-    if (!__atomic_load_n(&conn->peer_offered, __ATOMIC_ACQUIRE))
+    if (!__atomic_load_n(&conn->nego.peer_offered, __ATOMIC_ACQUIRE))
         return;
     /* Nothing to do if it fails: a full channel already wakes the producer, a gone one
      * needs no wake-up. */
-    (void)shmsock_doorbell_send(conn->peer_release_fd, 0);
+    (void)shmsock_doorbell_send(conn->consumer.peer_release_fd, 0);
 }
 
 void shmsock_conn_shutdown(struct shmsock_conn *conn, int how)
 {
     if (how == SHUT_WR || how == SHUT_RDWR)
-        __atomic_store_n(&conn->shut_wr, 1, __ATOMIC_RELEASE);
+        __atomic_store_n(&conn->producer.shut_wr, 1, __ATOMIC_RELEASE);
     if (how == SHUT_RD || how == SHUT_RDWR) {
         pthread_mutex_lock(&conn->region_lock);
-        __atomic_store_n(&conn->shut_rd, 1, __ATOMIC_RELEASE);
-        if (conn->own.base != NULL) {
-            struct shmsock_region_header *header = conn->own.base;
+        __atomic_store_n(&conn->consumer.shut_rd, 1, __ATOMIC_RELEASE);
+        if (conn->producer.own.base != NULL) {
+            struct shmsock_region_header *header = conn->producer.own.base;
             __atomic_store_n(&header->reader_shut, 1u, __ATOMIC_RELEASE);
         }
         pthread_mutex_unlock(&conn->region_lock);
@@ -300,8 +300,8 @@ void shmsock_conn_shutdown(struct shmsock_conn *conn, int how)
 void shmsock_conn_socket_closed(struct shmsock_conn *conn)
 {
     pthread_mutex_lock(&conn->region_lock);
-    if (conn->own.base != NULL) {
-        struct shmsock_region_header *header = conn->own.base;
+    if (conn->producer.own.base != NULL) {
+        struct shmsock_region_header *header = conn->producer.own.base;
         __atomic_add_fetch(&header->socket_closes, 1u, __ATOMIC_RELEASE);
     }
     pthread_mutex_unlock(&conn->region_lock);
@@ -312,40 +312,40 @@ static void read_sndbuf(struct shmsock_conn *conn)
     int value = 0;
     socklen_t len = sizeof(value);
     if (getsockopt(conn->fd, SOL_SOCKET, SO_SNDBUF, &value, &len) == 0)
-        __atomic_store_n(&conn->sndbuf, value, __ATOMIC_RELEASE);
+        __atomic_store_n(&conn->producer.sndbuf, value, __ATOMIC_RELEASE);
 }
 
 void shmsock_conn_sndbuf_changed(struct shmsock_conn *conn)
 {
     read_sndbuf(conn);
-    if (conn->region_size == 0) /* the region follows SO_SNDBUF */
+    if (conn->options.region_size == 0) /* the region follows SO_SNDBUF */
         drop_unoffered_region(conn);
 }
 
 int shmsock_conn_fail(struct shmsock_conn *conn, int err)
 {
     int expected = 0;
-    __atomic_compare_exchange_n(&conn->error, &expected, err, false, __ATOMIC_ACQ_REL,
+    __atomic_compare_exchange_n(&conn->live.error, &expected, err, false, __ATOMIC_ACQ_REL,
                                 __ATOMIC_ACQUIRE);
     /* End the connection for the peer too, as a kernel socket reset would. */
     shutdown(conn->fd, SHUT_RDWR);
-    return __atomic_load_n(&conn->error, __ATOMIC_ACQUIRE);
+    return __atomic_load_n(&conn->live.error, __ATOMIC_ACQUIRE);
 }
 
 ssize_t shmsock_conn_result(struct shmsock_conn *conn, ssize_t r)
 {
-    int err = __atomic_load_n(&conn->error, __ATOMIC_ACQUIRE);
+    int err = __atomic_load_n(&conn->live.error, __ATOMIC_ACQUIRE);
     return r < 0 && err != 0 ? err : r;
 }
 
 int shmsock_conn_prepare_offer(struct shmsock_conn *conn)
 {
-    if (conn->own.base != NULL)
+    if (conn->producer.own.base != NULL)
         return 0;
     read_sndbuf(conn);
-    uint32_t block_size = conn->block_size;
-    uint64_t bytes = conn->region_size > 0 ? (uint64_t)conn->region_size
-                     : conn->sndbuf > 0    ? (uint64_t)conn->sndbuf
+    uint32_t block_size = conn->options.block_size;
+    uint64_t bytes = conn->options.region_size > 0 ? (uint64_t)conn->options.region_size
+                     : conn->producer.sndbuf > 0    ? (uint64_t)conn->producer.sndbuf
                                            : 212992u;
     uint64_t blocks = (bytes + block_size - 1) / block_size;
     if (blocks < 2)
@@ -356,7 +356,7 @@ int shmsock_conn_prepare_offer(struct shmsock_conn *conn)
     struct shmsock_region made = {.memfd = -1};
     int err = shmsock_region_create(&made, block_size, (uint32_t)blocks);
     if (err == 0)
-        err = shmsock_producer_list_init(&conn->producer, (uint32_t)blocks);
+        err = shmsock_producer_list_init(&conn->producer.tokens, (uint32_t)blocks);
     if (err < 0) {
         shmsock_region_release(&made);
         return err;
@@ -369,9 +369,9 @@ int shmsock_conn_prepare_offer(struct shmsock_conn *conn)
     header->owner_pid = (uint32_t)getpid();
     /* A read in another thread may look for the region now (to mark itself careful). */
     pthread_mutex_lock(&conn->region_lock);
-    header->wants_kernel_events = (uint32_t)conn->passcred;
-    header->reader_shut = (uint32_t)__atomic_load_n(&conn->shut_rd, __ATOMIC_ACQUIRE);
-    conn->own = made;
+    header->wants_kernel_events = (uint32_t)conn->options.passcred;
+    header->reader_shut = (uint32_t)__atomic_load_n(&conn->consumer.shut_rd, __ATOMIC_ACQUIRE);
+    conn->producer.own = made;
     pthread_mutex_unlock(&conn->region_lock);
     return 0;
 }
@@ -379,13 +379,13 @@ int shmsock_conn_prepare_offer(struct shmsock_conn *conn)
 int shmsock_conn_prepare_blind_offer(struct shmsock_conn *conn)
 {
     int err = shmsock_conn_prepare_offer(conn);
-    if (err < 0 || conn->release_offered >= 0)
+    if (err < 0 || conn->producer.release_offered >= 0)
         return err;
     int channel[2];
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, channel) < 0)
         return -errno;
-    conn->release_rx = channel[0];
-    conn->release_offered = channel[1];
+    conn->producer.release_rx = channel[0];
+    conn->producer.release_offered = channel[1];
     return 0;
 }
 
@@ -393,18 +393,18 @@ int shmsock_conn_prepare_blind_offer(struct shmsock_conn *conn)
  * memfd stays open so that inspection tools (shmsock-ss) find it in /proc/PID/fd. */
 static void offer_sent(struct shmsock_conn *conn)
 {
-    close_if_open(conn->release_offered);
-    conn->release_offered = -1;
+    close_if_open(conn->producer.release_offered);
+    conn->producer.release_offered = -1;
 }
 
 void shmsock_conn_mark_reader_careful(struct shmsock_conn *conn)
 {
-    if (__atomic_load_n(&conn->reader_careful, __ATOMIC_RELAXED))
+    if (__atomic_load_n(&conn->nego.reader_careful, __ATOMIC_RELAXED))
         return; /* every read once negotiation began comes here: keep it cheap */
     pthread_mutex_lock(&conn->region_lock);
-    if (conn->own.base != NULL && !conn->reader_careful) {
-        shmsock_region_mark_reader_careful(&conn->own);
-        __atomic_store_n(&conn->reader_careful, 1, __ATOMIC_RELAXED);
+    if (conn->producer.own.base != NULL && !conn->nego.reader_careful) {
+        shmsock_region_mark_reader_careful(&conn->producer.own);
+        __atomic_store_n(&conn->nego.reader_careful, 1, __ATOMIC_RELAXED);
     }
     pthread_mutex_unlock(&conn->region_lock);
 }
@@ -433,15 +433,15 @@ int shmsock_conn_send_offer_event(struct shmsock_conn *conn, int flags)
         .msg_iovlen = 1,
         .msg_control = control.bytes,
         .msg_controllen =
-            shmsock_ancillary_build_offer(&control, conn->own.memfd, conn->release_offered),
+            shmsock_ancillary_build_offer(&control, conn->producer.own.memfd, conn->producer.release_offered),
     };
-    ssize_t n = sendmsg(conn->peer_release_fd, &msg, MSG_NOSIGNAL | (flags & MSG_DONTWAIT));
+    ssize_t n = sendmsg(conn->consumer.peer_release_fd, &msg, MSG_NOSIGNAL | (flags & MSG_DONTWAIT));
     if (n < 0)
         return -errno;
-    if (conn->release_rx < 0)
-        conn->release_rx = conn->peer_release_fd; /* the peer's releases come back on it */
+    if (conn->producer.release_rx < 0)
+        conn->producer.release_rx = conn->consumer.peer_release_fd; /* the peer's releases come back on it */
     offer_sent(conn);
-    __atomic_store_n(&conn->out_state, SHMSOCK_OUT_OFFERED, __ATOMIC_RELEASE);
+    __atomic_store_n(&conn->nego.out_state, SHMSOCK_OUT_OFFERED, __ATOMIC_RELEASE);
     return 0;
 }
 
@@ -449,42 +449,42 @@ int shmsock_conn_send_offer_event(struct shmsock_conn *conn, int flags)
 void shmsock_conn_blind_offer_sent(struct shmsock_conn *conn)
 {
     offer_sent(conn);
-    __atomic_store_n(&conn->out_state, SHMSOCK_OUT_OFFERED, __ATOMIC_RELEASE);
+    __atomic_store_n(&conn->nego.out_state, SHMSOCK_OUT_OFFERED, __ATOMIC_RELEASE);
 }
 
 int shmsock_conn_accept_offer(struct shmsock_conn *conn, const int fds[2],
                               const struct shmsock_region_candidate *candidate)
 {
     const struct stat st = candidate->st;
-    if (__atomic_load_n(&conn->peer_offered, __ATOMIC_ACQUIRE)) {
+    if (__atomic_load_n(&conn->nego.peer_offered, __ATOMIC_ACQUIRE)) {
         /* The same offer seen again (once peeked, once read) is fine; a second one is not. */
         close(fds[0]);
         close_if_open(fds[1]);
-        if (st.st_dev == conn->peer_region_dev && st.st_ino == conn->peer_region_ino)
+        if (st.st_dev == conn->nego.peer_region_dev && st.st_ino == conn->nego.peer_region_ino)
             return 0;
         return shmsock_conn_fail(conn, -EPROTO);
     }
-    int err = shmsock_region_attach_candidate(&conn->peer, fds[0], candidate);
+    int err = shmsock_region_attach_candidate(&conn->consumer.peer, fds[0], candidate);
     close(fds[0]);
     if (err == 0)
-        err = shmsock_consumer_list_init(&conn->consumer, conn->peer.geometry.block_count);
+        err = shmsock_consumer_list_init(&conn->consumer.tokens, conn->consumer.peer.geometry.block_count);
     if (err < 0) {
-        shmsock_region_release(&conn->peer);
+        shmsock_region_release(&conn->consumer.peer);
         close_if_open(fds[1]);
         return shmsock_conn_fail(conn, err == -ENOMEM ? err : -EPROTO);
     }
-    conn->peer_region_dev = st.st_dev;
-    conn->peer_region_ino = st.st_ino;
+    conn->nego.peer_region_dev = st.st_dev;
+    conn->nego.peer_region_ino = st.st_ino;
     /* An answer without a channel shares ours: our releases for the peer go back on it. */
-    conn->peer_release_fd = fds[1] >= 0 ? fds[1] : conn->release_rx;
-    __atomic_store_n(&conn->peer_offered, 1, __ATOMIC_RELEASE);
+    conn->consumer.peer_release_fd = fds[1] >= 0 ? fds[1] : conn->producer.release_rx;
+    __atomic_store_n(&conn->nego.peer_offered, 1, __ATOMIC_RELEASE);
 
     /* Answer at once, so that a peer which only sends also switches to shared memory. (If a
      * send is in progress, the sender answers instead.) */
-    if (conn->negotiate &&
-        __atomic_load_n(&conn->out_state, __ATOMIC_ACQUIRE) == SHMSOCK_OUT_PLAIN &&
+    if (conn->options.negotiate &&
+        __atomic_load_n(&conn->nego.out_state, __ATOMIC_ACQUIRE) == SHMSOCK_OUT_PLAIN &&
         pthread_mutex_trylock(&conn->send_lock) == 0) {
-        if (__atomic_load_n(&conn->out_state, __ATOMIC_ACQUIRE) == SHMSOCK_OUT_PLAIN)
+        if (__atomic_load_n(&conn->nego.out_state, __ATOMIC_ACQUIRE) == SHMSOCK_OUT_PLAIN)
             (void)shmsock_conn_send_offer_event(conn, MSG_DONTWAIT);
         pthread_mutex_unlock(&conn->send_lock);
     }

@@ -50,97 +50,132 @@ struct shmsock_view {
     struct shmsock_event data;
 };
 
-struct shmsock_conn {
-    int fd;
-    int type; /* SOCK_STREAM or SOCK_SEQPACKET */
-
-    /* Options, fixed once negotiation starts (busy_poll_us and passcred may change). */
+/* Socket options of the connection (SOL_SHMSOCK), fixed once negotiation starts (busy_poll_us
+ * and passcred may change). */
+struct shmsock_options {
     int negotiate;
     uint32_t block_size;
     int coalesce;     /* our direction uses coalesced mode (SHM_COALESCE) */
     int busy_poll_us; /* spin this long on the ring before sleeping (SHM_BUSY_POLL) */
     int region_size;  /* bytes of blocks (SHM_REGION_SIZE); 0: follow SO_SNDBUF */
     int passcred;     /* SO_PASSCRED is on: ask the peer for kernel events */
+};
 
-    pthread_mutex_t send_lock;     /* one sender at a time: messages never interleave */
-    pthread_mutex_t producer_lock; /* producer list and release channel */
-    pthread_mutex_t recv_lock;     /* one receiver at a time */
-    /* Our region appearing and going (before it is offered), against the code that looks at
-     * it without the send_lock: a read marking itself careful, options, SHM_INFO. Innermost
-     * lock, never held over a blocking call. */
-    pthread_mutex_t region_lock;
-
-    /* Our direction (producer). */
+/* Negotiation (negotiation.c): where each direction is on its way to shared memory. */
+struct shmsock_negotiation {
     int out_state; /* enum shmsock_out_state; atomic loads/stores */
     uint64_t plain_sent;
+    int reader_careful; /* atomic: we set reader_careful in our region header */
+    int peer_offered;   /* atomic: the peer's region is attached */
+    int in_state;       /* enum shmsock_in_state */
+    uint64_t plain_received;
+    bool asked_to_prepare; /* a first read that waited asked for our region (recv_lock) */
+    bool peer_switch_known;
+    uint64_t peer_switch;
+    dev_t peer_region_dev;
+    ino_t peer_region_ino;
+    /* An answer to our offer that the release intake found (producer_lock): its region and
+     * what recognising it learned, until negotiation takes it (answer_waiting, atomic). */
+    bool answer_waiting;
+    int answer_fds[2];
+    struct shmsock_region_candidate answer;
+};
+
+/* Our direction (producer.c): our region, its token list, the release intake, reservation. */
+struct shmsock_producer {
     struct shmsock_region own;
+    struct shmsock_producer_list tokens;
     int release_rx;      /* where the peer's RELEASE events for our blocks arrive (the same
-                            descriptor as peer_release_fd when one channel serves both) */
+                            descriptor as the consumer's peer_release_fd when one channel
+                            serves both) */
     int release_offered; /* the other end of that channel, until it has been offered */
     bool release_closed; /* the peer's end of the release channel is gone */
-    struct shmsock_producer_list producer;
     unsigned char release_partial[32];
     size_t release_partial_len;
-    uint32_t want_blocks;     /* blocks the last starved send needed (for shm_poll) */
-    int sndbuf;               /* SO_SNDBUF when the region was made: bounds SEQPACKET messages */
-    int reader_careful;       /* atomic: we set reader_careful in our region header */
-    uint32_t send_mode;       /* SHMSOCK_SEND_MODE_* of our direction once switched */
-    uint64_t release_tail;    /* next entry of the peer's release ring to read */
-    uint64_t release_arm_gen; /* our arm generation for releases (when starved) */
-    uint64_t last_event_doorbell; /* the peer's event_arm we last rang for */
-    bool doorbell_deferred;       /* MSG_MORE held back a doorbell */
-    bool doorbell_owed;           /* a doorbell found the kernel queue full: ring again */
-    bool releases_by_ring;        /* the peer returns our blocks through its release ring */
-    int shut_wr;                  /* atomic: shutdown(SHUT_WR) was called here */
-    uint32_t peer_closes_seen;    /* the peer's socket_closes when we last asked the kernel */
+    uint32_t want_blocks;   /* blocks the last starved send needed (for shm_poll) */
+    int sndbuf;             /* SO_SNDBUF when the region was made: bounds SEQPACKET messages */
+    uint32_t send_mode;     /* SHMSOCK_SEND_MODE_* of our direction once switched */
+    bool releases_by_ring;  /* the peer returns our blocks through its release ring */
+    uint64_t release_tail;  /* next entry of the peer's release ring to read */
+    int shut_wr;            /* atomic: shutdown(SHUT_WR) was called here */
+    uint32_t peer_closes_seen; /* the peer's socket_closes when we last asked the kernel */
+    int64_t last_probe_us;  /* when coalesced sends last asked the kernel about the peer */
     /* Zero-copy send: the one outstanding reservation. */
     void *zc_buf;
     size_t zc_len;
     uint32_t zc_token;
     uint32_t zc_blocks;
-    bool zc_bounce;        /* not on shared memory: zc_buf is our heap buffer */
-    int64_t last_probe_us; /* when coalesced sends last asked the kernel about the peer */
+    bool zc_bounce; /* not on shared memory: zc_buf is our heap buffer */
+};
 
-    /* The peer's direction (consumer). */
-    int peer_offered; /* atomic: the peer's region is attached */
-    int shut_rd;      /* atomic: shutdown(SHUT_RD) was called here */
-    int in_state;     /* enum shmsock_in_state */
-    uint64_t plain_received;
-    bool asked_to_prepare; /* a first read that waited asked for our region (recv_lock) */
-    bool peer_switch_known;
-    uint64_t peer_switch;
+/* The peer's direction (consumer.c): its region, our token list of it, views, releases. */
+struct shmsock_consumer {
     struct shmsock_region peer;
-    dev_t peer_region_dev;
-    ino_t peer_region_ino;
+    struct shmsock_consumer_list tokens;
     int peer_release_fd; /* where we send RELEASE events for the peer's blocks */
     /* STREAM: releases not sent yet (sent in one write once the queue looks drained). */
     struct shmsock_event *pending_release;
     size_t pending_count;
-    struct shmsock_consumer_list consumer;
-    bool seen_event;                /* an event record was consumed (OFFER only comes first) */
-    bool peer_coalesced;            /* the peer's events come through its ring */
-    bool release_by_ring;           /* we return the peer's blocks through our release ring */
-    uint64_t event_tail;            /* next entry of the peer's event ring to read */
-    uint64_t event_arm_gen;         /* our arm generation for the peer's events */
-    uint64_t doorbells_cleared;     /* every doorbell with 1 + generation <= this is consumed */
-    uint64_t head_doorbell;         /* 1 + generation of the doorbell a wait saw at the head of the
-                                       kernel socket (0: not known) */
-    uint64_t last_release_doorbell; /* the peer's release_arm we last rang for */
-    uint32_t peer_closes_read;      /* the peer's socket_closes when a read last asked */
-    int deferred_error;             /* a kernel error (ECONNRESET) met by a read after it had
-                                       taken data: the next read reports it, once the data
-                                       before it is read (negative errno, 0: none) */
-    bool releases_unsignalled;      /* releases pushed into our ring, release_arm not yet
-                                       looked at after a fence */
-    uint64_t head_consumed;         /* STREAM: bytes of the head DATA event already read */
-    bool head_control_delivered;    /* its ancillary data went to the application already */
+    bool seen_event;        /* an event record was consumed (OFFER only comes first) */
+    bool peer_coalesced;    /* the peer's events come through its ring (event source) */
+    bool release_by_ring;   /* we return the peer's blocks through our release ring */
+    uint64_t event_tail;    /* next entry of the peer's event ring to read */
+    uint64_t head_consumed; /* STREAM: bytes of the head DATA event already read */
+    bool head_control_delivered; /* its ancillary data went to the application already */
+    uint32_t peer_closes_read;   /* the peer's socket_closes when a read last asked */
+    int shut_rd;                 /* atomic: shutdown(SHUT_RD) was called here */
     /* Zero-copy receive: views held by the application (SHMSOCK_MAX_TOKENS_IN_FLIGHT). */
     struct shmsock_view *views;
     size_t view_count;
     unsigned char *bounce_view; /* not on shared memory: one copied view (64 KiB) */
     bool bounce_view_held;
+};
 
-    int error; /* atomic: sticky protocol error (negative errno), 0 if none */
+/* The wake-up (wakeup.c): arms and doorbells of coalesced mode, both directions. */
+struct shmsock_wakeup {
+    /* As producer (send_lock): */
+    uint64_t last_event_doorbell; /* the peer's event_arm we last rang for */
+    bool doorbell_deferred;       /* MSG_MORE held back a doorbell */
+    bool doorbell_owed;           /* a doorbell found the kernel queue full: ring again */
+    uint64_t release_arm_gen;     /* our arm generation for releases (producer_lock) */
+    /* As consumer (recv_lock): */
+    uint64_t event_arm_gen;         /* our arm generation for the peer's events */
+    uint64_t doorbells_cleared;     /* every doorbell with 1 + generation <= this is consumed */
+    uint64_t head_doorbell;         /* 1 + generation of the doorbell a wait saw at the head of
+                                       the kernel socket (0: not known) */
+    uint64_t last_release_doorbell; /* the peer's release_arm we last rang for */
+    bool releases_unsignalled;      /* releases pushed into our ring, release_arm not yet
+                                       looked at after a fence */
+};
+
+/* Liveness and errors (liveness.c). */
+struct shmsock_liveness {
+    int error;          /* atomic: sticky protocol error (negative errno), 0 if none */
+    int deferred_error; /* a kernel error (ECONNRESET) met by a read after it had taken data:
+                           the next read reports it, once the data before it is read
+                           (negative errno, 0: none; recv_lock) */
+};
+
+struct shmsock_conn {
+    int fd;
+    int type; /* SOCK_STREAM or SOCK_SEQPACKET */
+    struct shmsock_options options;
+
+    /* The lock order (outermost first): send_lock, recv_lock, producer_lock, region_lock.
+     * A thread holding a later one never waits for an earlier one; see locks.h. */
+    pthread_mutex_t send_lock;     /* one sender at a time: messages never interleave */
+    pthread_mutex_t recv_lock;     /* one receiver at a time */
+    pthread_mutex_t producer_lock; /* producer token list and release intake */
+    /* Our region appearing and going (before it is offered), against the code that looks at
+     * it without the send_lock: a read marking itself careful, options, SHM_INFO. Innermost
+     * lock, never held over a blocking call. */
+    pthread_mutex_t region_lock;
+
+    struct shmsock_negotiation nego;
+    struct shmsock_producer producer;
+    struct shmsock_consumer consumer;
+    struct shmsock_wakeup wakeup;
+    struct shmsock_liveness live;
 };
 
 /*

@@ -35,12 +35,12 @@
 
 static struct shmsock_region_header *own_header(struct shmsock_conn *conn)
 {
-    return conn->own.base;
+    return conn->producer.own.base;
 }
 
 static const struct shmsock_region_header *peer_header(struct shmsock_conn *conn)
 {
-    return conn->peer.base;
+    return conn->consumer.peer.base;
 }
 
 int shmsock_doorbell_send(int fd, uint64_t gen)
@@ -69,23 +69,23 @@ static int ring_doorbell(struct shmsock_conn *conn, int fd, uint64_t gen)
 bool shmsock_coalesced_doorbell_due(struct shmsock_conn *conn)
 {
     uint64_t armed = __atomic_load_n(&peer_header(conn)->event_arm, __ATOMIC_ACQUIRE);
-    return armed != conn->last_event_doorbell &&
+    return armed != conn->wakeup.last_event_doorbell &&
            !__atomic_load_n(&peer_header(conn)->event_spinning, __ATOMIC_ACQUIRE);
 }
 
 int shmsock_coalesced_ring_if_armed(struct shmsock_conn *conn)
 {
-    conn->doorbell_deferred = false;
+    conn->wakeup.doorbell_deferred = false;
     __atomic_thread_fence(__ATOMIC_SEQ_CST);
     uint64_t armed = __atomic_load_n(&peer_header(conn)->event_arm, __ATOMIC_ACQUIRE);
-    if (armed == conn->last_event_doorbell && !shmsock_flag(&conn->doorbell_owed))
+    if (armed == conn->wakeup.last_event_doorbell && !shmsock_flag(&conn->wakeup.doorbell_owed))
         return 0;
     /* A consumer that busy-polls sees the ring itself; it clears the flag (with a fence)
      * before it arms and sleeps, so either we see that or it sees our event. */
     if (__atomic_load_n(&peer_header(conn)->event_spinning, __ATOMIC_ACQUIRE) &&
-        !shmsock_flag(&conn->doorbell_owed))
+        !shmsock_flag(&conn->wakeup.doorbell_owed))
         return 0;
-    conn->last_event_doorbell = armed;
+    conn->wakeup.last_event_doorbell = armed;
     /* Say so first: the consumer looks for doorbells in the kernel only when we rang. */
     __atomic_store_n(&own_header(conn)->event_rung, armed + 1, __ATOMIC_RELEASE);
     /* The reader we wake will not find us inside this send any more when it looks: it must
@@ -93,19 +93,19 @@ int shmsock_coalesced_ring_if_armed(struct shmsock_conn *conn)
     __atomic_store_n(&own_header(conn)->producer_active, 0, __ATOMIC_RELEASE);
     int err = ring_doorbell(conn, conn->fd, armed);
     if (err == 0)
-        conn->last_probe_us = shmsock_now_us(); /* the doorbell asked the kernel already */
+        conn->producer.last_probe_us = shmsock_now_us(); /* the doorbell asked the kernel already */
     /* A full kernel queue (the peer has not read all our plain bytes yet): ring again at the
      * next send, or when a waiting sender sees room. Never forgotten. */
-    shmsock_set_flag(&conn->doorbell_owed, err == -EAGAIN);
+    shmsock_set_flag(&conn->wakeup.doorbell_owed, err == -EAGAIN);
     return err == -EAGAIN ? 0 : err;
 }
 
 int shmsock_coalesced_publish(struct shmsock_conn *conn, const struct shmsock_event *event,
                               int flags)
 {
-    shmsock_ring_push(&conn->own, SHMSOCK_RING_EVENTS, event);
+    shmsock_ring_push(&conn->producer.own, SHMSOCK_RING_EVENTS, event);
     if (flags & MSG_MORE) {
-        conn->doorbell_deferred = true; /* rung by the next send without MSG_MORE */
+        conn->wakeup.doorbell_deferred = true; /* rung by the next send without MSG_MORE */
         return 0;
     }
     return shmsock_coalesced_ring_if_armed(conn);
@@ -114,28 +114,28 @@ int shmsock_coalesced_publish(struct shmsock_conn *conn, const struct shmsock_ev
 void shmsock_coalesced_reclaim(struct shmsock_conn *conn)
 {
     int64_t available =
-        shmsock_ring_available(&conn->peer, SHMSOCK_RING_RELEASES, conn->release_tail);
+        shmsock_ring_available(&conn->consumer.peer, SHMSOCK_RING_RELEASES, conn->producer.release_tail);
     if (available < 0) {
         shmsock_conn_fail(conn, -EPROTO);
         return;
     }
     for (int64_t i = 0; i < available; i++) {
         struct shmsock_event event;
-        if (shmsock_ring_read(&conn->peer, SHMSOCK_RING_RELEASES, conn->release_tail, &event) < 0 ||
-            shmsock_event_check_release(&event, &conn->own.geometry) < 0 ||
-            shmsock_producer_release(&conn->producer, event.token, event.block_count) < 0) {
+        if (shmsock_ring_read(&conn->consumer.peer, SHMSOCK_RING_RELEASES, conn->producer.release_tail, &event) < 0 ||
+            shmsock_event_check_release(&event, &conn->producer.own.geometry) < 0 ||
+            shmsock_producer_release(&conn->producer.tokens, event.token, event.block_count) < 0) {
             shmsock_conn_fail(conn, -EPROTO);
             return;
         }
-        conn->release_tail++;
+        conn->producer.release_tail++;
     }
     __atomic_store_n(&own_header(conn)->counters.blocks_in_use,
-                     conn->producer.block_count - conn->producer.free_blocks, __ATOMIC_RELAXED);
+                     conn->producer.tokens.block_count - conn->producer.tokens.free_blocks, __ATOMIC_RELAXED);
 }
 
 void shmsock_coalesced_arm_for_releases(struct shmsock_conn *conn)
 {
-    __atomic_store_n(&own_header(conn)->release_arm, ++conn->release_arm_gen, __ATOMIC_RELEASE);
+    __atomic_store_n(&own_header(conn)->release_arm, ++conn->wakeup.release_arm_gen, __ATOMIC_RELEASE);
     __atomic_thread_fence(__ATOMIC_SEQ_CST);
 }
 
@@ -145,31 +145,31 @@ void shmsock_coalesced_arm_for_releases(struct shmsock_conn *conn)
  * (ring_for_releases), so that one fence serves all the releases and the arm of a read. */
 static void push_release(struct shmsock_conn *conn, const struct shmsock_event *data)
 {
-    shmsock_consumer_release(&conn->consumer, data->token, data->block_count);
+    shmsock_consumer_release(&conn->consumer.tokens, data->token, data->block_count);
     struct shmsock_event release =
-        shmsock_event_release(&conn->peer.geometry, data->token, data->block_count);
-    shmsock_ring_push(&conn->own, SHMSOCK_RING_RELEASES, &release);
-    conn->releases_unsignalled = true;
+        shmsock_event_release(&conn->consumer.peer.geometry, data->token, data->block_count);
+    shmsock_ring_push(&conn->producer.own, SHMSOCK_RING_RELEASES, &release);
+    conn->wakeup.releases_unsignalled = true;
 }
 
 /* After a full fence that followed our pushes: ring the producer if it sleeps for releases
  * (it arms, fences, then looks at our ring: either it sees them or we see its arm). */
 static void ring_for_releases(struct shmsock_conn *conn)
 {
-    conn->releases_unsignalled = false;
+    conn->wakeup.releases_unsignalled = false;
     uint64_t armed = __atomic_load_n(&peer_header(conn)->release_arm, __ATOMIC_ACQUIRE);
-    if (armed != conn->last_release_doorbell) {
+    if (armed != conn->wakeup.last_release_doorbell) {
         /* The release channel holds at most one doorbell per arm of the producer, so it is
          * never full; a gone peer needs none. */
-        conn->last_release_doorbell = armed;
-        (void)ring_doorbell(conn, conn->peer_release_fd, armed);
+        conn->wakeup.last_release_doorbell = armed;
+        (void)ring_doorbell(conn, conn->consumer.peer_release_fd, armed);
     }
 }
 
 /* Releases pushed and not yet signalled (a read that ended early): fence and signal now. */
 static void signal_releases(struct shmsock_conn *conn)
 {
-    if (!conn->releases_unsignalled)
+    if (!conn->wakeup.releases_unsignalled)
         return;
     __atomic_thread_fence(__ATOMIC_SEQ_CST);
     ring_for_releases(conn);
@@ -185,16 +185,16 @@ void shmsock_conn_release_run(struct shmsock_conn *conn, const struct shmsock_ev
  * one, 0 if not, or -EPROTO. */
 static int event_at(struct shmsock_conn *conn, uint64_t ahead, struct shmsock_event *event)
 {
-    int64_t available = shmsock_ring_available(&conn->peer, SHMSOCK_RING_EVENTS, conn->event_tail);
+    int64_t available = shmsock_ring_available(&conn->consumer.peer, SHMSOCK_RING_EVENTS, conn->consumer.event_tail);
     if (available < 0)
         return -EPROTO;
     if ((uint64_t)available <= ahead)
         return 0;
-    if (shmsock_ring_read(&conn->peer, SHMSOCK_RING_EVENTS, conn->event_tail + ahead, event) < 0)
+    if (shmsock_ring_read(&conn->consumer.peer, SHMSOCK_RING_EVENTS, conn->consumer.event_tail + ahead, event) < 0)
         return -EPROTO;
     if (event->type == SHMSOCK_EVENT_TO_KERNEL)
         return 1;
-    if (shmsock_event_check_data(event, &conn->peer.geometry) < 0)
+    if (shmsock_event_check_data(event, &conn->consumer.peer.geometry) < 0)
         return -EPROTO;
     return 1;
 }
@@ -211,11 +211,11 @@ static int next_event(struct shmsock_conn *conn, struct shmsock_event *event)
 static int consume_old_doorbells(struct shmsock_conn *conn, bool force)
 {
     uint64_t rung = __atomic_load_n(&peer_header(conn)->event_rung, __ATOMIC_ACQUIRE);
-    if (rung <= conn->doorbells_cleared && !force)
+    if (rung <= conn->wakeup.doorbells_cleared && !force)
         return 0; /* no doorbell rung since we last took them out: no system call */
-    uint64_t head = conn->head_doorbell;
-    conn->head_doorbell = 0;
-    if (!force && head != 0 && head == rung && head <= conn->event_arm_gen) {
+    uint64_t head = conn->wakeup.head_doorbell;
+    conn->wakeup.head_doorbell = 0;
+    if (!force && head != 0 && head == rung && head <= conn->wakeup.event_arm_gen) {
         /* The one doorbell rung since we last cleared is the one our wait saw at the head:
          * take exactly that record, without looking first. */
         unsigned char record[SHMSOCK_EVENT_SIZE];
@@ -224,7 +224,7 @@ static int consume_old_doorbells(struct shmsock_conn *conn, bool force)
             return -errno;
         if (n == (ssize_t)sizeof(record)) {
             __atomic_add_fetch(&own_header(conn)->counters.doorbells_received, 1, __ATOMIC_RELAXED);
-            conn->doorbells_cleared = rung;
+            conn->wakeup.doorbells_cleared = rung;
             return 0;
         }
     }
@@ -242,7 +242,7 @@ static int consume_old_doorbells(struct shmsock_conn *conn, bool force)
         for (size_t at = 0; at + SHMSOCK_EVENT_SIZE <= (size_t)n; at += SHMSOCK_EVENT_SIZE) {
             struct shmsock_event event;
             if (shmsock_event_decode(records + at, &event) < 0 ||
-                event.type != SHMSOCK_EVENT_DOORBELL || event.offset >= conn->event_arm_gen)
+                event.type != SHMSOCK_EVENT_DOORBELL || event.offset >= conn->wakeup.event_arm_gen)
                 break;
             if (event.offset + 1 > newest_taken)
                 newest_taken = event.offset + 1;
@@ -264,9 +264,9 @@ static int consume_old_doorbells(struct shmsock_conn *conn, bool force)
      * The producer says it rang (event_rung) before it sends the doorbell. If the last one it
      * rang is old and we have not seen it, it is still on its way: look again next time.
      */
-    bool in_flight = rung <= conn->event_arm_gen && newest_taken < rung;
-    if (!in_flight && rung > conn->doorbells_cleared)
-        conn->doorbells_cleared = rung < conn->event_arm_gen ? rung : conn->event_arm_gen;
+    bool in_flight = rung <= conn->wakeup.event_arm_gen && newest_taken < rung;
+    if (!in_flight && rung > conn->wakeup.doorbells_cleared)
+        conn->wakeup.doorbells_cleared = rung < conn->wakeup.event_arm_gen ? rung : conn->wakeup.event_arm_gen;
     return 0;
 }
 
@@ -274,9 +274,9 @@ static int consume_old_doorbells(struct shmsock_conn *conn, bool force)
  * releases pushed before it). */
 static void arm_for_events(struct shmsock_conn *conn)
 {
-    __atomic_store_n(&own_header(conn)->event_arm, ++conn->event_arm_gen, __ATOMIC_RELEASE);
+    __atomic_store_n(&own_header(conn)->event_arm, ++conn->wakeup.event_arm_gen, __ATOMIC_RELEASE);
     __atomic_thread_fence(__ATOMIC_SEQ_CST);
-    if (conn->releases_unsignalled)
+    if (conn->wakeup.releases_unsignalled)
         ring_for_releases(conn);
 }
 
@@ -332,15 +332,15 @@ static int settle_ring(struct shmsock_conn *conn)
 static void settle(struct shmsock_conn *conn)
 {
     int err = shmsock_conn_kernel_reset(conn, settle_ring(conn));
-    if (err < 0 && conn->deferred_error == 0)
-        conn->deferred_error = err;
+    if (err < 0 && conn->live.deferred_error == 0)
+        conn->live.deferred_error = err;
 }
 
 /* A deferred error, reported once by a read that finds the ring empty (recv_lock). */
 static int take_deferred_error(struct shmsock_conn *conn)
 {
-    int err = conn->deferred_error;
-    conn->deferred_error = 0;
+    int err = conn->live.deferred_error;
+    conn->live.deferred_error = 0;
     return err;
 }
 
@@ -351,11 +351,11 @@ static int take_deferred_error(struct shmsock_conn *conn)
  */
 static int wait_for_event(struct shmsock_conn *conn, int flags, struct shmsock_event *event)
 {
-    if (conn->deferred_error != 0)
+    if (conn->live.deferred_error != 0)
         return take_deferred_error(conn);
     /* Optional busy-poll: spin on the ring before paying for a sleep. */
-    if (conn->busy_poll_us > 0) {
-        int64_t until = shmsock_now_us() + conn->busy_poll_us;
+    if (conn->options.busy_poll_us > 0) {
+        int64_t until = shmsock_now_us() + conn->options.busy_poll_us;
         unsigned spins = 0;
         __atomic_store_n(&own_header(conn)->event_spinning, 1, __ATOMIC_RELEASE);
         __atomic_thread_fence(__ATOMIC_SEQ_CST);
@@ -391,8 +391,8 @@ static int wait_for_event(struct shmsock_conn *conn, int flags, struct shmsock_e
         int saved = errno;
         struct shmsock_event head;
         bool doorbell = n == (ssize_t)sizeof(record) && shmsock_event_decode(record, &head) == 0 &&
-                        head.type == SHMSOCK_EVENT_DOORBELL && head.offset <= conn->event_arm_gen;
-        conn->head_doorbell = doorbell ? head.offset + 1 : 0; /* settle() takes it directly */
+                        head.type == SHMSOCK_EVENT_DOORBELL && head.offset <= conn->wakeup.event_arm_gen;
+        conn->wakeup.head_doorbell = doorbell ? head.offset + 1 : 0; /* settle() takes it directly */
         r = next_event(conn, event);
         if (r != 0)
             return r;
@@ -431,9 +431,9 @@ static int reset_before_messages(struct shmsock_conn *conn)
     if (conn->type != SOCK_SEQPACKET)
         return 0;
     uint32_t closes = __atomic_load_n(&peer_header(conn)->socket_closes, __ATOMIC_ACQUIRE);
-    if (closes == conn->peer_closes_read)
+    if (closes == conn->consumer.peer_closes_read)
         return 0;
-    conn->peer_closes_read = closes;
+    conn->consumer.peer_closes_read = closes;
     return shmsock_conn_socket_error(conn);
 }
 
@@ -478,14 +478,14 @@ static ssize_t coalesced_read(struct shmsock_conn *conn, struct shmsock_read_tar
                 break;
             }
             /* From here on the peer's events come through the kernel socket. */
-            conn->event_tail++;
-            conn->peer_coalesced = false;
+            conn->consumer.event_tail++;
+            conn->consumer.peer_coalesced = false;
             return SHMSOCK_RETRY; /* the caller reads again in event mode */
         }
-        uint64_t start = peek_index == 0 ? conn->head_consumed : 0;
+        uint64_t start = peek_index == 0 ? conn->consumer.head_consumed : 0;
         if (start > event.length)
             return shmsock_conn_fail(conn, -EPROTO);
-        const unsigned char *payload = (const unsigned char *)conn->peer.base + event.offset;
+        const unsigned char *payload = (const unsigned char *)conn->consumer.peer.base + event.offset;
         size_t n = shmsock_iov_scatter(user->msg_iov, user->msg_iovlen, target->skip + copied,
                                        payload + start, event.length - start);
         copied += n;
@@ -495,9 +495,9 @@ static ssize_t coalesced_read(struct shmsock_conn *conn, struct shmsock_read_tar
             user->msg_flags = msg_flags;
             user->msg_controllen = 0; /* ring messages carry no ancillary data */
             if (!peek) {
-                if (shmsock_consumer_receive(&conn->consumer, event.token, event.block_count) < 0)
+                if (shmsock_consumer_receive(&conn->consumer.tokens, event.token, event.block_count) < 0)
                     return shmsock_conn_fail(conn, -EPROTO);
-                conn->event_tail++;
+                conn->consumer.event_tail++;
                 push_release(conn, &event);
                 settle(conn);
             }
@@ -511,13 +511,13 @@ static ssize_t coalesced_read(struct shmsock_conn *conn, struct shmsock_read_tar
             continue;
         }
         if (start + n < event.length) {
-            conn->head_consumed = start + n;
+            conn->consumer.head_consumed = start + n;
             break;
         }
-        if (shmsock_consumer_receive(&conn->consumer, event.token, event.block_count) < 0)
+        if (shmsock_consumer_receive(&conn->consumer.tokens, event.token, event.block_count) < 0)
             return shmsock_conn_fail(conn, -EPROTO);
-        conn->head_consumed = 0;
-        conn->event_tail++;
+        conn->consumer.head_consumed = 0;
+        conn->consumer.event_tail++;
         push_release(conn, &event);
         if (copied == target->space)
             break;
@@ -540,7 +540,7 @@ ssize_t shmsock_coalesced_peek_ahead(struct shmsock_conn *conn, struct shmsock_r
             return shmsock_conn_fail(conn, -EPROTO);
         if (r == 0 || event.type == SHMSOCK_EVENT_TO_KERNEL)
             break;
-        const unsigned char *payload = (const unsigned char *)conn->peer.base + event.offset;
+        const unsigned char *payload = (const unsigned char *)conn->consumer.peer.base + event.offset;
         copied += shmsock_iov_scatter(user->msg_iov, user->msg_iovlen, target->skip + copied,
                                       payload, event.length);
     }
@@ -561,15 +561,15 @@ int shmsock_coalesced_take(struct shmsock_conn *conn, int flags, struct shmsock_
     if (r <= 0)
         return r;
     if (event->type == SHMSOCK_EVENT_TO_KERNEL) {
-        conn->event_tail++;
-        conn->peer_coalesced = false;
+        conn->consumer.event_tail++;
+        conn->consumer.peer_coalesced = false;
         return (int)SHMSOCK_RETRY;
     }
-    if (shmsock_consumer_receive(&conn->consumer, event->token, event->block_count) < 0)
+    if (shmsock_consumer_receive(&conn->consumer.tokens, event->token, event->block_count) < 0)
         return shmsock_conn_fail(conn, -EPROTO);
-    *start = conn->head_consumed;
-    conn->head_consumed = 0;
-    conn->event_tail++;
+    *start = conn->consumer.head_consumed;
+    conn->consumer.head_consumed = 0;
+    conn->consumer.event_tail++;
     settle(conn);
     return 1;
 }

@@ -29,14 +29,14 @@
 
 static int out_state(struct shmsock_conn *conn)
 {
-    return __atomic_load_n(&conn->out_state, __ATOMIC_ACQUIRE);
+    return __atomic_load_n(&conn->nego.out_state, __ATOMIC_ACQUIRE);
 }
 
 /* Learn the peer's switch point if it has published it. */
 static void refresh_switch(struct shmsock_conn *conn)
 {
-    if (!conn->peer_switch_known && __atomic_load_n(&conn->peer_offered, __ATOMIC_ACQUIRE))
-        conn->peer_switch_known = shmsock_region_read_switch(&conn->peer, &conn->peer_switch);
+    if (!conn->nego.peer_switch_known && __atomic_load_n(&conn->nego.peer_offered, __ATOMIC_ACQUIRE))
+        conn->nego.peer_switch_known = shmsock_region_read_switch(&conn->consumer.peer, &conn->nego.peer_switch);
 }
 
 /*
@@ -76,7 +76,7 @@ static ssize_t recv_plain(struct shmsock_conn *conn, struct shmsock_read_target 
         return -err;
     user->msg_namelen = m.msg_namelen;
     user->msg_flags = m.msg_flags & ~MSG_CTRUNC;
-    uint64_t before = conn->plain_received;
+    uint64_t before = conn->nego.plain_received;
     uint64_t units = conn->type == SOCK_STREAM ? (uint64_t)n : 1u;
     if (watch_offers) {
         int fds[2];
@@ -87,7 +87,7 @@ static ssize_t recv_plain(struct shmsock_conn *conn, struct shmsock_read_target 
         if (shmsock_ancillary_take_offer(&m, fds, &candidate)) {
             target->offer_seen = true;
             if (shmsock_conn_accept_offer(conn, fds, &candidate) < 0)
-                return __atomic_load_n(&conn->error, __ATOMIC_ACQUIRE);
+                return __atomic_load_n(&conn->live.error, __ATOMIC_ACQUIRE);
         }
     }
     target->rights_read = shmsock_ancillary_has_rights(&m);
@@ -98,9 +98,9 @@ static ssize_t recv_plain(struct shmsock_conn *conn, struct shmsock_read_target 
         user->msg_flags |= MSG_CTRUNC;
     if (flags & MSG_PEEK)
         return n;
-    conn->plain_received += units;
-    if (conn->plain_received < before ||
-        (conn->peer_switch_known && conn->plain_received > conn->peer_switch))
+    conn->nego.plain_received += units;
+    if (conn->nego.plain_received < before ||
+        (conn->nego.peer_switch_known && conn->nego.plain_received > conn->nego.peer_switch))
         return shmsock_conn_fail(conn, -EPROTO);
     return n;
 }
@@ -108,7 +108,7 @@ static ssize_t recv_plain(struct shmsock_conn *conn, struct shmsock_read_target 
 /* Pick up an answer to our offer that the peer left on our release channel. */
 static void absorb_answer(struct shmsock_conn *conn)
 {
-    if (__atomic_load_n(&conn->peer_offered, __ATOMIC_ACQUIRE))
+    if (__atomic_load_n(&conn->nego.peer_offered, __ATOMIC_ACQUIRE))
         return;
     pthread_mutex_lock(&conn->producer_lock);
     shmsock_release_channel_drain(conn);
@@ -125,7 +125,7 @@ static ssize_t recv_careful(struct shmsock_conn *conn, struct shmsock_read_targe
 {
     refresh_switch(conn);
     size_t peeked = SIZE_MAX;
-    if (!conn->peer_switch_known) {
+    if (!conn->nego.peer_switch_known) {
         /* Wait for the head, without taking it. The peer publishes its switch point (and
          * sends any answer to our offer) before its first event, so what we learn after this
          * peek is true of what we peeked. */
@@ -139,7 +139,7 @@ static ssize_t recv_careful(struct shmsock_conn *conn, struct shmsock_read_targe
             return -errno;
         absorb_answer(conn);
         refresh_switch(conn);
-        if (!conn->peer_switch_known && conn->type == SOCK_STREAM) {
+        if (!conn->nego.peer_switch_known && conn->type == SOCK_STREAM) {
             int available = 0;
             /* Bytes present now were all sent before the switch if it is still unknown below. */
             if (ioctl(conn->fd, FIONREAD, &available) == 0 && available > 0)
@@ -147,23 +147,23 @@ static ssize_t recv_careful(struct shmsock_conn *conn, struct shmsock_read_targe
             absorb_answer(conn); /* an answer sent meanwhile precedes any event counted */
             refresh_switch(conn);
         }
-        if (!conn->peer_switch_known)
+        if (!conn->nego.peer_switch_known)
             return recv_plain(conn, target, flags, peeked, true);
     }
-    if (conn->plain_received > conn->peer_switch)
+    if (conn->nego.plain_received > conn->nego.peer_switch)
         return shmsock_conn_fail(conn, -EPROTO);
-    if (conn->plain_received == conn->peer_switch) {
+    if (conn->nego.plain_received == conn->nego.peer_switch) {
         /* The peer's send mode was set before its switch point: copy it once. */
-        const struct shmsock_region_header *header = conn->peer.base;
+        const struct shmsock_region_header *header = conn->consumer.peer.base;
         uint32_t mode = __atomic_load_n(&header->send_mode, __ATOMIC_ACQUIRE);
         if (mode != SHMSOCK_SEND_MODE_EVENTS && mode != SHMSOCK_SEND_MODE_COALESCED)
             return shmsock_conn_fail(conn, -EPROTO);
-        conn->peer_coalesced = mode == SHMSOCK_SEND_MODE_COALESCED;
-        conn->release_by_ring = conn->peer_coalesced;
-        conn->in_state = SHMSOCK_IN_EVENTS;
+        conn->consumer.peer_coalesced = mode == SHMSOCK_SEND_MODE_COALESCED;
+        conn->consumer.release_by_ring = conn->consumer.peer_coalesced;
+        conn->nego.in_state = SHMSOCK_IN_EVENTS;
         return RETRY;
     }
-    uint64_t left = conn->peer_switch - conn->plain_received;
+    uint64_t left = conn->nego.peer_switch - conn->nego.plain_received;
     return recv_plain(conn, target, flags, conn->type == SOCK_STREAM ? (size_t)left : SIZE_MAX,
                       true);
 }
@@ -174,27 +174,27 @@ static ssize_t recv_careful(struct shmsock_conn *conn, struct shmsock_read_targe
  * RELEASE events on its release channel, in one write. */
 static void flush_releases(struct shmsock_conn *conn)
 {
-    if (conn->release_by_ring) {
-        for (size_t i = 0; i < conn->pending_count; i++)
-            shmsock_conn_release_run(conn, &conn->pending_release[i]);
-        conn->pending_count = 0;
+    if (conn->consumer.release_by_ring) {
+        for (size_t i = 0; i < conn->consumer.pending_count; i++)
+            shmsock_conn_release_run(conn, &conn->consumer.pending_release[i]);
+        conn->consumer.pending_count = 0;
         return;
     }
     unsigned char records[SHMSOCK_RELEASE_BATCH * SHMSOCK_EVENT_SIZE];
     size_t used = 0;
-    for (size_t i = 0; i < conn->pending_count; i++) {
-        const struct shmsock_event *data = &conn->pending_release[i];
-        shmsock_consumer_release(&conn->consumer, data->token, data->block_count);
+    for (size_t i = 0; i < conn->consumer.pending_count; i++) {
+        const struct shmsock_event *data = &conn->consumer.pending_release[i];
+        shmsock_consumer_release(&conn->consumer.tokens, data->token, data->block_count);
         struct shmsock_event release =
-            shmsock_event_release(&conn->peer.geometry, data->token, data->block_count);
+            shmsock_event_release(&conn->consumer.peer.geometry, data->token, data->block_count);
         shmsock_event_encode(&release, records + used);
         used += SHMSOCK_EVENT_SIZE;
     }
-    conn->pending_count = 0;
+    conn->consumer.pending_count = 0;
     /* The peer keeps at most SHMSOCK_MAX_TOKENS_IN_FLIGHT tokens out, so this never fills. A
      * peer that has gone needs no releases: errors are ignored. */
     while (used > 0) {
-        ssize_t n = send(conn->peer_release_fd, records, used, MSG_NOSIGNAL);
+        ssize_t n = send(conn->consumer.peer_release_fd, records, used, MSG_NOSIGNAL);
         if (n < 0 && errno == EINTR)
             continue;
         break;
@@ -204,9 +204,9 @@ static void flush_releases(struct shmsock_conn *conn)
 /* We are done with a run of the peer's region: collect its release. */
 static void queue_release(struct shmsock_conn *conn, const struct shmsock_event *data)
 {
-    if (conn->pending_count == SHMSOCK_RELEASE_BATCH)
+    if (conn->consumer.pending_count == SHMSOCK_RELEASE_BATCH)
         flush_releases(conn);
-    conn->pending_release[conn->pending_count++] = *data;
+    conn->consumer.pending_release[conn->consumer.pending_count++] = *data;
 }
 
 void shmsock_conn_return_run(struct shmsock_conn *conn, const struct shmsock_event *data)
@@ -218,14 +218,14 @@ void shmsock_conn_return_run(struct shmsock_conn *conn, const struct shmsock_eve
 /* Check a DATA event against the peer's region and our consumer list. */
 static int check_data(struct shmsock_conn *conn, const struct shmsock_event *event)
 {
-    if (shmsock_event_check_data(event, &conn->peer.geometry) < 0)
+    if (shmsock_event_check_data(event, &conn->consumer.peer.geometry) < 0)
         return -EPROTO;
     return 0;
 }
 
 static const unsigned char *payload_of(struct shmsock_conn *conn, const struct shmsock_event *event)
 {
-    return (const unsigned char *)conn->peer.base + event->offset;
+    return (const unsigned char *)conn->consumer.peer.base + event->offset;
 }
 
 /* SEQPACKET: each DATA event is one message; it is read (or peeked) whole. */
@@ -258,11 +258,11 @@ static ssize_t recv_events_seqpacket(struct shmsock_conn *conn, struct shmsock_r
         return RETRY;
     }
     if (event.type != SHMSOCK_EVENT_DATA || check_data(conn, &event) < 0 ||
-        (!peek && shmsock_consumer_receive(&conn->consumer, event.token, event.block_count) < 0)) {
+        (!peek && shmsock_consumer_receive(&conn->consumer.tokens, event.token, event.block_count) < 0)) {
         shmsock_ancillary_close_fds(&m);
         return shmsock_conn_fail(conn, -EPROTO);
     }
-    conn->seen_event = true;
+    conn->consumer.seen_event = true;
     struct msghdr *user = target->msg;
     size_t copied = shmsock_iov_scatter(user->msg_iov, user->msg_iovlen, target->skip,
                                         payload_of(conn, &event), event.length);
@@ -291,7 +291,7 @@ static ssize_t recv_events_stream(struct shmsock_conn *conn, struct shmsock_read
                        .msg_iovlen = 1,
                        .msg_control = control.bytes,
                        .msg_controllen = sizeof(control)};
-    if (conn->pending_count > 0 && (flags & MSG_PEEK))
+    if (conn->consumer.pending_count > 0 && (flags & MSG_PEEK))
         flush_releases(conn);
     ssize_t n = recvmsg(conn->fd, &m, MSG_PEEK | (flags & PASSED_FLAGS));
     if (n < 0)
@@ -339,7 +339,7 @@ static ssize_t recv_events_stream(struct shmsock_conn *conn, struct shmsock_read
             shmsock_ancillary_close_fds(&m);
             return shmsock_conn_fail(conn, -EPROTO);
         }
-        uint64_t start = i == 0 ? conn->head_consumed : 0;
+        uint64_t start = i == 0 ? conn->consumer.head_consumed : 0;
         if (start > events[i].length) {
             shmsock_ancillary_close_fds(&m);
             return shmsock_conn_fail(conn, -EPROTO);
@@ -359,7 +359,7 @@ static ssize_t recv_events_stream(struct shmsock_conn *conn, struct shmsock_read
     /* Ancillary data came with the last record peeked (the kernel stops after one that
      * carries descriptors): hand it over the first time that record's bytes are read. */
     bool last_touched = touched == count;
-    bool already = count == 1 && conn->head_control_delivered;
+    bool already = count == 1 && conn->consumer.head_control_delivered;
     bool had_rights = !rights_ambiguous && shmsock_ancillary_has_rights(&m);
     if (target->credentials_given)
         shmsock_ancillary_drop_credentials(&m);
@@ -392,7 +392,7 @@ static ssize_t recv_events_stream(struct shmsock_conn *conn, struct shmsock_read
         if (got != (ssize_t)(done * SHMSOCK_EVENT_SIZE))
             return shmsock_conn_fail(conn, -EPROTO);
         for (size_t i = 0; i < done; i++) {
-            if (shmsock_consumer_receive(&conn->consumer, events[i].token, events[i].block_count) <
+            if (shmsock_consumer_receive(&conn->consumer.tokens, events[i].token, events[i].block_count) <
                 0)
                 return shmsock_conn_fail(conn, -EPROTO);
         }
@@ -402,7 +402,7 @@ static ssize_t recv_events_stream(struct shmsock_conn *conn, struct shmsock_read
          * must not wait for our next read. With records left, the reader comes back. */
         if (done == count)
             flush_releases(conn);
-        conn->seen_event = true;
+        conn->consumer.seen_event = true;
     }
     /* Every record of the look was read and more may wait behind them: the look was full,
      * or the kernel ended it at a record with descriptors that an earlier read delivered
@@ -411,11 +411,11 @@ static ssize_t recv_events_stream(struct shmsock_conn *conn, struct shmsock_read
                          (count == STREAM_PEEK_RECORDS || had_rights || rights_ambiguous);
     if (touched > done) {
         /* The record we stopped in is now the head. */
-        conn->head_control_delivered = (done == 0 && conn->head_control_delivered) || last_touched;
-        conn->head_consumed = head_after;
+        conn->consumer.head_control_delivered = (done == 0 && conn->consumer.head_control_delivered) || last_touched;
+        conn->consumer.head_consumed = head_after;
     } else {
-        conn->head_consumed = 0;
-        conn->head_control_delivered = false;
+        conn->consumer.head_consumed = 0;
+        conn->consumer.head_control_delivered = false;
     }
     return (ssize_t)copied;
 }
@@ -423,8 +423,8 @@ static ssize_t recv_events_stream(struct shmsock_conn *conn, struct shmsock_read
 /* Whether the peer can never switch: it dropped our offer (a plain program). */
 static bool peer_is_plain(struct shmsock_conn *conn)
 {
-    return shmsock_flag(&conn->release_closed) &&
-           !__atomic_load_n(&conn->peer_offered, __ATOMIC_ACQUIRE);
+    return shmsock_flag(&conn->producer.release_closed) &&
+           !__atomic_load_n(&conn->nego.peer_offered, __ATOMIC_ACQUIRE);
 }
 
 /*
@@ -436,14 +436,14 @@ static void prepare_if_about_to_wait(struct shmsock_conn *conn, int flags)
 {
     /* Our region belongs to the send side: it is looked at under send_lock only (in
      * shmsock_conn_prepare_while_waiting); this side remembers that it asked. */
-    if (!conn->negotiate || conn->asked_to_prepare || conn->plain_received != 0 ||
+    if (!conn->options.negotiate || conn->nego.asked_to_prepare || conn->nego.plain_received != 0 ||
         (flags & MSG_DONTWAIT))
         return;
     unsigned char byte;
     struct iovec iov = {.iov_base = &byte, .iov_len = 1};
     struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1}; /* no room: peeked descriptors drop */
     if (recvmsg(conn->fd, &m, MSG_PEEK | MSG_DONTWAIT) < 0 && errno == EAGAIN) {
-        conn->asked_to_prepare = true;
+        conn->nego.asked_to_prepare = true;
         shmsock_conn_prepare_while_waiting(conn);
     }
 }
@@ -452,31 +452,31 @@ static void prepare_if_about_to_wait(struct shmsock_conn *conn, int flags)
 static ssize_t recv_once(struct shmsock_conn *conn, struct shmsock_read_target *target, int flags)
 {
     for (;;) {
-        int err = __atomic_load_n(&conn->error, __ATOMIC_ACQUIRE);
+        int err = __atomic_load_n(&conn->live.error, __ATOMIC_ACQUIRE);
         if (err != 0)
             return err;
         /* An error an earlier read met after it had taken data (the kernel hands it out once):
          * now. Coalesced reads report it once the ring is empty (shmsock_coalesced_recv). */
-        if (conn->deferred_error != 0 &&
-            !(conn->in_state == SHMSOCK_IN_EVENTS && conn->peer_coalesced)) {
-            err = conn->deferred_error;
-            conn->deferred_error = 0;
+        if (conn->live.deferred_error != 0 &&
+            !(conn->nego.in_state == SHMSOCK_IN_EVENTS && conn->consumer.peer_coalesced)) {
+            err = conn->live.deferred_error;
+            conn->live.deferred_error = 0;
             return err;
         }
-        bool negotiating = conn->negotiate && !peer_is_plain(conn) &&
-                           (__atomic_load_n(&conn->peer_offered, __ATOMIC_ACQUIRE) ||
+        bool negotiating = conn->options.negotiate && !peer_is_plain(conn) &&
+                           (__atomic_load_n(&conn->nego.peer_offered, __ATOMIC_ACQUIRE) ||
                             out_state(conn) != SHMSOCK_OUT_PLAIN);
         ssize_t n;
-        if (conn->in_state == SHMSOCK_IN_EVENTS && conn->peer_coalesced) {
+        if (conn->nego.in_state == SHMSOCK_IN_EVENTS && conn->consumer.peer_coalesced) {
             n = shmsock_coalesced_recv(conn, target, flags);
-        } else if (conn->in_state == SHMSOCK_IN_EVENTS) {
+        } else if (conn->nego.in_state == SHMSOCK_IN_EVENTS) {
             n = conn->type == SOCK_STREAM ? recv_events_stream(conn, target, flags)
                                           : recv_events_seqpacket(conn, target, flags);
         } else if (!negotiating) {
             /* The peer switches only once our region says we read carefully, which is never
              * set while a read like this one is in progress: all is payload. */
             prepare_if_about_to_wait(conn, flags);
-            n = recv_plain(conn, target, flags, SIZE_MAX, conn->negotiate);
+            n = recv_plain(conn, target, flags, SIZE_MAX, conn->options.negotiate);
         } else {
             shmsock_conn_mark_reader_careful(conn);
             n = recv_careful(conn, target, flags);
@@ -490,10 +490,10 @@ static ssize_t recv_once(struct shmsock_conn *conn, struct shmsock_read_target *
  * switch point: its payload goes on in blocks. */
 static bool stopped_at_switch(struct shmsock_conn *conn, int flags, ssize_t n)
 {
-    if (conn->in_state == SHMSOCK_IN_EVENTS || !conn->peer_switch_known)
+    if (conn->nego.in_state == SHMSOCK_IN_EVENTS || !conn->nego.peer_switch_known)
         return false;
-    uint64_t shown = conn->plain_received + ((flags & MSG_PEEK) ? (uint64_t)n : 0);
-    return shown == conn->peer_switch;
+    uint64_t shown = conn->nego.plain_received + ((flags & MSG_PEEK) ? (uint64_t)n : 0);
+    return shown == conn->nego.peer_switch;
 }
 
 /* Plain bytes of the peer's not yet read, `ahead` bytes past our next read, if its switch
@@ -501,9 +501,9 @@ static bool stopped_at_switch(struct shmsock_conn *conn, int flags, ssize_t n)
 static size_t plain_left(struct shmsock_conn *conn, size_t ahead)
 {
     refresh_switch(conn);
-    if (!conn->peer_switch_known)
+    if (!conn->nego.peer_switch_known)
         return SIZE_MAX;
-    uint64_t left = conn->peer_switch - conn->plain_received;
+    uint64_t left = conn->nego.peer_switch - conn->nego.plain_received;
     return left > ahead ? (size_t)(left - ahead) : 0;
 }
 
@@ -533,7 +533,7 @@ static ssize_t peek_further(struct shmsock_conn *conn, struct shmsock_read_targe
     if (more < 0 || (size_t)more < limit || more == (ssize_t)rest->space || rest->rights_read)
         return more; /* ended before the switch point, or at descriptors (they end a peek) */
     /* The peek reached the switch point: the payload goes on in the peer's ring. */
-    const struct shmsock_region_header *header = conn->peer.base;
+    const struct shmsock_region_header *header = conn->consumer.peer.base;
     if (__atomic_load_n(&header->send_mode, __ATOMIC_ACQUIRE) != SHMSOCK_SEND_MODE_COALESCED)
         return more; /* event mode: its records are not looked past (a shorter peek) */
     struct shmsock_read_target ring = {
@@ -577,8 +577,8 @@ static ssize_t continue_stream_read(struct shmsock_conn *conn, struct shmsock_re
         }
         /* The kernel's error for the socket (ECONNRESET) comes after the data we have, as
          * the kernel gives it: keep it for the next read. */
-        if (more < 0 && more != -EAGAIN && more != -EINTR && conn->deferred_error == 0)
-            conn->deferred_error = (int)more;
+        if (more < 0 && more != -EAGAIN && more != -EINTR && conn->live.deferred_error == 0)
+            conn->live.deferred_error = (int)more;
         if (more <= 0)
             break;
         n += more;
@@ -611,7 +611,7 @@ ssize_t shmsock_conn_recv(struct shmsock_conn *conn, struct msghdr *msg, int fla
     struct shmsock_read_target target = {.msg = msg, .skip = 0, .space = space};
     size_t control_room = msg->msg_control != NULL ? msg->msg_controllen : 0;
     pthread_mutex_lock(&conn->recv_lock);
-    bool error_waiting = conn->deferred_error != 0;
+    bool error_waiting = conn->live.deferred_error != 0;
     ssize_t n =
         continue_stream_read(conn, &target, flags, recv_once(conn, &target, flags), control_room);
     /* MSG_WAITALL on a stream: keep reading until full, end of stream, error or signal;
@@ -624,8 +624,8 @@ ssize_t shmsock_conn_recv(struct shmsock_conn *conn, struct msghdr *msg, int fla
      * error from the kernel themselves.) */
     if (!wait_all && !error_waiting && !target.rights_read &&
         waitall_cut_short(conn, flags, n, space)) {
-        if (conn->deferred_error != 0)
-            conn->deferred_error = 0;
+        if (conn->live.deferred_error != 0)
+            conn->live.deferred_error = 0;
         else
             (void)shmsock_conn_socket_error(conn);
     }
@@ -643,17 +643,17 @@ ssize_t shmsock_conn_recv(struct shmsock_conn *conn, struct msghdr *msg, int fla
         msg->msg_flags |= rest.msg_flags;
         msg->msg_controllen = rest.msg_controllen;
     }
-    if (n > 0 && !(flags & MSG_PEEK) && conn->in_state == SHMSOCK_IN_EVENTS &&
-        conn->own.base != NULL) {
-        struct shmsock_region_header *header = conn->own.base;
+    if (n > 0 && !(flags & MSG_PEEK) && conn->nego.in_state == SHMSOCK_IN_EVENTS &&
+        conn->producer.own.base != NULL) {
+        struct shmsock_region_header *header = conn->producer.own.base;
         shmsock_counter_add(&header->counters.messages_received, 1); /* recv_lock held */
         shmsock_counter_add(&header->counters.bytes_received, (uint64_t)n);
-        __atomic_store_n(&header->counters.peer_blocks_held, conn->consumer.held_blocks,
+        __atomic_store_n(&header->counters.peer_blocks_held, conn->consumer.tokens.held_blocks,
                          __ATOMIC_RELAXED);
     }
     /* Once negotiation has begun, every later read is careful: let the peer switch now. */
-    if (conn->negotiate && !peer_is_plain(conn) &&
-        (__atomic_load_n(&conn->peer_offered, __ATOMIC_ACQUIRE) ||
+    if (conn->options.negotiate && !peer_is_plain(conn) &&
+        (__atomic_load_n(&conn->nego.peer_offered, __ATOMIC_ACQUIRE) ||
          out_state(conn) != SHMSOCK_OUT_PLAIN))
         shmsock_conn_mark_reader_careful(conn);
     pthread_mutex_unlock(&conn->recv_lock);
@@ -686,11 +686,11 @@ int shmsock_events_take(struct shmsock_conn *conn, int flags, struct shmsock_eve
     if (event->type == SHMSOCK_EVENT_DOORBELL)
         return (int)RETRY;
     if (event->type != SHMSOCK_EVENT_DATA || check_data(conn, event) < 0 ||
-        shmsock_consumer_receive(&conn->consumer, event->token, event->block_count) < 0)
+        shmsock_consumer_receive(&conn->consumer.tokens, event->token, event->block_count) < 0)
         return shmsock_conn_fail(conn, -EPROTO);
-    *start = conn->head_consumed;
-    conn->head_consumed = 0;
-    conn->head_control_delivered = false;
-    conn->seen_event = true;
+    *start = conn->consumer.head_consumed;
+    conn->consumer.head_consumed = 0;
+    conn->consumer.head_control_delivered = false;
+    conn->consumer.seen_event = true;
     return 1;
 }

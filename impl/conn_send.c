@@ -21,15 +21,15 @@
 
 static int out_state(struct shmsock_conn *conn)
 {
-    return __atomic_load_n(&conn->out_state, __ATOMIC_ACQUIRE);
+    return __atomic_load_n(&conn->nego.out_state, __ATOMIC_ACQUIRE);
 }
 
 /* Say in our header whether we are inside a coalesced send (a hint for the reader). */
 static void set_producer_active(struct shmsock_conn *conn, uint64_t active)
 {
-    if (conn->send_mode != SHMSOCK_SEND_MODE_COALESCED || out_state(conn) != SHMSOCK_OUT_SHM)
+    if (conn->producer.send_mode != SHMSOCK_SEND_MODE_COALESCED || out_state(conn) != SHMSOCK_OUT_SHM)
         return;
-    struct shmsock_region_header *header = conn->own.base;
+    struct shmsock_region_header *header = conn->producer.own.base;
     __atomic_store_n(&header->producer_active, active, __ATOMIC_RELEASE);
 }
 
@@ -54,12 +54,12 @@ static ssize_t send_plain(struct shmsock_conn *conn, const struct msghdr *msg, i
     if (offer) {
         out.msg_control = control.bytes;
         out.msg_controllen =
-            shmsock_ancillary_build_offer(&control, conn->own.memfd, conn->release_offered);
+            shmsock_ancillary_build_offer(&control, conn->producer.own.memfd, conn->producer.release_offered);
     }
     ssize_t n = sendmsg(conn->fd, &out, flags | MSG_NOSIGNAL);
     if (n < 0)
         return -errno;
-    conn->plain_sent += conn->type == SOCK_STREAM ? (uint64_t)n : 1u;
+    conn->nego.plain_sent += conn->type == SOCK_STREAM ? (uint64_t)n : 1u;
     if (offer)
         shmsock_conn_blind_offer_sent(conn);
     return n;
@@ -69,7 +69,7 @@ static ssize_t send_plain(struct shmsock_conn *conn, const struct msghdr *msg, i
 static void reclaim(struct shmsock_conn *conn)
 {
     /* In coalesced mode the channel only carries doorbells (read before sleeping). */
-    if (conn->releases_by_ring)
+    if (conn->producer.releases_by_ring)
         shmsock_coalesced_reclaim(conn);
     else
         shmsock_release_channel_drain(conn);
@@ -83,14 +83,14 @@ static int64_t try_reserve(struct shmsock_conn *conn, uint32_t blocks)
     for (int attempt = 0; attempt < 2 && token < 0; attempt++) {
         if (attempt == 1)
             reclaim(conn);
-        if (conn->producer.sent_tokens < SHMSOCK_MAX_TOKENS_IN_FLIGHT)
-            token = shmsock_producer_reserve(&conn->producer, blocks);
+        if (conn->producer.tokens.sent_tokens < SHMSOCK_MAX_TOKENS_IN_FLIGHT)
+            token = shmsock_producer_reserve(&conn->producer.tokens, blocks);
     }
     if (token < 0)
-        conn->want_blocks = blocks;
-    struct shmsock_region_header *header = conn->own.base;
+        conn->producer.want_blocks = blocks;
+    struct shmsock_region_header *header = conn->producer.own.base;
     __atomic_store_n(&header->counters.blocks_in_use,
-                     conn->producer.block_count - conn->producer.free_blocks, __ATOMIC_RELAXED);
+                     conn->producer.tokens.block_count - conn->producer.tokens.free_blocks, __ATOMIC_RELAXED);
     pthread_mutex_unlock(&conn->producer_lock);
     return token;
 }
@@ -98,7 +98,7 @@ static int64_t try_reserve(struct shmsock_conn *conn, uint32_t blocks)
 void shmsock_cancel_reservation(struct shmsock_conn *conn, uint32_t token, uint32_t blocks)
 {
     pthread_mutex_lock(&conn->producer_lock);
-    (void)shmsock_producer_release(&conn->producer, token, blocks);
+    (void)shmsock_producer_release(&conn->producer.tokens, token, blocks);
     pthread_mutex_unlock(&conn->producer_lock);
 }
 
@@ -136,15 +136,15 @@ static int remaining_ms(int64_t deadline)
 
 bool shmsock_conn_peer_read_all(struct shmsock_conn *conn)
 {
-    if (out_state(conn) != SHMSOCK_OUT_SHM || !conn->releases_by_ring ||
-        __atomic_load_n(&conn->send_mode, __ATOMIC_ACQUIRE) != SHMSOCK_SEND_MODE_COALESCED)
+    if (out_state(conn) != SHMSOCK_OUT_SHM || !conn->producer.releases_by_ring ||
+        __atomic_load_n(&conn->producer.send_mode, __ATOMIC_ACQUIRE) != SHMSOCK_SEND_MODE_COALESCED)
         return false;
-    const struct shmsock_region_header *header = conn->own.base;
+    const struct shmsock_region_header *header = conn->producer.own.base;
     if (__atomic_load_n(&header->counters.events_sent, __ATOMIC_RELAXED) == 0)
         return false; /* plain bytes sent before the switch may still lie in its queue */
     pthread_mutex_lock(&conn->producer_lock);
     shmsock_coalesced_reclaim(conn);
-    bool all = conn->producer.sent_tokens == 0;
+    bool all = conn->producer.tokens.sent_tokens == 0;
     pthread_mutex_unlock(&conn->producer_lock);
     return all;
 }
@@ -168,7 +168,7 @@ int shmsock_conn_socket_error(struct shmsock_conn *conn)
 /* Whether the peer has shut down reading (its region says so): our sends fail with EPIPE. */
 static bool peer_reader_shut(struct shmsock_conn *conn)
 {
-    const struct shmsock_region_header *peer = conn->peer.base;
+    const struct shmsock_region_header *peer = conn->consumer.peer.base;
     return __atomic_load_n(&peer->reader_shut, __ATOMIC_ACQUIRE) != 0;
 }
 
@@ -178,23 +178,23 @@ static bool peer_reader_shut(struct shmsock_conn *conn)
  */
 static int wait_for_release(struct shmsock_conn *conn, int64_t deadline)
 {
-    if (shmsock_flag(&conn->release_closed))
+    if (shmsock_flag(&conn->producer.release_closed))
         return -EPIPE;
-    if (conn->releases_by_ring) {
+    if (conn->producer.releases_by_ring) {
         /* Arm, then look once more: the consumer either sees the arm or we see its release. */
         pthread_mutex_lock(&conn->producer_lock);
         shmsock_release_channel_drain(conn); /* old doorbells; notes a peer that is gone */
         shmsock_coalesced_arm_for_releases(conn);
         shmsock_coalesced_reclaim(conn);
-        bool space = shmsock_producer_can_reserve(&conn->producer, conn->want_blocks);
+        bool space = shmsock_producer_can_reserve(&conn->producer.tokens, conn->producer.want_blocks);
         pthread_mutex_unlock(&conn->producer_lock);
         if (space)
             return 0;
     }
     struct pollfd fds[2] = {
-        {.fd = conn->release_rx, .events = POLLIN},
+        {.fd = conn->producer.release_rx, .events = POLLIN},
         /* POLLHUP/POLLERR: the peer closed; POLLOUT: room for a doorbell we owe. */
-        {.fd = conn->fd, .events = shmsock_flag(&conn->doorbell_owed) ? POLLOUT : 0},
+        {.fd = conn->fd, .events = shmsock_flag(&conn->wakeup.doorbell_owed) ? POLLOUT : 0},
     };
     int timeout = remaining_ms(deadline);
     set_producer_active(conn, 0); /* the reader must not wait for us while we sleep */
@@ -206,7 +206,7 @@ static int wait_for_release(struct shmsock_conn *conn, int64_t deadline)
         return -EAGAIN;
     if (fds[1].revents & (POLLHUP | POLLERR))
         return -EPIPE;
-    if ((fds[1].revents & POLLOUT) && shmsock_flag(&conn->doorbell_owed)) {
+    if ((fds[1].revents & POLLOUT) && shmsock_flag(&conn->wakeup.doorbell_owed)) {
         int err = shmsock_coalesced_ring_if_armed(conn); /* send_lock held */
         if (err < 0)
             return err;
@@ -219,11 +219,11 @@ int64_t shmsock_reserve_blocks(struct shmsock_conn *conn, uint32_t blocks, int f
 {
     int64_t deadline = -2;
     for (;;) {
-        int err = __atomic_load_n(&conn->error, __ATOMIC_ACQUIRE);
+        int err = __atomic_load_n(&conn->live.error, __ATOMIC_ACQUIRE);
         if (err != 0)
             return err;
         int64_t token = try_reserve(conn, blocks);
-        err = __atomic_load_n(&conn->error, __ATOMIC_ACQUIRE);
+        err = __atomic_load_n(&conn->live.error, __ATOMIC_ACQUIRE);
         if (err != 0) { /* the releases just read broke the protocol */
             if (token >= 0)
                 shmsock_cancel_reservation(conn, (uint32_t)token, blocks);
@@ -231,7 +231,7 @@ int64_t shmsock_reserve_blocks(struct shmsock_conn *conn, uint32_t blocks, int f
         }
         if (token >= 0)
             return token;
-        if (shmsock_flag(&conn->release_closed))
+        if (shmsock_flag(&conn->producer.release_closed))
             return -EPIPE; /* the peer is gone: its blocks will never come back */
         if (peer_reader_shut(conn))
             return -EPIPE; /* the peer reads no more: its blocks will never come back */
@@ -251,7 +251,7 @@ int64_t shmsock_reserve_blocks(struct shmsock_conn *conn, uint32_t blocks, int f
 static int publish_data(struct shmsock_conn *conn, uint32_t token, uint32_t blocks, uint64_t length,
                         const struct msghdr *msg, bool with_control, int flags)
 {
-    struct shmsock_event event = shmsock_event_data(&conn->own.geometry, token, blocks, length);
+    struct shmsock_event event = shmsock_event_data(&conn->producer.own.geometry, token, blocks, length);
     unsigned char record[SHMSOCK_EVENT_SIZE];
     shmsock_event_encode(&event, record);
     struct iovec iov = {.iov_base = record, .iov_len = sizeof(record)};
@@ -268,7 +268,7 @@ static int publish_data(struct shmsock_conn *conn, uint32_t token, uint32_t bloc
 /* Whether the peer's reader asks for kernel events (it wants credentials with each). */
 static bool peer_wants_kernel_events(struct shmsock_conn *conn)
 {
-    const struct shmsock_region_header *peer = conn->peer.base;
+    const struct shmsock_region_header *peer = conn->consumer.peer.base;
     return __atomic_load_n(&peer->wants_kernel_events, __ATOMIC_ACQUIRE) != 0;
 }
 
@@ -281,20 +281,20 @@ static int publish(struct shmsock_conn *conn, uint32_t token, uint32_t blocks, u
                    const struct msghdr *msg, bool with_control, int flags, bool *in_ring)
 {
     *in_ring = false;
-    if (conn->send_mode == SHMSOCK_SEND_MODE_COALESCED) {
+    if (conn->producer.send_mode == SHMSOCK_SEND_MODE_COALESCED) {
         if (!with_control && !peer_wants_kernel_events(conn)) {
             struct shmsock_event event =
-                shmsock_event_data(&conn->own.geometry, token, blocks, length);
+                shmsock_event_data(&conn->producer.own.geometry, token, blocks, length);
             *in_ring = true;
             int err = shmsock_coalesced_publish(conn, &event, flags);
             if (err == -EPIPE)
-                __atomic_store_n(&conn->shut_wr, 1, __ATOMIC_RELEASE);
+                __atomic_store_n(&conn->producer.shut_wr, 1, __ATOMIC_RELEASE);
             return err;
         }
         struct shmsock_event marker = {.type = SHMSOCK_EVENT_TO_KERNEL};
         (void)shmsock_coalesced_publish(conn, &marker, 0); /* the kernel send reports */
         /* Atomic: a reader asks whether the peer read all we sent (shmsock_conn_peer_read_all). */
-        __atomic_store_n(&conn->send_mode, SHMSOCK_SEND_MODE_EVENTS, __ATOMIC_RELEASE);
+        __atomic_store_n(&conn->producer.send_mode, SHMSOCK_SEND_MODE_EVENTS, __ATOMIC_RELEASE);
     }
     return publish_data(conn, token, blocks, length, msg, with_control, flags);
 }
@@ -311,7 +311,7 @@ static int publish_run(struct shmsock_conn *conn, uint32_t token, uint32_t block
             shmsock_cancel_reservation(conn, token, blocks);
         return err;
     }
-    struct shmsock_region_header *header = conn->own.base;
+    struct shmsock_region_header *header = conn->producer.own.base;
     shmsock_counter_add(&header->counters.events_sent, 1);
     shmsock_counter_add(&header->counters.bytes_sent, length);
     return 0;
@@ -321,11 +321,11 @@ static int publish_run(struct shmsock_conn *conn, uint32_t token, uint32_t block
 static ssize_t send_one_run(struct shmsock_conn *conn, const struct msghdr *msg, size_t skip,
                             size_t length, bool with_control, int flags)
 {
-    uint32_t blocks = shmsock_blocks_for_length(length, conn->own.geometry.block_size);
+    uint32_t blocks = shmsock_blocks_for_length(length, conn->producer.own.geometry.block_size);
     int64_t token = shmsock_reserve_blocks(conn, blocks, flags);
     if (token < 0)
         return token;
-    shmsock_iov_gather(shmsock_region_block(&conn->own, (uint32_t)token), msg->msg_iov,
+    shmsock_iov_gather(shmsock_region_block(&conn->producer.own, (uint32_t)token), msg->msg_iov,
                        msg->msg_iovlen, skip, length);
     int err = publish_run(conn, (uint32_t)token, blocks, length, msg, with_control, flags);
     return err < 0 ? err : (ssize_t)length;
@@ -333,9 +333,9 @@ static ssize_t send_one_run(struct shmsock_conn *conn, const struct msghdr *msg,
 
 static size_t seqpacket_limit(struct shmsock_conn *conn)
 {
-    int sndbuf = __atomic_load_n(&conn->sndbuf, __ATOMIC_ACQUIRE);
+    int sndbuf = __atomic_load_n(&conn->producer.sndbuf, __ATOMIC_ACQUIRE);
     size_t limit = sndbuf > 32 ? (size_t)sndbuf - 32 : 0;
-    size_t capacity = (size_t)conn->own.geometry.block_count * conn->own.geometry.block_size;
+    size_t capacity = (size_t)conn->producer.own.geometry.block_count * conn->producer.own.geometry.block_size;
     return limit < capacity ? limit : capacity;
 }
 
@@ -360,25 +360,25 @@ static int zero_length_send(struct shmsock_conn *conn, int flags)
  */
 static int probe_connection(struct shmsock_conn *conn, int flags)
 {
-    if (__atomic_load_n(&conn->shut_wr, __ATOMIC_ACQUIRE) || peer_reader_shut(conn)) {
-        __atomic_store_n(&conn->shut_wr, 1, __ATOMIC_RELEASE); /* for good, as the kernel's */
+    if (__atomic_load_n(&conn->producer.shut_wr, __ATOMIC_ACQUIRE) || peer_reader_shut(conn)) {
+        __atomic_store_n(&conn->producer.shut_wr, 1, __ATOMIC_RELEASE); /* for good, as the kernel's */
         /* A SOCK_SEQPACKET send reports a pending reset (and clears it) before EPIPE. */
         int err = conn->type == SOCK_SEQPACKET ? shmsock_conn_socket_error(conn) : 0;
         return err < 0 ? err : -EPIPE;
     }
     /* The peer closed its socket since we last asked (a hint, copied once): ask now. */
-    const struct shmsock_region_header *peer = conn->peer.base;
+    const struct shmsock_region_header *peer = conn->consumer.peer.base;
     uint32_t closes = __atomic_load_n(&peer->socket_closes, __ATOMIC_ACQUIRE);
     /* A consumer that sleeps is rung by this send: the doorbell asks the kernel itself (and
      * fails with EPIPE if the peer is gone), so a check now would only add a system call. */
-    if (closes == conn->peer_closes_seen && !(flags & MSG_MORE) &&
+    if (closes == conn->producer.peer_closes_seen && !(flags & MSG_MORE) &&
         shmsock_coalesced_doorbell_due(conn))
         return 0;
     int64_t us = shmsock_now_us();
-    if (closes == conn->peer_closes_seen && us - conn->last_probe_us < PEER_PROBE_INTERVAL_US)
+    if (closes == conn->producer.peer_closes_seen && us - conn->producer.last_probe_us < PEER_PROBE_INTERVAL_US)
         return 0;
-    conn->peer_closes_seen = closes;
-    conn->last_probe_us = us;
+    conn->producer.peer_closes_seen = closes;
+    conn->producer.last_probe_us = us;
     int err = 0;
     if (conn->type == SOCK_STREAM) {
         err = zero_length_send(conn, MSG_DONTWAIT);
@@ -396,7 +396,7 @@ static int probe_connection(struct shmsock_conn *conn, int flags)
         }
     }
     if (err == -EPIPE || err == -ECONNRESET)
-        __atomic_store_n(&conn->shut_wr, 1, __ATOMIC_RELEASE); /* for good, as the kernel's */
+        __atomic_store_n(&conn->producer.shut_wr, 1, __ATOMIC_RELEASE); /* for good, as the kernel's */
     return err;
 }
 
@@ -407,9 +407,9 @@ static ssize_t send_shm(struct shmsock_conn *conn, const struct msghdr *msg, int
     size_t length = shmsock_iov_length(msg->msg_iov, msg->msg_iovlen);
     if (conn->type == SOCK_SEQPACKET && length > seqpacket_limit(conn))
         return -EMSGSIZE; /* the kernel checks the size before anything else */
-    if (conn->send_mode == SHMSOCK_SEND_MODE_COALESCED) {
+    if (conn->producer.send_mode == SHMSOCK_SEND_MODE_COALESCED) {
         int err = probe_connection(conn, flags);
-        if (err == 0 && shmsock_flag(&conn->doorbell_owed))
+        if (err == 0 && shmsock_flag(&conn->wakeup.doorbell_owed))
             err = shmsock_coalesced_ring_if_armed(conn);
         if (err < 0)
             return err;
@@ -420,9 +420,9 @@ static ssize_t send_shm(struct shmsock_conn *conn, const struct msghdr *msg, int
     if (length == 0)
         return zero_length_send(conn, flags); /* nothing to carry, but the kernel's answer */
     /* STREAM: split into runs of a quarter of the region, so both sides work in parallel. */
-    size_t chunk = (size_t)(conn->own.geometry.block_count / 4) * conn->own.geometry.block_size;
-    if (chunk < conn->own.geometry.block_size)
-        chunk = conn->own.geometry.block_size;
+    size_t chunk = (size_t)(conn->producer.own.geometry.block_count / 4) * conn->producer.own.geometry.block_size;
+    if (chunk < conn->producer.own.geometry.block_size)
+        chunk = conn->producer.own.geometry.block_size;
     size_t sent = 0;
     while (sent < length) {
         size_t part = length - sent < chunk ? length - sent : chunk;
@@ -464,29 +464,29 @@ static ssize_t send_with_blind_offer(struct shmsock_conn *conn, const struct msg
  * reads carefully (it will look for our switch point before taking bytes as payload). */
 static bool ready_to_switch(struct shmsock_conn *conn)
 {
-    if (!__atomic_load_n(&conn->peer_offered, __ATOMIC_ACQUIRE) ||
-        !shmsock_region_reader_careful(&conn->peer))
+    if (!__atomic_load_n(&conn->nego.peer_offered, __ATOMIC_ACQUIRE) ||
+        !shmsock_region_reader_careful(&conn->consumer.peer))
         return false;
     /* Not while our plain bytes fill the kernel queue: the first doorbell needs room (and a
      * reader that has just drained our plain bytes finds the ring only through it). A
      * doorbell's message takes well under DOORBELL_ROOM of the queue's accounting; asking
      * for more than that would keep a sender whose reader lags from ever switching. */
     int queued = 0;
-    int sndbuf = __atomic_load_n(&conn->sndbuf, __ATOMIC_ACQUIRE);
+    int sndbuf = __atomic_load_n(&conn->producer.sndbuf, __ATOMIC_ACQUIRE);
     return ioctl(conn->fd, SIOCOUTQ, &queued) < 0 || sndbuf - queued >= DOORBELL_ROOM;
 }
 
 ssize_t shmsock_send_locked(struct shmsock_conn *conn, const struct msghdr *msg, int flags)
 {
-    if (!conn->negotiate)
+    if (!conn->options.negotiate)
         return send_plain(conn, msg, flags, false);
     int state = out_state(conn);
-    if (state == SHMSOCK_OUT_OFFERED && !shmsock_flag(&conn->release_closed) &&
-        !__atomic_load_n(&conn->peer_offered, __ATOMIC_ACQUIRE))
+    if (state == SHMSOCK_OUT_OFFERED && !shmsock_flag(&conn->producer.release_closed) &&
+        !__atomic_load_n(&conn->nego.peer_offered, __ATOMIC_ACQUIRE))
         look_for_answer(conn);
 
     if (state == SHMSOCK_OUT_PLAIN) {
-        if (__atomic_load_n(&conn->peer_offered, __ATOMIC_ACQUIRE)) {
+        if (__atomic_load_n(&conn->nego.peer_offered, __ATOMIC_ACQUIRE)) {
             /* The peer offered first: answer on its release channel. */
             int err = shmsock_conn_send_offer_event(conn, flags);
             if (err < 0)
@@ -502,14 +502,14 @@ ssize_t shmsock_send_locked(struct shmsock_conn *conn, const struct msghdr *msg,
     if (state == SHMSOCK_OUT_OFFERED && ready_to_switch(conn)) {
         /* Choose how our events travel, tell the peer after how many plain units they
          * start, then switch. */
-        struct shmsock_region_header *header = conn->own.base;
-        conn->send_mode = conn->coalesce && !peer_wants_kernel_events(conn)
+        struct shmsock_region_header *header = conn->producer.own.base;
+        conn->producer.send_mode = conn->options.coalesce && !peer_wants_kernel_events(conn)
                               ? SHMSOCK_SEND_MODE_COALESCED
                               : SHMSOCK_SEND_MODE_EVENTS;
-        conn->releases_by_ring = conn->send_mode == SHMSOCK_SEND_MODE_COALESCED;
-        __atomic_store_n(&header->send_mode, conn->send_mode, __ATOMIC_RELEASE);
-        shmsock_region_publish_switch(&conn->own, conn->plain_sent);
-        __atomic_store_n(&conn->out_state, SHMSOCK_OUT_SHM, __ATOMIC_RELEASE);
+        conn->producer.releases_by_ring = conn->producer.send_mode == SHMSOCK_SEND_MODE_COALESCED;
+        __atomic_store_n(&header->send_mode, conn->producer.send_mode, __ATOMIC_RELEASE);
+        shmsock_region_publish_switch(&conn->producer.own, conn->nego.plain_sent);
+        __atomic_store_n(&conn->nego.out_state, SHMSOCK_OUT_SHM, __ATOMIC_RELEASE);
         state = SHMSOCK_OUT_SHM;
     }
     if (state == SHMSOCK_OUT_SHM)
@@ -521,7 +521,7 @@ ssize_t shmsock_conn_send(struct shmsock_conn *conn, const struct msghdr *msg, i
 {
     if (flags & MSG_OOB)
         return -EOPNOTSUPP;
-    int err = __atomic_load_n(&conn->error, __ATOMIC_ACQUIRE);
+    int err = __atomic_load_n(&conn->live.error, __ATOMIC_ACQUIRE);
     if (err != 0)
         return err;
     pthread_mutex_lock(&conn->send_lock);
@@ -538,9 +538,9 @@ int shmsock_conn_space_fd(struct shmsock_conn *conn)
         return -1;
     /* A doorbell we owe waits for room in the kernel queue: the kernel's POLLOUT says when,
      * and the next send rings it. */
-    if (shmsock_flag(&conn->doorbell_owed))
+    if (shmsock_flag(&conn->wakeup.doorbell_owed))
         return -1;
-    if (conn->releases_by_ring) {
+    if (conn->producer.releases_by_ring) {
         /* Ask for a release doorbell, then look once more. */
         pthread_mutex_lock(&conn->producer_lock);
         shmsock_coalesced_arm_for_releases(conn);
@@ -548,7 +548,7 @@ int shmsock_conn_space_fd(struct shmsock_conn *conn)
         if (shmsock_conn_has_space(conn))
             return -1;
     }
-    return conn->release_rx;
+    return conn->producer.release_rx;
 }
 
 bool shmsock_conn_has_space(struct shmsock_conn *conn)
@@ -557,10 +557,10 @@ bool shmsock_conn_has_space(struct shmsock_conn *conn)
         return true;
     pthread_mutex_lock(&conn->producer_lock);
     reclaim(conn);
-    uint32_t want = conn->want_blocks > 0 ? conn->want_blocks : 1;
-    bool space = shmsock_flag(&conn->release_closed) ||
-                 (conn->producer.sent_tokens < SHMSOCK_MAX_TOKENS_IN_FLIGHT &&
-                  shmsock_producer_can_reserve(&conn->producer, want));
+    uint32_t want = conn->producer.want_blocks > 0 ? conn->producer.want_blocks : 1;
+    bool space = shmsock_flag(&conn->producer.release_closed) ||
+                 (conn->producer.tokens.sent_tokens < SHMSOCK_MAX_TOKENS_IN_FLIGHT &&
+                  shmsock_producer_can_reserve(&conn->producer.tokens, want));
     pthread_mutex_unlock(&conn->producer_lock);
     return space;
 }
@@ -568,7 +568,7 @@ bool shmsock_conn_has_space(struct shmsock_conn *conn)
 int shmsock_publish_run(struct shmsock_conn *conn, uint32_t token, uint32_t blocks, uint64_t length,
                         int flags)
 {
-    if (conn->send_mode == SHMSOCK_SEND_MODE_COALESCED) {
+    if (conn->producer.send_mode == SHMSOCK_SEND_MODE_COALESCED) {
         int err = probe_connection(conn, flags);
         if (err < 0) {
             shmsock_cancel_reservation(conn, token, blocks);
@@ -583,13 +583,13 @@ size_t shmsock_message_limit(struct shmsock_conn *conn)
 {
     if (conn->type == SOCK_SEQPACKET)
         return seqpacket_limit(conn);
-    return (size_t)conn->own.geometry.block_count * conn->own.geometry.block_size;
+    return (size_t)conn->producer.own.geometry.block_count * conn->producer.own.geometry.block_size;
 }
 
 void shmsock_conn_flush_doorbell(struct shmsock_conn *conn)
 {
     pthread_mutex_lock(&conn->send_lock);
-    if (conn->doorbell_deferred && conn->send_mode == SHMSOCK_SEND_MODE_COALESCED)
+    if (conn->wakeup.doorbell_deferred && conn->producer.send_mode == SHMSOCK_SEND_MODE_COALESCED)
         (void)shmsock_coalesced_ring_if_armed(conn);
     pthread_mutex_unlock(&conn->send_lock);
 }

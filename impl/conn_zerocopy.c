@@ -25,15 +25,15 @@ static const char empty_view[1];
 /* Move our direction to shared memory if both offers are out (what a send would do). */
 static bool on_shared_memory(struct shmsock_conn *conn)
 {
-    if (__atomic_load_n(&conn->out_state, __ATOMIC_ACQUIRE) == SHMSOCK_OUT_SHM)
+    if (__atomic_load_n(&conn->nego.out_state, __ATOMIC_ACQUIRE) == SHMSOCK_OUT_SHM)
         return true;
     /* An empty STREAM send changes nothing for the peer but runs the switch logic. */
-    if (conn->type == SOCK_STREAM && conn->negotiate &&
-        __atomic_load_n(&conn->out_state, __ATOMIC_ACQUIRE) == SHMSOCK_OUT_OFFERED) {
+    if (conn->type == SOCK_STREAM && conn->options.negotiate &&
+        __atomic_load_n(&conn->nego.out_state, __ATOMIC_ACQUIRE) == SHMSOCK_OUT_OFFERED) {
         struct msghdr none = {0};
         (void)shmsock_send_locked(conn, &none, MSG_DONTWAIT);
     }
-    return __atomic_load_n(&conn->out_state, __ATOMIC_ACQUIRE) == SHMSOCK_OUT_SHM;
+    return __atomic_load_n(&conn->nego.out_state, __ATOMIC_ACQUIRE) == SHMSOCK_OUT_SHM;
 }
 
 void *shmsock_conn_send_alloc(struct shmsock_conn *conn, size_t len, int flags, int *err)
@@ -41,7 +41,7 @@ void *shmsock_conn_send_alloc(struct shmsock_conn *conn, size_t len, int flags, 
     pthread_mutex_lock(&conn->send_lock);
     void *buf = NULL;
     *err = 0;
-    if (conn->zc_buf != NULL) {
+    if (conn->producer.zc_buf != NULL) {
         *err = -EALREADY;
     } else if (!on_shared_memory(conn)) {
         int sndbuf = 0;
@@ -56,24 +56,24 @@ void *shmsock_conn_send_alloc(struct shmsock_conn *conn, size_t len, int flags, 
         buf = malloc(len > 0 ? len : 1); /* sent by a copying send at commit */
         if (buf == NULL)
             *err = -ENOMEM;
-        conn->zc_bounce = true;
+        conn->producer.zc_bounce = true;
     } else if (len > shmsock_message_limit(conn)) {
         *err = -EMSGSIZE;
     } else {
-        uint32_t blocks = shmsock_blocks_for_length(len, conn->own.geometry.block_size);
+        uint32_t blocks = shmsock_blocks_for_length(len, conn->producer.own.geometry.block_size);
         int64_t token = shmsock_reserve_blocks(conn, blocks, flags);
         if (token < 0) {
             *err = (int)token;
         } else {
-            buf = shmsock_region_block(&conn->own, (uint32_t)token);
-            conn->zc_token = (uint32_t)token;
-            conn->zc_blocks = blocks;
-            conn->zc_bounce = false;
+            buf = shmsock_region_block(&conn->producer.own, (uint32_t)token);
+            conn->producer.zc_token = (uint32_t)token;
+            conn->producer.zc_blocks = blocks;
+            conn->producer.zc_bounce = false;
         }
     }
     if (buf != NULL) {
-        conn->zc_buf = buf;
-        conn->zc_len = len;
+        conn->producer.zc_buf = buf;
+        conn->producer.zc_len = len;
     }
     pthread_mutex_unlock(&conn->send_lock);
     return buf;
@@ -82,24 +82,24 @@ void *shmsock_conn_send_alloc(struct shmsock_conn *conn, size_t len, int flags, 
 /* Forget the reservation; give its blocks back unless they were published. */
 static void drop_reservation(struct shmsock_conn *conn, bool published)
 {
-    if (conn->zc_bounce)
-        free(conn->zc_buf);
+    if (conn->producer.zc_bounce)
+        free(conn->producer.zc_buf);
     else if (!published)
-        shmsock_cancel_reservation(conn, conn->zc_token, conn->zc_blocks);
-    conn->zc_buf = NULL;
-    conn->zc_bounce = false;
+        shmsock_cancel_reservation(conn, conn->producer.zc_token, conn->producer.zc_blocks);
+    conn->producer.zc_buf = NULL;
+    conn->producer.zc_bounce = false;
 }
 
 ssize_t shmsock_conn_send_commit(struct shmsock_conn *conn, void *buf, size_t len, int flags)
 {
     pthread_mutex_lock(&conn->send_lock);
     ssize_t r;
-    if (conn->zc_buf == NULL) {
+    if (conn->producer.zc_buf == NULL) {
         r = -EINVAL;
-    } else if (buf != conn->zc_buf || len > conn->zc_len) {
+    } else if (buf != conn->producer.zc_buf || len > conn->producer.zc_len) {
         drop_reservation(conn, false); /* given up, as documented */
         r = -EINVAL;
-    } else if (conn->zc_bounce) {
+    } else if (conn->producer.zc_bounce) {
         struct iovec iov = {.iov_base = buf, .iov_len = len};
         struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1};
         r = 0;
@@ -119,11 +119,11 @@ ssize_t shmsock_conn_send_commit(struct shmsock_conn *conn, void *buf, size_t le
         }
         drop_reservation(conn, false);
     } else {
-        uint32_t blocks = shmsock_blocks_for_length(len, conn->own.geometry.block_size);
-        shmsock_producer_shrink(&conn->producer, conn->zc_token, blocks);
-        conn->zc_blocks = blocks;
-        int err = shmsock_publish_run(conn, conn->zc_token, blocks, len, flags);
-        conn->zc_buf = NULL; /* published, or cancelled by publish_run */
+        uint32_t blocks = shmsock_blocks_for_length(len, conn->producer.own.geometry.block_size);
+        shmsock_producer_shrink(&conn->producer.tokens, conn->producer.zc_token, blocks);
+        conn->producer.zc_blocks = blocks;
+        int err = shmsock_publish_run(conn, conn->producer.zc_token, blocks, len, flags);
+        conn->producer.zc_buf = NULL; /* published, or cancelled by publish_run */
         r = err < 0 ? err : (ssize_t)len;
     }
     pthread_mutex_unlock(&conn->send_lock);
@@ -134,7 +134,7 @@ int shmsock_conn_send_abort(struct shmsock_conn *conn, void *buf)
 {
     pthread_mutex_lock(&conn->send_lock);
     int r = -EINVAL;
-    if (buf != NULL && buf == conn->zc_buf) {
+    if (buf != NULL && buf == conn->producer.zc_buf) {
         drop_reservation(conn, false);
         r = 0;
     }
@@ -146,21 +146,21 @@ int shmsock_conn_send_abort(struct shmsock_conn *conn, void *buf)
 
 static ssize_t bounce_view(struct shmsock_conn *conn, const void **buf, int flags)
 {
-    if (conn->bounce_view_held)
+    if (conn->consumer.bounce_view_held)
         return -EALREADY;
-    if (conn->bounce_view == NULL) {
-        conn->bounce_view = malloc(BOUNCE_VIEW_SIZE);
-        if (conn->bounce_view == NULL)
+    if (conn->consumer.bounce_view == NULL) {
+        conn->consumer.bounce_view = malloc(BOUNCE_VIEW_SIZE);
+        if (conn->consumer.bounce_view == NULL)
             return -ENOMEM;
     }
-    struct iovec iov = {.iov_base = conn->bounce_view, .iov_len = BOUNCE_VIEW_SIZE};
+    struct iovec iov = {.iov_base = conn->consumer.bounce_view, .iov_len = BOUNCE_VIEW_SIZE};
     struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1};
     pthread_mutex_unlock(&conn->recv_lock);
     ssize_t n = shmsock_conn_recv(conn, &msg, flags);
     pthread_mutex_lock(&conn->recv_lock);
     if (n > 0) {
-        conn->bounce_view_held = true;
-        *buf = conn->bounce_view;
+        conn->consumer.bounce_view_held = true;
+        *buf = conn->consumer.bounce_view;
     } else if (n == 0) {
         *buf = empty_view; /* an empty view holds nothing */
     }
@@ -169,30 +169,30 @@ static ssize_t bounce_view(struct shmsock_conn *conn, const void **buf, int flag
 
 ssize_t shmsock_conn_recv_view(struct shmsock_conn *conn, const void **buf, int flags)
 {
-    int err = __atomic_load_n(&conn->error, __ATOMIC_ACQUIRE);
+    int err = __atomic_load_n(&conn->live.error, __ATOMIC_ACQUIRE);
     if (err != 0)
         return err;
     pthread_mutex_lock(&conn->recv_lock);
     ssize_t r;
     for (;;) {
-        if (conn->in_state != SHMSOCK_IN_EVENTS) {
+        if (conn->nego.in_state != SHMSOCK_IN_EVENTS) {
             r = bounce_view(conn, buf, flags);
             break;
         }
-        if (conn->views == NULL) {
-            conn->views = calloc(SHMSOCK_MAX_TOKENS_IN_FLIGHT, sizeof(*conn->views));
-            if (conn->views == NULL) {
+        if (conn->consumer.views == NULL) {
+            conn->consumer.views = calloc(SHMSOCK_MAX_TOKENS_IN_FLIGHT, sizeof(*conn->consumer.views));
+            if (conn->consumer.views == NULL) {
                 r = -ENOMEM;
                 break;
             }
         }
-        if (conn->view_count == SHMSOCK_MAX_TOKENS_IN_FLIGHT) {
+        if (conn->consumer.view_count == SHMSOCK_MAX_TOKENS_IN_FLIGHT) {
             r = -ENOBUFS; /* the peer cannot have more tokens out: a forged stream */
             break;
         }
         struct shmsock_event event;
         uint64_t start = 0;
-        int got = conn->peer_coalesced ? shmsock_coalesced_take(conn, flags, &event, &start)
+        int got = conn->consumer.peer_coalesced ? shmsock_coalesced_take(conn, flags, &event, &start)
                                        : shmsock_events_take(conn, flags, &event, &start);
         if (got == (int)SHMSOCK_RETRY)
             continue;
@@ -213,8 +213,8 @@ ssize_t shmsock_conn_recv_view(struct shmsock_conn *conn, const void **buf, int 
             *buf = empty_view;
             break;
         }
-        const unsigned char *at = (const unsigned char *)conn->peer.base + event.offset + start;
-        conn->views[conn->view_count++] = (struct shmsock_view){.at = at, .data = event};
+        const unsigned char *at = (const unsigned char *)conn->consumer.peer.base + event.offset + start;
+        conn->consumer.views[conn->consumer.view_count++] = (struct shmsock_view){.at = at, .data = event};
         *buf = at;
         break;
     }
@@ -228,15 +228,15 @@ int shmsock_conn_recv_release(struct shmsock_conn *conn, const void *buf)
         return 0;
     pthread_mutex_lock(&conn->recv_lock);
     int r = -EINVAL;
-    if (conn->bounce_view_held && buf == conn->bounce_view) {
-        conn->bounce_view_held = false;
+    if (conn->consumer.bounce_view_held && buf == conn->consumer.bounce_view) {
+        conn->consumer.bounce_view_held = false;
         r = 0;
     }
-    for (size_t i = 0; r != 0 && i < conn->view_count; i++) {
-        if (conn->views[i].at != buf)
+    for (size_t i = 0; r != 0 && i < conn->consumer.view_count; i++) {
+        if (conn->consumer.views[i].at != buf)
             continue;
-        struct shmsock_event data = conn->views[i].data;
-        conn->views[i] = conn->views[--conn->view_count];
+        struct shmsock_event data = conn->consumer.views[i].data;
+        conn->consumer.views[i] = conn->consumer.views[--conn->consumer.view_count];
         shmsock_conn_return_run(conn, &data);
         r = 0;
     }

@@ -24,8 +24,8 @@ static int handle_record(struct shmsock_conn *conn, const unsigned char *data,
             return -EPROTO;
         return shmsock_conn_accept_offer(conn, fds, &candidate);
     }
-    if (shmsock_event_check_release(&event, &conn->own.geometry) < 0 ||
-        shmsock_producer_release(&conn->producer, event.token, event.block_count) < 0)
+    if (shmsock_event_check_release(&event, &conn->producer.own.geometry) < 0 ||
+        shmsock_producer_release(&conn->producer.tokens, event.token, event.block_count) < 0)
         return -EPROTO;
     return 0;
 }
@@ -33,22 +33,22 @@ static int handle_record(struct shmsock_conn *conn, const unsigned char *data,
 void shmsock_release_channel_drain(struct shmsock_conn *conn)
 {
     unsigned char buffer[64 * SHMSOCK_EVENT_SIZE];
-    while (!shmsock_flag(&conn->release_closed) && conn->release_rx >= 0) {
-        size_t carried = conn->release_partial_len;
-        memcpy(buffer, conn->release_partial, carried);
+    while (!shmsock_flag(&conn->producer.release_closed) && conn->producer.release_rx >= 0) {
+        size_t carried = conn->producer.release_partial_len;
+        memcpy(buffer, conn->producer.release_partial, carried);
         union shmsock_control_buffer control;
         struct iovec iov = {.iov_base = buffer + carried, .iov_len = sizeof(buffer) - carried};
         struct msghdr m = {.msg_iov = &iov,
                            .msg_iovlen = 1,
                            .msg_control = control.bytes,
                            .msg_controllen = sizeof(control)};
-        ssize_t n = recvmsg(conn->release_rx, &m, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+        ssize_t n = recvmsg(conn->producer.release_rx, &m, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0)
             return; /* EAGAIN: nothing more for now */
         if (n == 0) {
-            shmsock_set_flag(&conn->release_closed, true);
+            shmsock_set_flag(&conn->producer.release_closed, true);
             return;
         }
         size_t total = carried + (size_t)n;
@@ -65,7 +65,7 @@ void shmsock_release_channel_drain(struct shmsock_conn *conn)
             shmsock_conn_fail(conn, err);
             return;
         }
-        conn->release_partial_len = total - whole;
-        memcpy(conn->release_partial, buffer + whole, conn->release_partial_len);
+        conn->producer.release_partial_len = total - whole;
+        memcpy(conn->producer.release_partial, buffer + whole, conn->producer.release_partial_len);
     }
 }

@@ -34,7 +34,7 @@ static struct shmsock_region_header *own_header_of(int fd)
 {
     struct shmsock_entry *entry = shmsock_fd_get(fd);
     assert_non_null(entry);
-    struct shmsock_region_header *header = entry->conn->own.base;
+    struct shmsock_region_header *header = entry->conn->producer.own.base;
     shmsock_fd_put(entry); /* the pair stays open for the whole test */
     assert_non_null(header);
     return header;
@@ -149,7 +149,7 @@ static void test_writer_clears_hint_while_waiting(void **state)
      * clears the hint during the send: only the wait for blocks may. */
     struct shmsock_entry *w = shmsock_fd_get(sv[0]);
     assert_non_null(w);
-    uint64_t last_rung = w->conn->last_event_doorbell;
+    uint64_t last_rung = w->conn->wakeup.last_event_doorbell;
     shmsock_fd_put(w);
     assert_true(last_rung != UINT64_MAX); /* the handshake rang */
     __atomic_store_n(&own_header_of(sv[1])->event_arm, last_rung, __ATOMIC_RELEASE);
