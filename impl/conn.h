@@ -1,13 +1,10 @@
 /*
  * conn.h - one shm connection: the engine behind a connected AF_UNIX STREAM/SEQPACKET socket.
  *
- * A connection owns our region (producer side), the peer's region mapped read-only (consumer
- * side), both token lists, the release channel, and the negotiation state. The facade in api/
- * calls these functions and turns their negative errno results into -1/errno.
- *
- * Directions. Our sends go through states PLAIN -> OFFERED -> SHM (or PLAIN -> SHM when the
- * peer offered first); the peer's sends, as we read them, through IN_PLAIN -> IN_TRANSITION
- * -> IN_EVENTS. See docs/PROTOCOL.md for the framing.
+ * The state of a connection, grouped by the unit that owns each part (docs/DESIGN.md, "The
+ * engine"): options, negotiation (negotiation.c), our direction (producer.c), the peer's
+ * direction (consumer.c, with its event source: events_ring.c or events_kernel.c), the
+ * wake-up (wakeup.c) and liveness (liveness.c). api/ sees none of it: it calls engine.h.
  */
 #ifndef SHMSOCK_IMPL_CONN_H
 #define SHMSOCK_IMPL_CONN_H
@@ -17,6 +14,7 @@
 #include <stdint.h>
 #include <sys/socket.h>
 #include <sys/types.h>
+#include <unistd.h>
 
 #include "engine.h"
 #include "event.h"
@@ -77,6 +75,7 @@ struct shmsock_negotiation {
     /* An answer to our offer that the release intake found (producer_lock): its region and
      * what recognising it learned, until negotiation takes it (answer_waiting, atomic). */
     bool answer_waiting;
+    bool answer_owed; /* atomic: the peer offered first; our answer is due (send_lock) */
     int answer_fds[2];
     struct shmsock_region_candidate answer;
 };
@@ -92,14 +91,14 @@ struct shmsock_producer {
     bool release_closed; /* the peer's end of the release channel is gone */
     unsigned char release_partial[32];
     size_t release_partial_len;
-    uint32_t want_blocks;   /* blocks the last starved send needed (for shm_poll) */
-    int sndbuf;             /* SO_SNDBUF when the region was made: bounds SEQPACKET messages */
-    uint32_t send_mode;     /* SHMSOCK_SEND_MODE_* of our direction once switched */
-    bool releases_by_ring;  /* the peer returns our blocks through its release ring */
-    uint64_t release_tail;  /* next entry of the peer's release ring to read */
-    int shut_wr;            /* atomic: shutdown(SHUT_WR) was called here */
+    uint32_t want_blocks;      /* blocks the last starved send needed (for shm_poll) */
+    int sndbuf;                /* SO_SNDBUF when the region was made: bounds SEQPACKET messages */
+    uint32_t send_mode;        /* SHMSOCK_SEND_MODE_* of our direction once switched */
+    bool releases_by_ring;     /* the peer returns our blocks through its release ring */
+    uint64_t release_tail;     /* next entry of the peer's release ring to read */
+    int shut_wr;               /* atomic: shutdown(SHUT_WR) was called here */
     uint32_t peer_closes_seen; /* the peer's socket_closes when we last asked the kernel */
-    int64_t last_probe_us;  /* when coalesced sends last asked the kernel about the peer */
+    int64_t last_probe_us;     /* when coalesced sends last asked the kernel about the peer */
     /* Zero-copy send: the one outstanding reservation. */
     void *zc_buf;
     size_t zc_len;
@@ -116,11 +115,11 @@ struct shmsock_consumer {
     /* STREAM: releases not sent yet (sent in one write once the queue looks drained). */
     struct shmsock_event *pending_release;
     size_t pending_count;
-    bool seen_event;        /* an event record was consumed (OFFER only comes first) */
-    bool peer_coalesced;    /* the peer's events come through its ring (event source) */
-    bool release_by_ring;   /* we return the peer's blocks through our release ring */
-    uint64_t event_tail;    /* next entry of the peer's event ring to read */
-    uint64_t head_consumed; /* STREAM: bytes of the head DATA event already read */
+    bool seen_event;             /* an event record was consumed (OFFER only comes first) */
+    bool peer_coalesced;         /* the peer's events come through its ring (event source) */
+    bool release_by_ring;        /* we return the peer's blocks through our release ring */
+    uint64_t event_tail;         /* next entry of the peer's event ring to read */
+    uint64_t head_consumed;      /* STREAM: bytes of the head DATA event already read */
     bool head_control_delivered; /* its ancillary data went to the application already */
     uint32_t peer_closes_read;   /* the peer's socket_closes when a read last asked */
     int shut_rd;                 /* atomic: shutdown(SHUT_RD) was called here */
@@ -194,7 +193,7 @@ int shmsock_conn_kernel_reset(struct shmsock_conn *conn, int err);
  * that reports it would), through shmsock_conn_kernel_reset: 0 or a negative errno. */
 int shmsock_conn_socket_error(struct shmsock_conn *conn);
 
-/* ---- shared between conn*.c only ---- */
+/* ---- small helpers shared by the engine units ---- */
 
 /* Flags read by threads that do not hold the lock their writer holds: atomic accesses. */
 static inline bool shmsock_flag(const bool *flag)
@@ -230,8 +229,34 @@ static inline ssize_t shmsock_nothing_read(struct msghdr *user)
     return 0;
 }
 
-/* A receive path's answer "the state changed, look again" (no errno is this large). */
-#define SHMSOCK_RETRY ((ssize_t)-100000)
+/* Our region's header (writable) and the peer's (read-only): copy what you read of it. */
+static inline struct shmsock_region_header *shmsock_own_header(struct shmsock_conn *conn)
+{
+    return conn->producer.own.base;
+}
+
+static inline const struct shmsock_region_header *shmsock_peer_header(struct shmsock_conn *conn)
+{
+    return conn->consumer.peer.base;
+}
+
+/* enum shmsock_out_state of our direction (read by threads that do not hold send_lock). */
+static inline int shmsock_out_state(struct shmsock_conn *conn)
+{
+    return __atomic_load_n(&conn->nego.out_state, __ATOMIC_ACQUIRE);
+}
+
+/* The sticky protocol error of the connection (negative errno), 0 if none. */
+static inline int shmsock_conn_error(struct shmsock_conn *conn)
+{
+    return __atomic_load_n(&conn->live.error, __ATOMIC_ACQUIRE);
+}
+
+static inline void shmsock_close_fd(int fd)
+{
+    if (fd >= 0)
+        close(fd);
+}
 
 /* Where a read puts its bytes: the application's msghdr, from byte `skip` on. */
 struct shmsock_read_target {
@@ -242,88 +267,28 @@ struct shmsock_read_target {
     bool batch_full;        /* the read ended at its own limit of events, not where data ended */
     bool rights_read;       /* the read brought the application's descriptors: it ends there */
     bool credentials_given; /* an earlier part of this read delivered credentials */
+    bool again;             /* nothing read: the connection's state changed, read again (the
+                               peer's events started, or moved to another event source) */
 };
 
-/* Coalesced mode (conn_coalesced.c). */
-/* Push an event into our ring and ring the peer if it sleeps. Returns 0, or -EPIPE /
- * -ECONNRESET if the doorbell found the peer gone (the event is published all the same). */
-int shmsock_coalesced_publish(struct shmsock_conn *conn, const struct shmsock_event *event,
-                              int flags);
-/* Whether the peer's consumer sleeps (armed, not spinning) and has not been rung for it: the
- * next event published without MSG_MORE rings it (send_lock held). */
-bool shmsock_coalesced_doorbell_due(struct shmsock_conn *conn);
-/* Ring the peer if it armed since we last rang (send_lock held). 0 or -EPIPE/-ECONNRESET. */
-int shmsock_coalesced_ring_if_armed(struct shmsock_conn *conn);
+/* A read path's answer "the state changed, look again": 0 bytes, with target->again set. */
+static inline ssize_t shmsock_read_again(struct shmsock_read_target *target)
+{
+    target->again = true;
+    return 0;
+}
 
-/* Send one doorbell record for generation `gen` on `fd` (the kernel socket, or a release
- * channel). 0 if it went, -EAGAIN if the queue is full, -EPIPE/-ECONNRESET if the peer is
- * gone. */
-int shmsock_doorbell_send(int fd, uint64_t gen);
-void shmsock_coalesced_reclaim(struct shmsock_conn *conn);
-void shmsock_coalesced_arm_for_releases(struct shmsock_conn *conn);
-ssize_t shmsock_coalesced_recv(struct shmsock_conn *conn, struct shmsock_read_target *target,
-                               int flags);
-/* A STREAM peek that reached the peer's switch point before its events were read: copy the
- * payload of the events already in the peer's ring, without waiting or taking any. Returns
- * the bytes copied, or a negative errno (a bad event fails the connection). */
-ssize_t shmsock_coalesced_peek_ahead(struct shmsock_conn *conn, struct shmsock_read_target *target);
-/* Release a run of the peer's region (consumer side) through our release ring. */
-void shmsock_conn_release_run(struct shmsock_conn *conn, const struct shmsock_event *data);
+/* What taking the next DATA event (for a view) did. */
+enum shmsock_take {
+    SHMSOCK_TAKE_FAILED = -1, /* *err says why (a negative errno) */
+    SHMSOCK_TAKE_END = 0,     /* end of stream */
+    SHMSOCK_TAKE_EVENT = 1,   /* an event, its token now held in our consumer list */
+    SHMSOCK_TAKE_AGAIN = 2,   /* the event source changed: take again */
+};
 
-/* Take the next DATA event from the peer's ring for a view, holding its token: 1, 0 at end
- * of stream, SHMSOCK_RETRY if the peer moved to kernel events, or a negative errno. *start
- * is how much of it a copying read had already taken. */
-int shmsock_coalesced_take(struct shmsock_conn *conn, int flags, struct shmsock_event *event,
-                           uint64_t *start);
-
-/* Give a run of the peer's region back at once, by ring or release channel (recv_lock). */
-void shmsock_conn_return_run(struct shmsock_conn *conn, const struct shmsock_event *data);
-
-/* Take the next DATA event from the kernel socket (event mode) for a view, holding its
- * token: 1, 0 at end of stream, SHMSOCK_RETRY, or a negative errno (recv_lock held). */
-int shmsock_events_take(struct shmsock_conn *conn, int flags, struct shmsock_event *event,
-                        uint64_t *start);
-
-/* Send path pieces shared with zero-copy (conn_send.c; send_lock held). */
+/* The copying send and receive with their lock already held (conn_send.c, conn_recv.c), for
+ * the zero-copy calls' fallback when the connection is not on shared memory. */
 ssize_t shmsock_send_locked(struct shmsock_conn *conn, const struct msghdr *msg, int flags);
-int64_t shmsock_reserve_blocks(struct shmsock_conn *conn, uint32_t blocks, int flags);
-void shmsock_cancel_reservation(struct shmsock_conn *conn, uint32_t token, uint32_t blocks);
-int shmsock_publish_run(struct shmsock_conn *conn, uint32_t token, uint32_t blocks, uint64_t length,
-                        int flags);
-size_t shmsock_message_limit(struct shmsock_conn *conn);
-
-/* The result of a call that failed after the peer broke the protocol is the violation (EPROTO),
- * not what the shut-down socket said (EPIPE, which would also raise SIGPIPE). */
-ssize_t shmsock_conn_result(struct shmsock_conn *conn, ssize_t r);
-
-/* Record a protocol violation: the connection ends with err for this side and the peer. */
-int shmsock_conn_fail(struct shmsock_conn *conn, int err);
-
-/* The peer's offer arrived (fds[0] region, fds[1] release socket, or -1 for an answer that
- * shares our release channel; candidate what recognising the region learned); takes
- * ownership of fds. */
-int shmsock_conn_accept_offer(struct shmsock_conn *conn, const int fds[2],
-                              const struct shmsock_region_candidate *candidate);
-
-/* Answer the peer's offer with an OFFER event on its release channel (send_lock held). */
-int shmsock_conn_send_offer_event(struct shmsock_conn *conn, int flags);
-
-/* Mark our reads careful (recv_lock held, or no read can be in progress). */
-void shmsock_conn_mark_reader_careful(struct shmsock_conn *conn);
-
-/* Our blind offer went out with a payload: we are OFFERED (send_lock held). */
-void shmsock_conn_blind_offer_sent(struct shmsock_conn *conn);
-
-/* Create our region if not done yet (send_lock held). */
-int shmsock_conn_prepare_offer(struct shmsock_conn *conn);
-
-/* Create our region and a release channel for a blind offer, if not done yet (send_lock
- * held). An answer needs no channel of its own: it shares the offerer's. */
-int shmsock_conn_prepare_blind_offer(struct shmsock_conn *conn);
-
-/* A read is about to wait for the peer's first message: make our region now, while the
- * peer works, rather than when its offer needs our answer. Options changed before anything
- * was offered drop it again. */
-void shmsock_conn_prepare_while_waiting(struct shmsock_conn *conn);
+ssize_t shmsock_recv_locked(struct shmsock_conn *conn, struct msghdr *msg, int flags);
 
 #endif

@@ -13,7 +13,12 @@
 #include <string.h>
 
 #include "conn.h"
-#include "event.h"
+#include "consumer.h"
+#include "event_source.h"
+#include "liveness.h"
+#include "locks.h"
+#include "negotiation.h"
+#include "producer.h"
 
 #define BOUNCE_VIEW_SIZE (64u * 1024u)
 
@@ -25,20 +30,16 @@ static const char empty_view[1];
 /* Move our direction to shared memory if both offers are out (what a send would do). */
 static bool on_shared_memory(struct shmsock_conn *conn)
 {
-    if (__atomic_load_n(&conn->nego.out_state, __ATOMIC_ACQUIRE) == SHMSOCK_OUT_SHM)
-        return true;
-    /* An empty STREAM send changes nothing for the peer but runs the switch logic. */
-    if (conn->type == SOCK_STREAM && conn->options.negotiate &&
-        __atomic_load_n(&conn->nego.out_state, __ATOMIC_ACQUIRE) == SHMSOCK_OUT_OFFERED) {
-        struct msghdr none = {0};
-        (void)shmsock_send_locked(conn, &none, MSG_DONTWAIT);
+    if (conn->options.negotiate && shmsock_out_state(conn) == SHMSOCK_OUT_OFFERED) {
+        shmsock_negotiation_take_answer(conn);
+        shmsock_negotiation_try_switch(conn);
     }
-    return __atomic_load_n(&conn->nego.out_state, __ATOMIC_ACQUIRE) == SHMSOCK_OUT_SHM;
+    return shmsock_out_state(conn) == SHMSOCK_OUT_SHM;
 }
 
 void *shmsock_conn_send_alloc(struct shmsock_conn *conn, size_t len, int flags, int *err)
 {
-    pthread_mutex_lock(&conn->send_lock);
+    shmsock_lock(conn, SHMSOCK_SEND_LOCK);
     void *buf = NULL;
     *err = 0;
     if (conn->producer.zc_buf != NULL) {
@@ -50,18 +51,18 @@ void *shmsock_conn_send_alloc(struct shmsock_conn *conn, size_t len, int flags, 
             getsockopt(conn->fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, &optlen) == 0 &&
             len + 32 > (size_t)sndbuf) {
             *err = -EMSGSIZE; /* as the kernel will say at commit */
-            pthread_mutex_unlock(&conn->send_lock);
+            shmsock_unlock(conn, SHMSOCK_SEND_LOCK);
             return NULL;
         }
         buf = malloc(len > 0 ? len : 1); /* sent by a copying send at commit */
         if (buf == NULL)
             *err = -ENOMEM;
         conn->producer.zc_bounce = true;
-    } else if (len > shmsock_message_limit(conn)) {
+    } else if (len > shmsock_producer_message_limit(conn)) {
         *err = -EMSGSIZE;
     } else {
         uint32_t blocks = shmsock_blocks_for_length(len, conn->producer.own.geometry.block_size);
-        int64_t token = shmsock_reserve_blocks(conn, blocks, flags);
+        int64_t token = shmsock_producer_reserve_blocks(conn, blocks, flags);
         if (token < 0) {
             *err = (int)token;
         } else {
@@ -75,7 +76,7 @@ void *shmsock_conn_send_alloc(struct shmsock_conn *conn, size_t len, int flags, 
         conn->producer.zc_buf = buf;
         conn->producer.zc_len = len;
     }
-    pthread_mutex_unlock(&conn->send_lock);
+    shmsock_unlock(conn, SHMSOCK_SEND_LOCK);
     return buf;
 }
 
@@ -85,14 +86,14 @@ static void drop_reservation(struct shmsock_conn *conn, bool published)
     if (conn->producer.zc_bounce)
         free(conn->producer.zc_buf);
     else if (!published)
-        shmsock_cancel_reservation(conn, conn->producer.zc_token, conn->producer.zc_blocks);
+        shmsock_producer_cancel(conn, conn->producer.zc_token, conn->producer.zc_blocks);
     conn->producer.zc_buf = NULL;
     conn->producer.zc_bounce = false;
 }
 
 ssize_t shmsock_conn_send_commit(struct shmsock_conn *conn, void *buf, size_t len, int flags)
 {
-    pthread_mutex_lock(&conn->send_lock);
+    shmsock_lock(conn, SHMSOCK_SEND_LOCK);
     ssize_t r;
     if (conn->producer.zc_buf == NULL) {
         r = -EINVAL;
@@ -122,23 +123,31 @@ ssize_t shmsock_conn_send_commit(struct shmsock_conn *conn, void *buf, size_t le
         uint32_t blocks = shmsock_blocks_for_length(len, conn->producer.own.geometry.block_size);
         shmsock_producer_shrink(&conn->producer.tokens, conn->producer.zc_token, blocks);
         conn->producer.zc_blocks = blocks;
-        int err = shmsock_publish_run(conn, conn->producer.zc_token, blocks, len, flags);
-        conn->producer.zc_buf = NULL; /* published, or cancelled by publish_run */
+        int err = conn->producer.send_mode == SHMSOCK_SEND_MODE_COALESCED
+                      ? shmsock_producer_probe(conn, flags)
+                      : 0;
+        struct msghdr none = {0};
+        if (err < 0)
+            shmsock_producer_cancel(conn, conn->producer.zc_token, blocks);
+        else
+            err = shmsock_producer_commit(conn, conn->producer.zc_token, blocks, len, &none, false,
+                                          flags);
+        conn->producer.zc_buf = NULL; /* published, or cancelled by shmsock_producer_commit */
         r = err < 0 ? err : (ssize_t)len;
     }
-    pthread_mutex_unlock(&conn->send_lock);
+    shmsock_unlock(conn, SHMSOCK_SEND_LOCK);
     return shmsock_conn_result(conn, r);
 }
 
 int shmsock_conn_send_abort(struct shmsock_conn *conn, void *buf)
 {
-    pthread_mutex_lock(&conn->send_lock);
+    shmsock_lock(conn, SHMSOCK_SEND_LOCK);
     int r = -EINVAL;
     if (buf != NULL && buf == conn->producer.zc_buf) {
         drop_reservation(conn, false);
         r = 0;
     }
-    pthread_mutex_unlock(&conn->send_lock);
+    shmsock_unlock(conn, SHMSOCK_SEND_LOCK);
     return r;
 }
 
@@ -155,9 +164,7 @@ static ssize_t bounce_view(struct shmsock_conn *conn, const void **buf, int flag
     }
     struct iovec iov = {.iov_base = conn->consumer.bounce_view, .iov_len = BOUNCE_VIEW_SIZE};
     struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1};
-    pthread_mutex_unlock(&conn->recv_lock);
-    ssize_t n = shmsock_conn_recv(conn, &msg, flags);
-    pthread_mutex_lock(&conn->recv_lock);
+    ssize_t n = shmsock_conn_result(conn, shmsock_recv_locked(conn, &msg, flags));
     if (n > 0) {
         conn->consumer.bounce_view_held = true;
         *buf = conn->consumer.bounce_view;
@@ -169,10 +176,10 @@ static ssize_t bounce_view(struct shmsock_conn *conn, const void **buf, int flag
 
 ssize_t shmsock_conn_recv_view(struct shmsock_conn *conn, const void **buf, int flags)
 {
-    int err = __atomic_load_n(&conn->live.error, __ATOMIC_ACQUIRE);
+    int err = shmsock_conn_error(conn);
     if (err != 0)
         return err;
-    pthread_mutex_lock(&conn->recv_lock);
+    shmsock_lock(conn, SHMSOCK_RECV_LOCK);
     ssize_t r;
     for (;;) {
         if (conn->nego.in_state != SHMSOCK_IN_EVENTS) {
@@ -180,7 +187,8 @@ ssize_t shmsock_conn_recv_view(struct shmsock_conn *conn, const void **buf, int 
             break;
         }
         if (conn->consumer.views == NULL) {
-            conn->consumer.views = calloc(SHMSOCK_MAX_TOKENS_IN_FLIGHT, sizeof(*conn->consumer.views));
+            conn->consumer.views =
+                calloc(SHMSOCK_MAX_TOKENS_IN_FLIGHT, sizeof(*conn->consumer.views));
             if (conn->consumer.views == NULL) {
                 r = -ENOMEM;
                 break;
@@ -192,13 +200,14 @@ ssize_t shmsock_conn_recv_view(struct shmsock_conn *conn, const void **buf, int 
         }
         struct shmsock_event event;
         uint64_t start = 0;
-        int got = conn->consumer.peer_coalesced ? shmsock_coalesced_take(conn, flags, &event, &start)
-                                       : shmsock_events_take(conn, flags, &event, &start);
-        if (got == (int)SHMSOCK_RETRY)
+        int take_err = 0;
+        enum shmsock_take got =
+            shmsock_event_source(conn)->take(conn, flags, &event, &start, &take_err);
+        if (got == SHMSOCK_TAKE_AGAIN)
             continue;
-        if (got <= 0) {
-            r = got;
-            if (got == 0)
+        if (got != SHMSOCK_TAKE_EVENT) {
+            r = got == SHMSOCK_TAKE_END ? 0 : take_err;
+            if (got == SHMSOCK_TAKE_END)
                 *buf = empty_view;
             break;
         }
@@ -209,16 +218,19 @@ ssize_t shmsock_conn_recv_view(struct shmsock_conn *conn, const void **buf, int 
         r = (ssize_t)(event.length - start);
         if (r == 0) {
             /* An empty message: nothing to look at, so nothing held. */
-            shmsock_conn_return_run(conn, &event);
+            shmsock_consumer_release_run(conn, &event);
             *buf = empty_view;
             break;
         }
-        const unsigned char *at = (const unsigned char *)conn->consumer.peer.base + event.offset + start;
-        conn->consumer.views[conn->consumer.view_count++] = (struct shmsock_view){.at = at, .data = event};
+        const unsigned char *at =
+            (const unsigned char *)conn->consumer.peer.base + event.offset + start;
+        conn->consumer.views[conn->consumer.view_count++] =
+            (struct shmsock_view){.at = at, .data = event};
         *buf = at;
         break;
     }
-    pthread_mutex_unlock(&conn->recv_lock);
+    shmsock_unlock(conn, SHMSOCK_RECV_LOCK);
+    shmsock_negotiation_answer_owed(conn); /* a copying read accepted the peer's offer */
     return r;
 }
 
@@ -226,7 +238,7 @@ int shmsock_conn_recv_release(struct shmsock_conn *conn, const void *buf)
 {
     if (buf == empty_view)
         return 0;
-    pthread_mutex_lock(&conn->recv_lock);
+    shmsock_lock(conn, SHMSOCK_RECV_LOCK);
     int r = -EINVAL;
     if (conn->consumer.bounce_view_held && buf == conn->consumer.bounce_view) {
         conn->consumer.bounce_view_held = false;
@@ -237,9 +249,9 @@ int shmsock_conn_recv_release(struct shmsock_conn *conn, const void *buf)
             continue;
         struct shmsock_event data = conn->consumer.views[i].data;
         conn->consumer.views[i] = conn->consumer.views[--conn->consumer.view_count];
-        shmsock_conn_return_run(conn, &data);
+        shmsock_consumer_release_run(conn, &data);
         r = 0;
     }
-    pthread_mutex_unlock(&conn->recv_lock);
+    shmsock_unlock(conn, SHMSOCK_RECV_LOCK);
     return r;
 }

@@ -1,6 +1,6 @@
 /*
  * doorbell_race_test.c - producer and consumer race on arm/doorbell (coalesced mode,
- * impl/conn_coalesced.c) for millions of messages. A forked producer sends N small messages
+ * impl/wakeup.c) for millions of messages. A forked producer sends N small messages
  * (N = 2,000,000, or SHMSOCK_RACE_MESSAGES) with random tiny pauses (a spin of a few hundred
  * ns now and then, sched_yield, rarely a short sleep) so the consumer keeps emptying the ring
  * and arming. Consumers, for STREAM and SEQPACKET:

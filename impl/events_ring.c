@@ -1,0 +1,348 @@
+/*
+ * events_ring.c - the event source of coalesced mode: the peer's DATA events in the event
+ * ring of its region, waited for through the wake-up (wakeup.c). See event_source.h.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <sched.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "consumer.h"
+#include "event_source.h"
+#include "iov.h"
+#include "liveness.h"
+#include "producer.h"
+#include "ring.h"
+#include "wakeup.h"
+
+#define PASSED_FLAGS (MSG_DONTWAIT | MSG_CMSG_CLOEXEC)
+
+/* The entry `ahead` places after our tail in the peer's event ring, checked; 1 if there is
+ * one, 0 if not, or -EPROTO. */
+static int event_at(struct shmsock_conn *conn, uint64_t ahead, struct shmsock_event *event)
+{
+    int64_t available = shmsock_ring_available(&conn->consumer.peer, SHMSOCK_RING_EVENTS,
+                                               conn->consumer.event_tail);
+    if (available < 0)
+        return -EPROTO;
+    if ((uint64_t)available <= ahead)
+        return 0;
+    if (shmsock_ring_read(&conn->consumer.peer, SHMSOCK_RING_EVENTS,
+                          conn->consumer.event_tail + ahead, event) < 0)
+        return -EPROTO;
+    if (event->type == SHMSOCK_EVENT_TO_KERNEL)
+        return 1;
+    if (shmsock_event_check_data(event, &conn->consumer.peer.geometry) < 0)
+        return -EPROTO;
+    return 1;
+}
+
+static int next_event(struct shmsock_conn *conn, struct shmsock_event *event)
+{
+    return event_at(conn, 0, event);
+}
+
+/* Longest wait for an event the producer is writing right now (microseconds). */
+#define ACTIVE_PRODUCER_WAIT_US 2
+
+/*
+ * The ring is empty, but the producer says it is inside a send: its event is a few hundred
+ * nanoseconds away. Waiting for it (at most ACTIVE_PRODUCER_WAIT_US, and only while the
+ * producer stays inside its send) is cheaper than arming, which costs the producer a doorbell
+ * and us a system call to take it out. The flag is only a hint: a wrong one costs this wait.
+ * Returns 1 with *event filled if an event came.
+ */
+static int wait_for_active_producer(struct shmsock_conn *conn, struct shmsock_event *event)
+{
+    const struct shmsock_region_header *peer = shmsock_peer_header(conn);
+    if (!__atomic_load_n(&peer->producer_active, __ATOMIC_ACQUIRE))
+        return 0;
+    shmsock_wakeup_signal_releases(
+        conn); /* the producer may be waiting for the blocks we just read */
+    int64_t until = shmsock_now_us() + ACTIVE_PRODUCER_WAIT_US;
+    for (;;) {
+        shmsock_cpu_relax();
+        int r = next_event(conn, event);
+        if (r != 0)
+            return r;
+        if (!__atomic_load_n(&peer->producer_active, __ATOMIC_ACQUIRE) || shmsock_now_us() >= until)
+            return next_event(conn, event);
+    }
+}
+
+/* settle() without the deferral: 0 or the kernel's error for the socket. */
+static int settle_ring(struct shmsock_conn *conn)
+{
+    struct shmsock_event event;
+    if (next_event(conn, &event) != 0 || wait_for_active_producer(conn, &event) != 0) {
+        shmsock_wakeup_signal_releases(conn);
+        return 0;
+    }
+    shmsock_wakeup_arm_for_events(conn); /* its fence also serves the releases */
+    if (next_event(conn, &event) != 0)
+        return 0;
+    return shmsock_wakeup_take_old_doorbells(conn, false);
+}
+
+/*
+ * After a read that took a message and may have emptied the ring: if it is empty, arm and
+ * take the old doorbells out, so the descriptor is not readable with nothing waiting. If
+ * something arrived meanwhile, its doorbell stays and the descriptor stays readable. Either
+ * way the read's releases are signalled (one fence for both). The message is the
+ * application's already: an error the kernel reports on the way (the peer closed with our
+ * doorbells unread: ECONNRESET, which the kernel hands out once) waits for the next read.
+ */
+static void settle(struct shmsock_conn *conn)
+{
+    int err = shmsock_producer_filter_reset(conn, settle_ring(conn));
+    if (err < 0)
+        shmsock_defer_error(conn, err);
+}
+
+/*
+ * Wait until the peer's ring has an entry (1), or report why not: 0 at end of stream,
+ * -EAGAIN (non-blocking, or SO_RCVTIMEO), -EINTR, another negative errno (a deferred one
+ * first: the ring is empty when we come here).
+ */
+static int wait_for_event(struct shmsock_conn *conn, int flags, struct shmsock_event *event)
+{
+    if (conn->live.deferred_error != 0)
+        return shmsock_take_deferred_error(conn);
+    /* Optional busy-poll: spin on the ring before paying for a sleep. */
+    if (conn->options.busy_poll_us > 0) {
+        int64_t until = shmsock_now_us() + conn->options.busy_poll_us;
+        unsigned spins = 0;
+        __atomic_store_n(&shmsock_own_header(conn)->event_spinning, 1, __ATOMIC_RELEASE);
+        __atomic_thread_fence(__ATOMIC_SEQ_CST);
+        do {
+            int r = next_event(conn, event);
+            if (r != 0) {
+                __atomic_store_n(&shmsock_own_header(conn)->event_spinning, 0, __ATOMIC_RELEASE);
+                return r;
+            }
+            /* Let a producer that shares our core run now and then. */
+            if (++spins % 256 == 0)
+                sched_yield();
+            else
+                shmsock_cpu_relax();
+        } while (shmsock_now_us() < until);
+        /* Cleared before arming (shmsock_wakeup_arm_for_events fences): the producer rings from now
+         * on. */
+        __atomic_store_n(&shmsock_own_header(conn)->event_spinning, 0, __ATOMIC_RELEASE);
+    }
+    bool stale = false; /* the kernel socket showed a doorbell older than our arm */
+    for (;;) {
+        /* Arm, then look once more: the producer either sees the arm or we see its event. */
+        shmsock_wakeup_arm_for_events(conn);
+        int r = next_event(conn, event);
+        if (r != 0)
+            return r;
+        r = shmsock_wakeup_take_old_doorbells(conn, stale);
+        if (r < 0)
+            return r;
+        /* Sleep until a doorbell (or end of stream) arrives, without taking it: it keeps the
+         * descriptor readable until the ring is empty again. */
+        unsigned char record[SHMSOCK_EVENT_SIZE];
+        ssize_t n = recv(conn->fd, record, sizeof(record), MSG_PEEK | (flags & PASSED_FLAGS));
+        int saved = errno;
+        struct shmsock_event head;
+        bool doorbell = n == (ssize_t)sizeof(record) && shmsock_event_decode(record, &head) == 0 &&
+                        head.type == SHMSOCK_EVENT_DOORBELL &&
+                        head.offset <= conn->wakeup.event_arm_gen;
+        conn->wakeup.head_doorbell =
+            doorbell ? head.offset + 1 : 0; /* settle() takes it directly */
+        r = next_event(conn, event);
+        if (r != 0)
+            return r;
+        if (n == 0)
+            return 0;
+        if (n < 0) /* a reset only our doorbells caused is the end of the stream */
+            return shmsock_producer_filter_reset(conn, -saved);
+        if (!doorbell)
+            return -EPROTO; /* a kernel event without TO_KERNEL first, or a doorbell for a
+                               generation we never armed */
+        /* A stale doorbell (older generation): taken out on the next round, whatever the
+         * producer's event_rung says. */
+        stale = true;
+        if (flags & MSG_DONTWAIT) {
+            shmsock_wakeup_arm_for_events(conn);
+            r = next_event(conn, event);
+            if (r != 0)
+                return r;
+            r = shmsock_wakeup_take_old_doorbells(conn, true);
+            return r < 0 ? r : -EAGAIN;
+        }
+    }
+}
+
+static ssize_t coalesced_read(struct shmsock_conn *conn, struct shmsock_read_target *target,
+                              int flags);
+
+/*
+ * SOCK_SEQPACKET: the kernel reports a reset (the peer closed with messages of ours unread)
+ * before the messages still queued for us. The peer's header says when it has closed its
+ * socket; only then is the kernel asked (SO_ERROR hands the reset out once, as a read would).
+ * 0 or -ECONNRESET.
+ */
+static int reset_before_messages(struct shmsock_conn *conn)
+{
+    if (conn->type != SOCK_SEQPACKET)
+        return 0;
+    uint32_t closes = __atomic_load_n(&shmsock_peer_header(conn)->socket_closes, __ATOMIC_ACQUIRE);
+    if (closes == conn->consumer.peer_closes_read)
+        return 0;
+    conn->consumer.peer_closes_read = closes;
+    return shmsock_producer_socket_error(conn);
+}
+
+static ssize_t ring_read(struct shmsock_conn *conn, struct shmsock_read_target *target, int flags)
+{
+    int err = reset_before_messages(conn);
+    if (err < 0)
+        return err;
+    ssize_t n = coalesced_read(conn, target, flags);
+    shmsock_wakeup_signal_releases(
+        conn); /* a read that ended before settling still returns its blocks */
+    return n;
+}
+
+static ssize_t coalesced_read(struct shmsock_conn *conn, struct shmsock_read_target *target,
+                              int flags)
+{
+    struct msghdr *user = target->msg;
+    bool peek = (flags & MSG_PEEK) != 0;
+    size_t copied = 0;
+    if (conn->type == SOCK_STREAM && target->space == 0)
+        return shmsock_nothing_read(user);
+    int msg_flags = 0;
+    uint64_t peek_index = 0; /* MSG_PEEK walks ahead without moving the tail */
+    for (;;) {
+        struct shmsock_event event;
+        int r = event_at(conn, peek_index, &event);
+        if (r == 0 && copied > 0)
+            break; /* STREAM: return what we have rather than wait */
+        if (r == 0)
+            r = wait_for_event(conn, flags, &event);
+        if (r < 0)
+            return r == -EPROTO ? shmsock_conn_fail(conn, -EPROTO)
+                                : (copied > 0 ? (ssize_t)copied : r);
+        if (r == 0)
+            return shmsock_nothing_read(user); /* end of stream (nothing copied: see above) */
+        if (event.type == SHMSOCK_EVENT_TO_KERNEL) {
+            if (copied > 0) {
+                /* A read goes on: the peer's next bytes wait as kernel events. A peek stops
+                 * here (a shorter peek than the kernel's, README). */
+                target->batch_full = !peek;
+                break;
+            }
+            /* From here on the peer's events come through the kernel socket. */
+            conn->consumer.event_tail++;
+            conn->consumer.peer_coalesced = false;
+            return shmsock_read_again(target); /* the caller reads again in event mode */
+        }
+        uint64_t start = peek_index == 0 ? conn->consumer.head_consumed : 0;
+        if (start > event.length)
+            return shmsock_conn_fail(conn, -EPROTO);
+        const unsigned char *payload =
+            (const unsigned char *)conn->consumer.peer.base + event.offset;
+        size_t n = shmsock_iov_scatter(user->msg_iov, user->msg_iovlen, target->skip + copied,
+                                       payload + start, event.length - start);
+        copied += n;
+        if (conn->type == SOCK_SEQPACKET) {
+            if (n < event.length)
+                msg_flags |= MSG_TRUNC;
+            user->msg_flags = msg_flags;
+            user->msg_controllen = 0; /* ring messages carry no ancillary data */
+            if (!peek) {
+                if (shmsock_consumer_receive(&conn->consumer.tokens, event.token,
+                                             event.block_count) < 0)
+                    return shmsock_conn_fail(conn, -EPROTO);
+                conn->consumer.event_tail++;
+                shmsock_consumer_push_release(conn, &event);
+                settle(conn);
+            }
+            return (flags & MSG_TRUNC) ? (ssize_t)event.length : (ssize_t)copied;
+        }
+        if (peek) {
+            /* A peek shows what is there without moving on. */
+            peek_index++;
+            if (copied == target->space)
+                break;
+            continue;
+        }
+        if (start + n < event.length) {
+            conn->consumer.head_consumed = start + n;
+            break;
+        }
+        if (shmsock_consumer_receive(&conn->consumer.tokens, event.token, event.block_count) < 0)
+            return shmsock_conn_fail(conn, -EPROTO);
+        conn->consumer.head_consumed = 0;
+        conn->consumer.event_tail++;
+        shmsock_consumer_push_release(conn, &event);
+        if (copied == target->space)
+            break;
+    }
+    if (!peek && copied > 0)
+        settle(conn);
+    user->msg_flags = msg_flags;
+    user->msg_controllen = 0; /* ring messages carry no ancillary data */
+    return (ssize_t)copied;
+}
+
+ssize_t shmsock_ring_events_peek_ahead(struct shmsock_conn *conn,
+                                       struct shmsock_read_target *target)
+{
+    struct msghdr *user = target->msg;
+    size_t copied = 0;
+    struct shmsock_event event;
+    for (uint64_t ahead = 0; copied < target->space; ahead++) {
+        int r = event_at(conn, ahead, &event);
+        if (r < 0)
+            return shmsock_conn_fail(conn, -EPROTO);
+        if (r == 0 || event.type == SHMSOCK_EVENT_TO_KERNEL)
+            break;
+        const unsigned char *payload =
+            (const unsigned char *)conn->consumer.peer.base + event.offset;
+        copied += shmsock_iov_scatter(user->msg_iov, user->msg_iovlen, target->skip + copied,
+                                      payload, event.length);
+    }
+    return (ssize_t)copied;
+}
+
+static enum shmsock_take ring_take(struct shmsock_conn *conn, int flags,
+                                   struct shmsock_event *event, uint64_t *start, int *err)
+{
+    int r = reset_before_messages(conn);
+    if (r == 0)
+        r = next_event(conn, event);
+    if (r == 0)
+        r = wait_for_event(conn, flags, event);
+    if (r == -EPROTO)
+        r = shmsock_conn_fail(conn, -EPROTO);
+    if (r < 0) {
+        *err = r;
+        return SHMSOCK_TAKE_FAILED;
+    }
+    if (r == 0)
+        return SHMSOCK_TAKE_END;
+    if (event->type == SHMSOCK_EVENT_TO_KERNEL) {
+        conn->consumer.event_tail++;
+        conn->consumer.peer_coalesced = false;
+        return SHMSOCK_TAKE_AGAIN; /* from here on the kernel socket brings the events */
+    }
+    if (shmsock_consumer_receive(&conn->consumer.tokens, event->token, event->block_count) < 0) {
+        *err = shmsock_conn_fail(conn, -EPROTO);
+        return SHMSOCK_TAKE_FAILED;
+    }
+    *start = conn->consumer.head_consumed;
+    conn->consumer.head_consumed = 0;
+    conn->consumer.event_tail++;
+    settle(conn);
+    return SHMSOCK_TAKE_EVENT;
+}
+
+const struct shmsock_event_source shmsock_ring_events = {
+    .read = ring_read,
+    .take = ring_take,
+};
