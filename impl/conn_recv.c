@@ -364,7 +364,8 @@ ssize_t shmsock_recv_locked(struct shmsock_conn *conn, struct msghdr *msg, int f
                          __ATOMIC_RELAXED);
     }
     /* Once negotiation has begun, every later read is careful: let the peer switch now. */
-    if (shmsock_negotiation_reads_careful(conn))
+    if (!__atomic_load_n(&conn->nego.reader_careful, __ATOMIC_RELAXED) &&
+        shmsock_negotiation_reads_careful(conn))
         shmsock_negotiation_mark_reader_careful(conn);
     return n;
 }

@@ -95,7 +95,9 @@ static int settle_ring(struct shmsock_conn *conn)
  */
 static void settle(struct shmsock_conn *conn)
 {
-    int err = shmsock_producer_filter_reset(conn, settle_ring(conn));
+    int err = settle_ring(conn);
+    if (err < 0)
+        err = shmsock_producer_filter_reset(conn, err);
     if (err < 0)
         shmsock_defer_error(conn, err);
 }

@@ -15,12 +15,6 @@ int shmsock_conn_fail(struct shmsock_conn *conn, int err)
     return __atomic_load_n(&conn->live.error, __ATOMIC_ACQUIRE);
 }
 
-ssize_t shmsock_conn_result(struct shmsock_conn *conn, ssize_t r)
-{
-    int err = shmsock_conn_error(conn);
-    return r < 0 && err != 0 ? err : r;
-}
-
 int shmsock_kernel_empty_send(struct shmsock_conn *conn, int flags)
 {
     struct msghdr empty = {0};

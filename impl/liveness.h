@@ -21,7 +21,11 @@ int shmsock_conn_fail(struct shmsock_conn *conn, int err);
 
 /* The result of a call that failed after the peer broke the protocol is the violation (EPROTO),
  * not what the shut-down socket said (EPIPE, which would also raise SIGPIPE). */
-ssize_t shmsock_conn_result(struct shmsock_conn *conn, ssize_t r);
+static inline ssize_t shmsock_conn_result(struct shmsock_conn *conn, ssize_t r)
+{
+    int err = shmsock_conn_error(conn);
+    return r < 0 && err != 0 ? err : r;
+}
 
 /* The kernel's pending error for the socket, taken (SO_ERROR clears it, as the call that
  * reports it would): 0 or a negative errno. */

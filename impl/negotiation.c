@@ -183,10 +183,10 @@ static void answer_if_owed(struct shmsock_conn *conn)
         (void)shmsock_negotiation_send_answer(conn, MSG_DONTWAIT);
 }
 
-void shmsock_negotiation_answer_owed(struct shmsock_conn *conn)
+void shmsock_negotiation_send_owed_answer(struct shmsock_conn *conn)
 {
     /* A send in progress looks again after it has let send_lock go (shmsock_conn_send). */
-    if (!shmsock_flag(&conn->nego.answer_owed) || !shmsock_trylock(conn, SHMSOCK_SEND_LOCK))
+    if (!shmsock_trylock(conn, SHMSOCK_SEND_LOCK))
         return;
     answer_if_owed(conn);
     shmsock_unlock(conn, SHMSOCK_SEND_LOCK);

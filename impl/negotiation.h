@@ -45,7 +45,13 @@ int shmsock_negotiation_accept_offer(struct shmsock_conn *conn, const int fds[2]
 
 /* Send the answer owed to the peer's offer unless a send in progress will (send_lock not held
  * by the caller): called after a read that accepted an offer, and after each send. */
-void shmsock_negotiation_answer_owed(struct shmsock_conn *conn);
+void shmsock_negotiation_send_owed_answer(struct shmsock_conn *conn);
+
+static inline void shmsock_negotiation_answer_owed(struct shmsock_conn *conn)
+{
+    if (shmsock_flag(&conn->nego.answer_owed)) /* rarely: the cheap test stays inline */
+        shmsock_negotiation_send_owed_answer(conn);
+}
 
 /* While our offer waits for an answer: take one the release channel brought. */
 void shmsock_negotiation_take_answer(struct shmsock_conn *conn);
