@@ -7,7 +7,8 @@
 #   make clean
 #
 # One source of truth, shared with Bazel (tools/check_sources.sh fails when they drift):
-#   - sources: the same globs as the `shmsock` target in BUILD (api/*.c, impl/*.c);
+#   - sources: api/*.c and impl/*.c, which BUILD splits into layered targets (//:shmsock,
+#     //impl:engine, //impl:wire, ...; see impl/BUILD); here they make one library;
 #   - warning flags: read from SHMSOCK_COPTS in tools/copts.bzl;
 #   - version: SHMSOCK_VERSION_MAJOR/MINOR/PATCH in include/shmsock.h.
 # The shared library exports only the public shm_* calls (build/shmsock.map).
@@ -27,8 +28,8 @@ INSTALL ?= install
 CFLAGS  ?= -O2 -g
 LDFLAGS ?=
 
-# Sources: the globs of //:shmsock in BUILD (srcs = glob(["api/*.c", "api/*.h", "impl/*.c",
-# "impl/*.h"]), hdrs = ["include/shmsock.h"]).
+# Sources: what //:shmsock and the impl/ targets it depends on hold in BUILD, together
+# (api/*.c, api/*.h, impl/*.c, impl/*.h, include/shmsock.h).
 SRCS := $(sort $(wildcard api/*.c impl/*.c))
 HDRS := $(sort $(wildcard api/*.h impl/*.h)) include/shmsock.h
 OBJS := $(patsubst %.c,$(BUILDDIR)/obj/%.o,$(SRCS))
@@ -88,8 +89,9 @@ $(SHARED): $(OBJS) $(BUILDDIR)/shmsock.map
 	$(CC) -shared -Wl,-soname,$(SONAME) -Wl,--version-script,$(BUILDDIR)/shmsock.map \
 	    $(LDFLAGS) -o $@ $(OBJS) -pthread
 
-# The inspection tool reads region headers: it links the engine statically.
-$(BUILDDIR)/shmsock-ss: tools/shmsock_ss.c impl/region.h $(STATIC)
+# The inspection tool reads region headers: it needs the wire format only (impl/wire.h,
+# impl/wire_check.h, whose functions it takes from the static library).
+$(BUILDDIR)/shmsock-ss: tools/shmsock_ss.c impl/wire.h impl/wire_check.h $(STATIC)
 	$(CC) $(ALL_CFLAGS) -I. -o $@ tools/shmsock_ss.c $(STATIC) $(LDFLAGS) -pthread
 
 $(BUILDDIR)/$(SONAME) $(BUILDDIR)/libshmsock.so: $(SHARED)

@@ -13,8 +13,8 @@
 #include <string.h>
 
 #include "impl/event.h"
-#include "impl/region.h"
 #include "impl/token_list.h"
+#include "impl/wire.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -12,7 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "impl/region.h"
+#include "impl/wire.h"
+#include "impl/wire_check.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

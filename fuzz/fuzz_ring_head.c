@@ -1,8 +1,9 @@
 /*
  * fuzz_ring_head.c - libFuzzer target for shmsock_ring_check_head (a ring head loaded from a
- * peer's region against our tail), and shmsock_ring_read of the slots it then exposes.
- * Invariant: an accepted head is never behind the tail nor more than a ring ahead, and
- * reading every available slot stays inside the ring.
+ * peer's region against our tail), then the slots it exposes, found with the wire layout's
+ * shmsock_ring_slot_offset and decoded (as shmsock_ring_read does, which adds only the copy
+ * out of the mapping). Invariant: an accepted head is never behind the tail nor more than a
+ * ring ahead, and reading every available slot stays inside the ring.
  *
  * Input: head (8 bytes), tail (8 bytes), then bytes that fill the ring slots.
  */
@@ -12,8 +13,8 @@
 #include <string.h>
 
 #include "impl/event.h"
-#include "impl/region.h"
-#include "impl/ring.h"
+#include "impl/wire.h"
+#include "impl/wire_check.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -47,15 +48,21 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     struct shmsock_region_header *h = (struct shmsock_region_header *)region_memory;
     h->event_head = head;
     h->release_head = head;
-    struct shmsock_region peer = {.base = region_memory, .memfd = -1};
+    const uint64_t heads[2] = {h->event_head, h->release_head};
+    const uint32_t rings[2] = {SHMSOCK_EVENT_RING_OFFSET, SHMSOCK_RELEASE_RING_OFFSET};
     for (int kind = 0; kind < 2; kind++) {
-        int64_t n = shmsock_ring_available(&peer, (enum shmsock_ring_kind)kind, tail);
+        int64_t n = shmsock_ring_check_head(heads[kind], tail, SHMSOCK_RING_SLOTS);
         if (n != available)
             abort();
         for (int64_t i = 0; i < n && i < 2 * (int64_t)SHMSOCK_RING_SLOTS; i++) {
+            uint64_t offset = shmsock_ring_slot_offset(rings[kind], tail + (uint64_t)i);
+            if (offset < SHMSOCK_EVENT_RING_OFFSET ||
+                offset + SHMSOCK_RING_SLOT_SIZE > SHMSOCK_REGION_HEADER_SIZE)
+                abort(); /* a slot outside the rings */
+            unsigned char copy[SHMSOCK_EVENT_SIZE];
+            memcpy(copy, region_memory + offset, sizeof(copy));
             struct shmsock_event event;
-            (void)shmsock_ring_read(&peer, (enum shmsock_ring_kind)kind, tail + (uint64_t)i,
-                                    &event);
+            (void)shmsock_event_decode(copy, &event);
         }
     }
     return 0;

@@ -1,10 +1,9 @@
 /*
- * event.h - the event records that travel through the kernel sockets, and their checks.
+ * event.h - the event record's codec and checks: what a DATA or RELEASE event may say about a
+ * region of a given geometry.
  *
- * An event is a fixed 32-byte record. DATA says "a message lies in blocks token..token+count-1
- * of my region, this long"; RELEASE returns a token to its producer; OFFER announces the
- * sender's region (its descriptors ride with the record as SCM_RIGHTS). Both ends run on one
- * host, so fields are in native byte order.
+ * The record itself (struct shmsock_event, its types, SHMSOCK_EVENT_SIZE) is wire format and
+ * lies in wire.h. Pure functions (fuzzed); part of //impl:wire with wire_check.h.
  */
 #ifndef SHMSOCK_IMPL_EVENT_H
 #define SHMSOCK_IMPL_EVENT_H
@@ -12,32 +11,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "region.h"
-
-#define SHMSOCK_EVENT_SIZE 32u
-
-enum shmsock_event_type {
-    SHMSOCK_EVENT_DATA = 1,
-    SHMSOCK_EVENT_RELEASE = 2,
-    SHMSOCK_EVENT_OFFER = 3,
-    /* Coalesced mode: "there is something in the ring", sent only to a sleeping peer.
-     * `offset` carries the peer's arm generation it answers. */
-    SHMSOCK_EVENT_DOORBELL = 4,
-    /* Coalesced mode, in the event ring: "my next events come as kernel messages" (a message
-     * with ancillary data, or a reader that wants credentials, needs the kernel socket). */
-    SHMSOCK_EVENT_TO_KERNEL = 5,
-};
-
-struct shmsock_event {
-    uint32_t type;
-    uint32_t token;       /* number of the first block of the run */
-    uint64_t offset;      /* byte offset of that block from the start of the region */
-    uint64_t length;      /* payload bytes (DATA); 0 otherwise */
-    uint32_t block_count; /* blocks in the run */
-    uint32_t reserved;    /* 0 */
-};
-
-_Static_assert(sizeof(struct shmsock_event) == SHMSOCK_EVENT_SIZE, "event record size");
+#include "wire.h"
+#include "wire_check.h"
 
 /* Serialise / parse one record. decode only checks the type and reserved field (-EPROTO). */
 void shmsock_event_encode(const struct shmsock_event *event, unsigned char out[SHMSOCK_EVENT_SIZE]);

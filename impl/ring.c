@@ -15,8 +15,7 @@ static unsigned char *slot_of(const struct shmsock_region *region, enum shmsock_
 {
     uint32_t offset =
         kind == SHMSOCK_RING_EVENTS ? SHMSOCK_EVENT_RING_OFFSET : SHMSOCK_RELEASE_RING_OFFSET;
-    return (unsigned char *)region->base + offset +
-           (index % SHMSOCK_RING_SLOTS) * SHMSOCK_RING_SLOT_SIZE;
+    return (unsigned char *)region->base + shmsock_ring_slot_offset(offset, index);
 }
 
 void shmsock_ring_push(struct shmsock_region *own, enum shmsock_ring_kind kind,
@@ -26,13 +25,6 @@ void shmsock_ring_push(struct shmsock_region *own, enum shmsock_ring_kind kind,
     uint64_t index = __atomic_load_n(head, __ATOMIC_RELAXED);
     shmsock_event_encode(event, slot_of(own, kind, index));
     __atomic_store_n(head, index + 1, __ATOMIC_RELEASE);
-}
-
-int64_t shmsock_ring_check_head(uint64_t head, uint64_t tail, uint32_t slots)
-{
-    if (head < tail || head - tail > slots)
-        return -EPROTO;
-    return (int64_t)(head - tail);
 }
 
 int64_t shmsock_ring_available(const struct shmsock_region *peer, enum shmsock_ring_kind kind,

@@ -6,6 +6,7 @@
  * the ring's head with a release store; the reader keeps its own tail, loads the head, checks
  * it and copies the slot out once before checking the event itself. A ring never overflows:
  * at most SHMSOCK_MAX_TOKENS_IN_FLIGHT events can be outstanding, fewer than the slots.
+ * The slots' layout is wire format (wire.h); the check of a loaded head is wire_check.h's.
  */
 #ifndef SHMSOCK_IMPL_RING_H
 #define SHMSOCK_IMPL_RING_H
@@ -14,6 +15,8 @@
 
 #include "event.h"
 #include "region.h"
+#include "wire.h"
+#include "wire_check.h"
 
 enum shmsock_ring_kind {
     SHMSOCK_RING_EVENTS,
@@ -30,9 +33,6 @@ void shmsock_ring_push(struct shmsock_region *own, enum shmsock_ring_kind kind,
  */
 int64_t shmsock_ring_available(const struct shmsock_region *peer, enum shmsock_ring_kind kind,
                                uint64_t tail);
-
-/* Pure check of a head loaded from a peer against our tail (fuzzed). */
-int64_t shmsock_ring_check_head(uint64_t head, uint64_t tail, uint32_t slots);
 
 /* Reader: copy the entry at `tail` out of the peer's ring and decode it (-EPROTO if bad). */
 int shmsock_ring_read(const struct shmsock_region *peer, enum shmsock_ring_kind kind, uint64_t tail,

@@ -24,9 +24,9 @@ mkdir -p "$out"
 # target -> the impl/ units it needs
 declare -A UNITS=(
     [event]="impl/event.c impl/token_list.c"
-    [region_header]="impl/region.c"
-    [ring_head]="impl/ring.c impl/event.c"
-    [offer]="impl/ancillary.c impl/region.c"
+    [region_header]="impl/wire_check.c"
+    [ring_head]="impl/wire_check.c impl/event.c"
+    [offer]="impl/ancillary.c impl/region.c impl/wire_check.c"
 )
 CFLAGS=(-std=gnu11 -g -O1 -fno-omit-frame-pointer -fsanitize=fuzzer,address,undefined
         -fno-sanitize-recover=all -I. -Iinclude -Wall -Wextra -Werror)

@@ -21,7 +21,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "impl/region.h"
+#include "impl/wire.h"
+#include "impl/wire_check.h"
 
 static const char *type_name(uint32_t type)
 {
