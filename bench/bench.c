@@ -349,7 +349,7 @@ static void failed_note(const struct summary *s, int reps)
 
 /* ---- machine ---- */
 
-static void print_machine(void)
+static void print_machine(const char *load)
 {
     char model[256] = "unknown";
     FILE *f = fopen("/proc/cpuinfo", "r");
@@ -369,14 +369,7 @@ static void print_machine(void)
     }
     struct utsname u;
     uname(&u);
-    char load[128] = "?";
-    f = fopen("/proc/loadavg", "r");
-    if (f) {
-        if (fgets(load, sizeof(load), f))
-            load[strcspn(load, "\n")] = '\0';
-        fclose(f);
-    }
-    say("machine: %ld CPUs (nproc), %s; kernel %s %s %s; load average %s\n",
+    say("machine: %ld CPUs (nproc), %s; kernel %s %s %s; load average at start %s\n",
         sysconf(_SC_NPROCESSORS_ONLN), model, u.sysname, u.release, u.machine, load);
 }
 
@@ -624,7 +617,7 @@ int main(int argc, char **argv)
         o.cfg.quick ? "quick" : "full",
         o.cfg.sock_type == SOCK_STREAM ? "SOCK_STREAM" : "SOCK_SEQPACKET", o.cfg.reps,
         o.cfg.stream_seconds, o.cfg.warmup_seconds);
-    print_machine();
+    print_machine(read_loadavg(res.load_start, sizeof(res.load_start)));
     const char *zc = zerocopy_missing(), *mm = mmsg_missing();
     say("shmsock %d.%d.%d; zero-copy calls %s%s; mmsg calls %s%s\n", SHMSOCK_VERSION_MAJOR,
         SHMSOCK_VERSION_MINOR, SHMSOCK_VERSION_PATCH, zc ? "NOT LINKED (missing " : "linked",
@@ -659,7 +652,8 @@ int main(int argc, char **argv)
         print_setup(&res);
     say("\n");
     print_targets(&res, &o);
-    say("\nwall time %.1f s\n", now_seconds() - start);
+    say("\nwall time %.1f s; load average at end %s\n", now_seconds() - start,
+        read_loadavg(res.load_end, sizeof(res.load_end)));
 
     int status = 0;
     if (write_csv(&res, csv) < 0) {

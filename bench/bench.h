@@ -191,6 +191,7 @@ struct bench_results {
     int modes_run[METRIC_COUNT][MODE_COUNT]; /* 1 if that metric ran that mode */
     int sizes_run[BENCH_SIZES];              /* 1 if that message size ran (--sizes) */
     struct run_result r[METRIC_COUNT][MODE_COUNT][BENCH_SIZES][BENCH_MAX_REPS];
+    char load_start[128], load_end[128]; /* /proc/loadavg when the run began and ended */
 };
 
 /* Summary of one (metric, mode, size) over the repetitions. */
@@ -213,6 +214,8 @@ void summarize(const struct bench_results *res, enum bench_metric metric, enum b
 int summarize_ratio(const struct bench_results *res, enum bench_metric metric, enum bench_mode num,
                     enum bench_mode den, int size_index, double *median, double *min, double *max);
 
+/* The line of /proc/loadavg (without its newline), or "?". */
+const char *read_loadavg(char *buf, size_t len);
 int write_csv(const struct bench_results *res, const char *path);
 int write_plot_data(const struct bench_results *res, const char *path);
 /* Runs gnuplot on script with data and out; 0 on success. */

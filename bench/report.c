@@ -114,11 +114,26 @@ static size_t size_of(enum bench_metric metric, int size_index)
     return metric == METRIC_SETUP ? 1 : bench_sizes[size_index];
 }
 
+const char *read_loadavg(char *buf, size_t len)
+{
+    snprintf(buf, len, "?");
+    FILE *f = fopen("/proc/loadavg", "r");
+    if (f) {
+        if (fgets(buf, (int)len, f))
+            buf[strcspn(buf, "\n")] = '\0';
+        fclose(f);
+    }
+    return buf;
+}
+
 int write_csv(const struct bench_results *res, const char *path)
 {
     FILE *f = fopen(path, "w");
     if (!f)
         return -1;
+    /* The machine's load frames every figure below (other builds share these cores). */
+    fprintf(f, "# load average at start: %s\n# load average at end: %s\n", res->load_start,
+            res->load_end);
     fprintf(f, "record,metric,mode,sock_type,size_bytes,rep,messages_per_s,bytes_per_s,p50_us,"
                "p99_us,samples,ratio_vs_kernel,ratio_min,ratio_max,p99_ratio_vs_kernel,sndbuf,"
                "error,doorbells_per_1000_messages\n");
