@@ -13,9 +13,10 @@
  * for the kernel socket and for shmsock in event mode (SHM_COALESCE=0), coalesced mode (the
  * default), zero-copy (shm_send_alloc/commit, shm_recv_view/release) and busy-poll
  * (SHM_BUSY_POLL), plus the touch-only bound (one process writes then reads the bytes, no
- * transfer) and, with --mmsg, sendmmsg/recvmmsg batches. Repetitions are interleaved (kernel,
- * event, coalesced, ..., kernel, event, ...) and every ratio shm/kernel is taken within one
- * repetition; the table gives the median ratio and its spread (min..max).
+ * transfer), the two-copy floor (copy_floor.c: memcpy in and out of a bare shared ring between
+ * two processes, no socket) and, with --mmsg, sendmmsg/recvmmsg batches. Repetitions are
+ * interleaved (kernel, event, coalesced, ..., kernel, event, ...) and every ratio shm/kernel is
+ * taken within one repetition; the table gives the median ratio and its spread (min..max).
  *
  * Every measurement runs in its own process group under alarm(), so a library error or hang
  * shows as "error: ..." in the table and the run goes on. Cases whose calls are not linked
@@ -55,9 +56,9 @@ static void say(const char *fmt, ...)
     }
 }
 
-static const enum bench_mode stream_modes[] = {MODE_KERNEL,      MODE_EVENT,    MODE_COALESCED,
-                                               MODE_ZEROCOPY,    MODE_BUSYPOLL, MODE_TOUCH,
-                                               MODE_KERNEL_MMSG, MODE_MMSG};
+static const enum bench_mode stream_modes[] = {MODE_KERNEL,     MODE_EVENT,       MODE_COALESCED,
+                                               MODE_ZEROCOPY,   MODE_BUSYPOLL,    MODE_TOUCH,
+                                               MODE_COPY_FLOOR, MODE_KERNEL_MMSG, MODE_MMSG};
 static const enum bench_mode pingpong_modes[] = {MODE_KERNEL, MODE_EVENT, MODE_COALESCED,
                                                  MODE_ZEROCOPY, MODE_BUSYPOLL};
 static const enum bench_mode setup_modes[] = {MODE_KERNEL, MODE_EVENT, MODE_COALESCED};
@@ -116,7 +117,8 @@ static void usage(FILE *f)
         "  --seqpacket        SOCK_SEQPACKET instead of SOCK_STREAM\n"
         "  --mmsg             also stream with sendmmsg/recvmmsg (kernel-mmsg, mmsg)\n"
         "  --modes LIST       only these modes (kernel always runs): kernel,event,\n"
-        "                     coalesced,zero-copy,busy-poll,touch-bound,kernel-mmsg,mmsg\n"
+        "                     coalesced,zero-copy,busy-poll,touch-bound,copy-floor,\n"
+        "                     kernel-mmsg,mmsg\n"
         "  --metrics LIST     only these: stream,pingpong,setup\n"
         "  --sizes LIST       only these sizes: 64,1K,4K,64K,1M\n"
         "  --busy-poll US     SHM_BUSY_POLL of the busy-poll mode (default 50)\n"
@@ -140,6 +142,8 @@ static int mode_by_name(const char *name)
         return MODE_BUSYPOLL;
     if (strcmp(name, "touch") == 0)
         return MODE_TOUCH;
+    if (strcmp(name, "copyfloor") == 0)
+        return MODE_COPY_FLOOR;
     return -1;
 }
 
@@ -378,7 +382,9 @@ static void print_machine(const char *load)
 static case_fn case_of(enum bench_metric metric, enum bench_mode mode)
 {
     if (metric == METRIC_STREAM)
-        return mode == MODE_TOUCH ? case_touch : case_stream;
+        return mode == MODE_TOUCH        ? case_touch
+               : mode == MODE_COPY_FLOOR ? case_copy_floor
+                                         : case_stream;
     return metric == METRIC_PINGPONG ? case_pingpong : case_setup;
 }
 
@@ -443,7 +449,7 @@ static void print_stream(const struct bench_results *res, const struct options *
                 sndbuf = res->r[METRIC_STREAM][mode][si][rep].sndbuf;
             say("%14s %14s   %-24s ", rate_text(s.msgs, "/s", a, sizeof(a)),
                 rate_text(s.bytes, "B/s", b, sizeof(b)), ratio_text(&s, mode, c, sizeof(c)));
-            if (mode == MODE_TOUCH)
+            if (mode == MODE_TOUCH || mode == MODE_COPY_FLOOR)
                 say("%-10s", "-");
             else
                 say("%-10d", sndbuf);

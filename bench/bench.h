@@ -6,6 +6,7 @@
  *   zerocopy.c   the zero-copy and mmsg calls, linked weakly (a missing one is reported)
  *   payload.c    the producer's pattern and the consumer's check of every byte
  *   cases.c      the measurements: streaming, ping-pong, set-up, touch-only bound
+ *   copy_floor.c the two-copy floor: two processes, a bare shared ring, no socket
  *   runner.c     runs one measurement in its own process group, bounded in time
  *   stats.c      medians and percentiles
  *   report.c     CSV, the plot's data file, gnuplot
@@ -29,6 +30,7 @@ enum bench_mode {
     MODE_ZEROCOPY,    /* shm coalesced, shm_send_alloc/commit and shm_recv_view/release */
     MODE_BUSYPOLL,    /* shm coalesced, SHM_BUSY_POLL on both sockets */
     MODE_TOUCH,       /* no transfer: one process writes then reads the bytes (streaming only) */
+    MODE_COPY_FLOOR,  /* no socket: memcpy in and out of a shared ring (streaming only) */
     MODE_KERNEL_MMSG, /* kernel sendmmsg/recvmmsg (streaming only, --mmsg) */
     MODE_MMSG,        /* shm coalesced, shm_sendmmsg/shm_recvmmsg (streaming only, --mmsg) */
     MODE_COUNT
@@ -152,8 +154,49 @@ void case_setup(const struct bench_config *cfg, enum bench_mode mode, size_t siz
                 struct run_result *out);
 void case_touch(const struct bench_config *cfg, enum bench_mode mode, size_t size,
                 struct run_result *out);
+/* copy_floor.c: the two-copy floor, memcpy in and out of a bare shared ring, no socket. */
+void case_copy_floor(const struct bench_config *cfg, enum bench_mode mode, size_t size,
+                     struct run_result *out);
 /* The SO_SNDBUF a case uses for a message size (config->sndbuf or the automatic choice). */
 int case_sndbuf(const struct bench_config *cfg, size_t size);
+
+/* What the case files share (cases.c): a case and its helper processes, the timed window. */
+/* Shared by a case and its helpers (MAP_SHARED, inherited through fork). */
+struct shared {
+    int stop;          /* the case has what it needs: the helper stops */
+    int helper_failed; /* the helper met an error: helper_error says which */
+    char helper_error[120];
+    char helper_note[120]; /* an error after the case was complete (teardown) */
+};
+
+struct shared *shared_create(void);
+int stopping(const struct shared *sh);
+void set_stop(struct shared *sh);
+/* The first error of a helper (the case fails with it). */
+void helper_fail(struct shared *sh, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* An error after the case had its measurement (teardown): a note. */
+void helper_note(struct shared *sh, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* A page-aligned buffer, already faulted in. */
+void *case_buffer(size_t size);
+/* Waits up to two seconds for a helper, then kills it; non-zero if it had to. */
+int reap_helper(pid_t pid);
+/* Adds what the helpers met to the case's result (see cases.c). */
+void merge_helper(struct run_result *out, struct shared *sh, int killed, const char *who);
+/* "SHM", "OFFERED", ... for an SHM_STATUS value. */
+const char *shm_status_name(int status);
+
+/* The timed window of a streaming case (warm-up, then config->stream_seconds). */
+struct window {
+    int phase; /* 0: warming up, 1: timing, 2: done */
+    double t_first, t0, t1;
+    uint64_t n0, n1, last_check, check_every;
+    uint64_t received; /* messages so far */
+};
+
+void window_init(struct window *w, size_t size);
+/* Called with the number of messages received so far; 1 when the window has just ended. */
+int window_update(struct window *w, const struct bench_config *cfg, uint64_t received);
+void window_result(const struct window *w, size_t size, struct run_result *out);
 
 /* ---- runner.c ---- */
 

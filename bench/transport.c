@@ -67,6 +67,7 @@ static const struct mode_info modes[MODE_COUNT] = {
     [MODE_BUSYPOLL] =
         {.name = "busy-poll", .shm = 1, .coalesce = 1, .busy_poll = 1, .ops = &shm_ops},
     [MODE_TOUCH] = {.name = "touch-bound", .ops = &kernel_ops},
+    [MODE_COPY_FLOOR] = {.name = "copy-floor", .ops = &kernel_ops},
     [MODE_KERNEL_MMSG] = {.name = "kernel-mmsg", .mmsg = 1, .ops = &kernel_ops},
     [MODE_MMSG] = {.name = "mmsg", .shm = 1, .coalesce = 1, .mmsg = 1, .ops = &shm_ops},
 };
