@@ -10,6 +10,9 @@
  *     (MSG_WAITALL) and checks every byte; timed by the consumer over a fixed window;
  *   - ping-pong round-trip time, p50 and p99;
  *   - connection set-up: socket + connect + accept + first 1-byte round trip (abstract name);
+ *   - request/response (reqresp.c): an epoll server and clients with 1 and 32 connections, one
+ *     64-byte request in flight on each, replies of 64 B, 4 KiB, 64 KiB and 1 MiB written and
+ *     checked; requests/s, p50 and p99;
  * for the kernel socket and for shmsock in event mode (SHM_COALESCE=0), coalesced mode (the
  * default), zero-copy (shm_send_alloc/commit, shm_recv_view/release) and busy-poll
  * (SHM_BUSY_POLL), plus the touch-only bound (one process writes then reads the bytes, no
@@ -62,6 +65,8 @@ static const enum bench_mode stream_modes[] = {MODE_KERNEL,     MODE_EVENT,     
 static const enum bench_mode pingpong_modes[] = {MODE_KERNEL, MODE_EVENT, MODE_COALESCED,
                                                  MODE_ZEROCOPY, MODE_BUSYPOLL};
 static const enum bench_mode setup_modes[] = {MODE_KERNEL, MODE_EVENT, MODE_COALESCED};
+/* Request/response: the copy API behind epoll (busy-poll spins only in blocking calls). */
+static const enum bench_mode reqresp_modes[] = {MODE_KERNEL, MODE_EVENT, MODE_COALESCED};
 
 struct target {
     const char *text;
@@ -98,7 +103,7 @@ static const struct target targets[] = {
 struct options {
     struct bench_config cfg;
     int selected[MODE_COUNT];
-    int metrics[METRIC_COUNT];
+    int metrics[METRIC_COUNT + 1]; /* [METRIC_COUNT]: "reqresp", both of its metrics */
     int sizes[BENCH_SIZES];
     const char *csv, *plot, *plot_script;
     int no_plot;
@@ -119,7 +124,8 @@ static void usage(FILE *f)
         "  --modes LIST       only these modes (kernel always runs): kernel,event,\n"
         "                     coalesced,zero-copy,busy-poll,touch-bound,copy-floor,\n"
         "                     kernel-mmsg,mmsg\n"
-        "  --metrics LIST     only these: stream,pingpong,setup\n"
+        "  --metrics LIST     only these: stream,pingpong,setup,reqresp (= reqresp-1 and\n"
+        "                     reqresp-32: request/response over 1 and 32 connections)\n"
         "  --sizes LIST       only these sizes: 64,1K,4K,64K,1M\n"
         "  --busy-poll US     SHM_BUSY_POLL of the busy-poll mode (default 50)\n"
         "  --sndbuf BYTES     SO_SNDBUF for every mode (default: max(system default,\n"
@@ -184,6 +190,8 @@ static int parse_list(char *list, int (*lookup)(const char *), int *flags, const
 
 static int metric_by_name(const char *name)
 {
+    if (strcmp(name, "reqresp") == 0)
+        return METRIC_COUNT; /* both connection counts (parse_options) */
     for (int m = 0; m < METRIC_COUNT; m++)
         if (strcmp(metric_name((enum bench_metric)m), name) == 0)
             return m;
@@ -299,6 +307,8 @@ static void parse_options(int argc, char **argv, struct options *o)
     if (!metrics_given)
         for (int m = 0; m < METRIC_COUNT; m++)
             o->metrics[m] = 1;
+    if (o->metrics[METRIC_COUNT])
+        o->metrics[METRIC_REQRESP_ONE] = o->metrics[METRIC_REQRESP_MANY] = 1;
     if (!sizes_given)
         for (int s = 0; s < BENCH_SIZES; s++)
             o->sizes[s] = 1;
@@ -385,6 +395,10 @@ static case_fn case_of(enum bench_metric metric, enum bench_mode mode)
         return mode == MODE_TOUCH        ? case_touch
                : mode == MODE_COPY_FLOOR ? case_copy_floor
                                          : case_stream;
+    if (metric == METRIC_REQRESP_ONE)
+        return case_reqresp_one;
+    if (metric == METRIC_REQRESP_MANY)
+        return case_reqresp_many;
     return metric == METRIC_PINGPONG ? case_pingpong : case_setup;
 }
 
@@ -396,12 +410,12 @@ static void run_metric(struct bench_results *res, const struct options *o, enum 
         if (o->selected[modes[i]])
             res->modes_run[metric][modes[i]] = 1;
     for (int si = 0; si < sizes; si++) {
-        if (metric != METRIC_SETUP && !o->sizes[si])
+        if (metric != METRIC_SETUP && (!o->sizes[si] || !metric_has_size(metric, si)))
             continue;
         size_t size = metric == METRIC_SETUP ? 1 : bench_sizes[si];
         char sz[32];
         double t = now_seconds();
-        fprintf(stderr, "  %-8s %-7s reps:", metric_name(metric),
+        fprintf(stderr, "  %-10s %-7s reps:", metric_name(metric),
                 metric == METRIC_SETUP ? "" : size_text(size, sz, sizeof(sz)));
         for (int rep = 0; rep < o->cfg.reps; rep++) {
             fprintf(stderr, " %d", rep + 1);
@@ -521,6 +535,49 @@ static void print_setup(const struct bench_results *res)
         say("%10.2f %10.2f   %-24s", s.p50, s.p99, ratio_text(&s, mode, c, sizeof(c)));
         failed_note(&s, res->cfg.reps);
         say("\n");
+    }
+}
+
+static void print_reqresp(const struct bench_results *res, const struct options *o,
+                          enum bench_metric metric)
+{
+    int nconn = metric == METRIC_REQRESP_ONE ? 1 : REQRESP_MANY;
+    say("\nRequest/response (%s, epoll server, %d connection%s, one 64 B request in flight per "
+        "connection; every reply byte written and checked; medians of %d reps; x kernel = "
+        "ratio within each rep)\n",
+        res->cfg.sock_type == SOCK_STREAM ? "SOCK_STREAM" : "SOCK_SEQPACKET", nconn,
+        nconn > 1 ? "s" : "", res->cfg.reps);
+    say("%-8s %-12s %14s   %-24s %10s %10s %-8s %-8s %s\n", "reply", "mode", "requests/s",
+        "x kernel", "p50 us", "p99 us", "p50 x", "p99 x", "samples");
+    for (int si = 0; si < BENCH_SIZES; si++) {
+        if (!o->sizes[si] || !metric_has_size(metric, si))
+            continue;
+        char sz[32], a[32], c[64];
+        for (size_t i = 0; i < sizeof(reqresp_modes) / sizeof(reqresp_modes[0]); i++) {
+            enum bench_mode mode = reqresp_modes[i];
+            if (!res->modes_run[metric][mode])
+                continue;
+            struct summary s;
+            summarize(res, metric, mode, si, &s);
+            say("%-8s %-12s ", i == 0 ? size_text(bench_sizes[si], sz, sizeof(sz)) : "",
+                mode_info(mode)->name);
+            if (s.ok_reps == 0) {
+                say("error: %s\n", s.first_error ? s.first_error : "?");
+                continue;
+            }
+            long samples = 0;
+            for (int rep = 0; rep < res->cfg.reps && !samples; rep++)
+                samples = res->r[metric][mode][si][rep].samples;
+            say("%14s   %-24s %10.2f %10.2f ", rate_text(s.msgs, "/s", a, sizeof(a)),
+                ratio_text(&s, mode, c, sizeof(c)), s.p50, s.p99);
+            if (mode == MODE_KERNEL || s.ratio_p99 != s.ratio_p99)
+                say("%-8s %-8s ", "-", "-");
+            else
+                say("%-8.2f %-8.2f ", s.ratio_p50, s.ratio_p99);
+            say("%ld", samples);
+            failed_note(&s, res->cfg.reps);
+            say("\n");
+        }
     }
 }
 
@@ -649,6 +706,10 @@ int main(int argc, char **argv)
     if (o.metrics[METRIC_SETUP])
         run_metric(&res, &o, METRIC_SETUP, setup_modes,
                    sizeof(setup_modes) / sizeof(setup_modes[0]));
+    for (int metric = METRIC_REQRESP_ONE; metric <= METRIC_REQRESP_MANY; metric++)
+        if (o.metrics[metric])
+            run_metric(&res, &o, (enum bench_metric)metric, reqresp_modes,
+                       sizeof(reqresp_modes) / sizeof(reqresp_modes[0]));
 
     if (o.metrics[METRIC_STREAM])
         print_stream(&res, &o);
@@ -656,6 +717,9 @@ int main(int argc, char **argv)
         print_pingpong(&res, &o);
     if (o.metrics[METRIC_SETUP])
         print_setup(&res);
+    for (int metric = METRIC_REQRESP_ONE; metric <= METRIC_REQRESP_MANY; metric++)
+        if (o.metrics[metric])
+            print_reqresp(&res, &o, (enum bench_metric)metric);
     say("\n");
     print_targets(&res, &o);
     say("\nwall time %.1f s; load average at end %s\n", now_seconds() - start,

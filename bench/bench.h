@@ -7,6 +7,7 @@
  *   payload.c    the producer's pattern and the consumer's check of every byte
  *   cases.c      the measurements: streaming, ping-pong, set-up, touch-only bound
  *   copy_floor.c the two-copy floor: two processes, a bare shared ring, no socket
+ *   reqresp.c    request/response: an epoll server, clients with one request in flight each
  *   runner.c     runs one measurement in its own process group, bounded in time
  *   stats.c      medians and percentiles
  *   report.c     CSV, the plot's data file, gnuplot
@@ -36,7 +37,16 @@ enum bench_mode {
     MODE_COUNT
 };
 
-enum bench_metric { METRIC_STREAM, METRIC_PINGPONG, METRIC_SETUP, METRIC_COUNT };
+enum bench_metric {
+    METRIC_STREAM,
+    METRIC_PINGPONG,
+    METRIC_SETUP,
+    METRIC_REQRESP_ONE,  /* request/response, one connection */
+    METRIC_REQRESP_MANY, /* request/response, REQRESP_MANY connections */
+    METRIC_COUNT
+};
+
+#define REQRESP_MANY 32
 
 struct bench_config {
     int quick;
@@ -98,6 +108,11 @@ struct mode_info {
 
 const struct mode_info *mode_info(enum bench_mode mode);
 const char *metric_name(enum bench_metric metric);
+/* Throughput metrics (messages/s, bytes/s) and latency metrics (p50, p99); reqresp is both. */
+int metric_has_rate(enum bench_metric metric);
+int metric_has_latency(enum bench_metric metric);
+/* 0 for a message size the metric leaves out (request/response: 1 KiB). */
+int metric_has_size(enum bench_metric metric, int size_index);
 
 /* Sets SO_SNDBUF (0: leave it) and the mode's shm options on fd. 0, or -1 with errno and
  * *what naming the call that failed. */
@@ -154,6 +169,11 @@ void case_setup(const struct bench_config *cfg, enum bench_mode mode, size_t siz
                 struct run_result *out);
 void case_touch(const struct bench_config *cfg, enum bench_mode mode, size_t size,
                 struct run_result *out);
+/* reqresp.c: request/response with 1 and REQRESP_MANY connections; size is the reply's. */
+void case_reqresp_one(const struct bench_config *cfg, enum bench_mode mode, size_t size,
+                      struct run_result *out);
+void case_reqresp_many(const struct bench_config *cfg, enum bench_mode mode, size_t size,
+                       struct run_result *out);
 /* copy_floor.c: the two-copy floor, memcpy in and out of a bare shared ring, no socket. */
 void case_copy_floor(const struct bench_config *cfg, enum bench_mode mode, size_t size,
                      struct run_result *out);
@@ -244,10 +264,10 @@ struct summary {
     const char *first_note; /* of a successful rep */
     int noted_reps;
     double msgs, bytes, p50, p99; /* medians of the successful reps */
-    double primary;               /* bytes/s (stream) or p50 (ping-pong, set-up) */
+    double primary; /* bytes/s (stream), requests/s (reqresp), p50 (ping-pong, set-up) */
     int ratio_n;
     double ratio, ratio_min, ratio_max; /* primary / kernel's primary, same rep */
-    double ratio_p99;                   /* ping-pong: p99 / kernel's p99, median */
+    double ratio_p50, ratio_p99;        /* latency: p50, p99 / kernel's, median */
     double doorbells_per_1k;            /* streaming: median of the reps, NAN if none */
 };
 

@@ -12,10 +12,11 @@
 
 const size_t bench_sizes[BENCH_SIZES] = {64, 1024, 4096, 65536, 1048576};
 
-/* The value a ratio is taken of: bytes/s for streaming, p50 for the others. */
+/* The value a ratio is taken of: bytes/s for streaming, requests/s for request/response, p50
+ * for the others. */
 static double primary_of(enum bench_metric metric, const struct run_result *r)
 {
-    if (metric == METRIC_STREAM)
+    if (metric_has_rate(metric))
         return r->seconds > 0 ? r->bytes / r->seconds : NAN;
     return r->p50_us;
 }
@@ -46,7 +47,7 @@ void summarize(const struct bench_results *res, enum bench_metric metric, enum b
                int size_index, struct summary *s)
 {
     double msgs[BENCH_MAX_REPS], bytes[BENCH_MAX_REPS], p50[BENCH_MAX_REPS], p99[BENCH_MAX_REPS],
-        p99_ratio[BENCH_MAX_REPS], doorbells[BENCH_MAX_REPS];
+        p50_ratio[BENCH_MAX_REPS], p99_ratio[BENCH_MAX_REPS], doorbells[BENCH_MAX_REPS];
     int n = 0, nr = 0, nd = 0;
     memset(s, 0, sizeof(*s));
     for (int rep = 0; rep < res->cfg.reps; rep++) {
@@ -70,15 +71,18 @@ void summarize(const struct bench_results *res, enum bench_metric metric, enum b
         if (metric == METRIC_STREAM && r->doorbells_per_1k == r->doorbells_per_1k)
             doorbells[nd++] = r->doorbells_per_1k;
         const struct run_result *k = &res->r[metric][MODE_KERNEL][size_index][rep];
-        if (k->ok && k->p99_us > 0)
+        if (k->ok && k->p99_us > 0 && k->p50_us > 0) {
+            p50_ratio[nr] = r->p50_us / k->p50_us;
             p99_ratio[nr++] = r->p99_us / k->p99_us;
+        }
     }
     s->ok_reps = n;
     s->msgs = stats_median(msgs, n);
     s->bytes = stats_median(bytes, n);
     s->p50 = stats_median(p50, n);
     s->p99 = stats_median(p99, n);
-    s->primary = metric == METRIC_STREAM ? s->bytes : s->p50;
+    s->primary = metric_has_rate(metric) ? s->bytes : s->p50;
+    s->ratio_p50 = stats_median(p50_ratio, nr);
     s->ratio_p99 = stats_median(p99_ratio, nr);
     s->doorbells_per_1k = nd > 0 ? stats_median(doorbells, nd) : NAN;
     s->ratio_n = summarize_ratio(res, metric, mode, MODE_KERNEL, size_index, &s->ratio,
@@ -136,7 +140,7 @@ int write_csv(const struct bench_results *res, const char *path)
             res->load_end);
     fprintf(f, "record,metric,mode,sock_type,size_bytes,rep,messages_per_s,bytes_per_s,p50_us,"
                "p99_us,samples,ratio_vs_kernel,ratio_min,ratio_max,p99_ratio_vs_kernel,sndbuf,"
-               "error,doorbells_per_1000_messages\n");
+               "error,doorbells_per_1000_messages,p50_ratio_vs_kernel\n");
     const char *type = res->cfg.sock_type == SOCK_SEQPACKET ? "seqpacket" : "stream";
     for (int metric = 0; metric < METRIC_COUNT; metric++) {
         int sizes = metric == METRIC_SETUP ? 1 : BENCH_SIZES;
@@ -144,7 +148,8 @@ int write_csv(const struct bench_results *res, const char *path)
             if (!res->modes_run[metric][mode])
                 continue;
             for (int si = 0; si < sizes; si++) {
-                if (metric != METRIC_SETUP && !res->sizes_run[si])
+                if (metric != METRIC_SETUP &&
+                    (!res->sizes_run[si] || !metric_has_size((enum bench_metric)metric, si)))
                     continue;
                 size_t size = size_of((enum bench_metric)metric, si);
                 for (int rep = 0; rep < res->cfg.reps; rep++) {
@@ -154,18 +159,19 @@ int write_csv(const struct bench_results *res, const char *path)
                             mode_info((enum bench_mode)mode)->name, type, size, rep + 1);
                     if (r->ok) {
                         int stream = metric == METRIC_STREAM;
+                        int rate = metric_has_rate((enum bench_metric)metric);
+                        int lat = metric_has_latency((enum bench_metric)metric);
                         double x = primary_of((enum bench_metric)metric, r);
                         double y = k->ok ? primary_of((enum bench_metric)metric, k) : NAN;
-                        csv_number(f, stream ? r->messages / r->seconds : NAN);
-                        csv_number(f, stream ? r->bytes / r->seconds : NAN);
-                        csv_number(f, stream ? NAN : r->p50_us);
-                        csv_number(f, stream ? NAN : r->p99_us);
+                        csv_number(f, rate ? r->messages / r->seconds : NAN);
+                        csv_number(f, rate ? r->bytes / r->seconds : NAN);
+                        csv_number(f, lat ? r->p50_us : NAN);
+                        csv_number(f, lat ? r->p99_us : NAN);
                         csv_number(f, stream ? r->messages : (double)r->samples);
                         csv_number(f, y > 0 ? x / y : NAN);
                         csv_number(f, NAN);
                         csv_number(f, NAN);
-                        csv_number(f,
-                                   !stream && k->ok && k->p99_us > 0 ? r->p99_us / k->p99_us : NAN);
+                        csv_number(f, lat && k->ok && k->p99_us > 0 ? r->p99_us / k->p99_us : NAN);
                         fprintf(f, ",%d,", r->sndbuf);
                         if (r->note[0]) {
                             char text[200];
@@ -173,11 +179,12 @@ int write_csv(const struct bench_results *res, const char *path)
                             csv_string(f, text);
                         }
                         csv_number(f, stream ? r->doorbells_per_1k : NAN);
+                        csv_number(f, lat && k->ok && k->p50_us > 0 ? r->p50_us / k->p50_us : NAN);
                         fputc('\n', f);
                     } else {
                         fputs(",,,,,,,,,,,", f);
                         csv_string(f, r->error);
-                        fputs(",\n", f);
+                        fputs(",,\n", f);
                     }
                 }
                 struct summary s;
@@ -185,15 +192,17 @@ int write_csv(const struct bench_results *res, const char *path)
                 fprintf(f, "median,%s,%s,%s,%zu,", metric_name((enum bench_metric)metric),
                         mode_info((enum bench_mode)mode)->name, type, size);
                 int stream = metric == METRIC_STREAM;
-                csv_number(f, stream ? s.msgs : NAN);
-                csv_number(f, stream ? s.bytes : NAN);
-                csv_number(f, stream ? NAN : s.p50);
-                csv_number(f, stream ? NAN : s.p99);
+                int rate = metric_has_rate((enum bench_metric)metric);
+                int lat = metric_has_latency((enum bench_metric)metric);
+                csv_number(f, rate ? s.msgs : NAN);
+                csv_number(f, rate ? s.bytes : NAN);
+                csv_number(f, lat ? s.p50 : NAN);
+                csv_number(f, lat ? s.p99 : NAN);
                 csv_number(f, NAN);
                 csv_number(f, s.ratio_n ? s.ratio : NAN);
                 csv_number(f, s.ratio_n ? s.ratio_min : NAN);
                 csv_number(f, s.ratio_n ? s.ratio_max : NAN);
-                csv_number(f, stream ? NAN : s.ratio_p99);
+                csv_number(f, lat ? s.ratio_p99 : NAN);
                 fputs(",,", f);
                 if (s.failed_reps || s.noted_reps) {
                     char text[400];
@@ -206,6 +215,7 @@ int write_csv(const struct bench_results *res, const char *path)
                     csv_string(f, text);
                 }
                 csv_number(f, stream ? s.doorbells_per_1k : NAN);
+                csv_number(f, lat ? s.ratio_p50 : NAN);
                 fputc('\n', f);
             }
         }

@@ -86,9 +86,29 @@ const char *metric_name(enum bench_metric metric)
         return "pingpong";
     case METRIC_SETUP:
         return "setup";
+    case METRIC_REQRESP_ONE:
+        return "reqresp-1";
+    case METRIC_REQRESP_MANY:
+        return "reqresp-32";
     default:
         return "?";
     }
+}
+
+int metric_has_rate(enum bench_metric metric)
+{
+    return metric == METRIC_STREAM || metric == METRIC_REQRESP_ONE || metric == METRIC_REQRESP_MANY;
+}
+
+int metric_has_latency(enum bench_metric metric)
+{
+    return metric != METRIC_STREAM;
+}
+
+int metric_has_size(enum bench_metric metric, int size_index)
+{
+    /* Request/response: 64 B, 4 KiB, 64 KiB, 1 MiB replies (1 KiB adds little, costs time). */
+    return !(metric == METRIC_REQRESP_ONE || metric == METRIC_REQRESP_MANY) || size_index != 1;
 }
 
 int mode_configure(const struct mode_info *m, int fd, int sndbuf, int busy_poll_us,
