@@ -105,6 +105,7 @@ struct options {
     int selected[MODE_COUNT];
     int metrics[METRIC_COUNT + 1]; /* [METRIC_COUNT]: "reqresp", both of its metrics */
     int sizes[BENCH_SIZES];
+    int sizes2[BENCH_SIZES]; /* of METRIC_STREAM2: quick runs only 64 B unless --sizes */
     const char *csv, *plot, *plot_script;
     int no_plot;
 };
@@ -119,7 +120,10 @@ static void usage(FILE *f)
         "  --seconds S        timed window of a streaming case (default 1; quick 0.1)\n"
         "  --rounds N         ping-pong round trips (default 20000; quick 2000)\n"
         "  --setup-rounds N   connections per set-up case (default 1000; quick 200)\n"
-        "  --seqpacket        SOCK_SEQPACKET instead of SOCK_STREAM\n"
+        "  --types LIST       socket types of the streaming cases: stream,seqpacket\n"
+        "                     (default both; --quick streams the second at 64 B only,\n"
+        "                     unless --sizes); the other cases use the first\n"
+        "  --seqpacket        --types seqpacket: SOCK_SEQPACKET only\n"
         "  --mmsg             also stream with sendmmsg/recvmmsg (kernel-mmsg, mmsg)\n"
         "  --modes LIST       only these modes (kernel always runs): kernel,event,\n"
         "                     coalesced,zero-copy,busy-poll,touch-bound,copy-floor,\n"
@@ -188,6 +192,20 @@ static int parse_list(char *list, int (*lookup)(const char *), int *flags, const
     return 0;
 }
 
+static int type_by_name(const char *name)
+{
+    if (strcmp(name, "stream") == 0)
+        return SOCK_STREAM;
+    if (strcmp(name, "seqpacket") == 0)
+        return SOCK_SEQPACKET;
+    return -1;
+}
+
+static const char *type_text(int type)
+{
+    return type == SOCK_SEQPACKET ? "SOCK_SEQPACKET" : "SOCK_STREAM";
+}
+
 static int metric_by_name(const char *name)
 {
     if (strcmp(name, "reqresp") == 0)
@@ -200,7 +218,8 @@ static int metric_by_name(const char *name)
 
 static void parse_options(int argc, char **argv, struct options *o)
 {
-    int quick = 0, reps = 0, rounds = 0, setup_rounds = 0, mmsg = 0, seqpacket = 0;
+    int quick = 0, reps = 0, rounds = 0, setup_rounds = 0, mmsg = 0;
+    int types[2] = {SOCK_STREAM, SOCK_SEQPACKET};
     int busy_poll = 50, sndbuf = 0, modes_given = 0, metrics_given = 0, sizes_given = 0;
     double seconds = 0;
     memset(o, 0, sizeof(*o));
@@ -220,7 +239,26 @@ static void parse_options(int argc, char **argv, struct options *o)
         } else if (strcmp(a, "--full") == 0) {
             quick = 0;
         } else if (strcmp(a, "--seqpacket") == 0) {
-            seqpacket = 1;
+            types[0] = SOCK_SEQPACKET;
+            types[1] = 0;
+        } else if (strcmp(a, "--types") == 0) {
+            NEEDS_VALUE;
+            types[0] = types[1] = 0;
+            int n = 0;
+            for (char *save = NULL, *item = strtok_r(argv[i], ",", &save); item;
+                 item = strtok_r(NULL, ",", &save)) {
+                int t = type_by_name(item);
+                if (t < 0 || n == 2 || (n == 1 && types[0] == t)) {
+                    fprintf(stderr, "bench: --types: '%s' is not stream or seqpacket, or twice\n",
+                            item);
+                    exit(2);
+                }
+                types[n++] = t;
+            }
+            if (n == 0) {
+                fprintf(stderr, "bench: --types needs stream, seqpacket or both\n");
+                exit(2);
+            }
         } else if (strcmp(a, "--mmsg") == 0) {
             mmsg = 1;
         } else if (strcmp(a, "--no-plot") == 0) {
@@ -279,7 +317,8 @@ static void parse_options(int argc, char **argv, struct options *o)
     }
     struct bench_config *c = &o->cfg;
     c->quick = quick;
-    c->sock_type = seqpacket ? SOCK_SEQPACKET : SOCK_STREAM;
+    c->sock_type = types[0];
+    c->sock_type2 = types[1];
     c->reps = reps > 0 ? reps : quick ? 3 : 5;
     if (c->reps > BENCH_MAX_REPS)
         c->reps = BENCH_MAX_REPS;
@@ -309,9 +348,13 @@ static void parse_options(int argc, char **argv, struct options *o)
             o->metrics[m] = 1;
     if (o->metrics[METRIC_COUNT])
         o->metrics[METRIC_REQRESP_ONE] = o->metrics[METRIC_REQRESP_MANY] = 1;
+    o->metrics[METRIC_STREAM2] = o->metrics[METRIC_STREAM] && c->sock_type2;
     if (!sizes_given)
         for (int s = 0; s < BENCH_SIZES; s++)
             o->sizes[s] = 1;
+    /* The second type costs as much again: --quick keeps it to 64 B (the time budget). */
+    for (int s = 0; s < BENCH_SIZES; s++)
+        o->sizes2[s] = o->sizes[s] && (!quick || sizes_given || s == 0);
 }
 
 /* ---- formatting ---- */
@@ -391,7 +434,7 @@ static void print_machine(const char *load)
 
 static case_fn case_of(enum bench_metric metric, enum bench_mode mode)
 {
-    if (metric == METRIC_STREAM)
+    if (metric_is_streaming(metric))
         return mode == MODE_TOUCH        ? case_touch
                : mode == MODE_COPY_FLOOR ? case_copy_floor
                                          : case_stream;
@@ -406,16 +449,21 @@ static void run_metric(struct bench_results *res, const struct options *o, enum 
                        const enum bench_mode *modes, size_t nmodes)
 {
     int sizes = metric == METRIC_SETUP ? 1 : BENCH_SIZES;
+    const int *wanted = metric == METRIC_STREAM2 ? o->sizes2 : o->sizes;
+    struct bench_config cfg = o->cfg;
+    cfg.sock_type = metric_sock_type(&o->cfg, metric);
     for (size_t i = 0; i < nmodes; i++)
         if (o->selected[modes[i]])
             res->modes_run[metric][modes[i]] = 1;
     for (int si = 0; si < sizes; si++) {
-        if (metric != METRIC_SETUP && (!o->sizes[si] || !metric_has_size(metric, si)))
+        if (metric != METRIC_SETUP && (!wanted[si] || !metric_has_size(metric, si)))
             continue;
+        res->sizes_run[metric][si] = 1;
         size_t size = metric == METRIC_SETUP ? 1 : bench_sizes[si];
         char sz[32];
         double t = now_seconds();
-        fprintf(stderr, "  %-10s %-7s reps:", metric_name(metric),
+        fprintf(stderr, "  %-10s %-9s %-7s reps:", metric_name(metric),
+                cfg.sock_type == SOCK_SEQPACKET ? "seqpacket" : "stream",
                 metric == METRIC_SETUP ? "" : size_text(size, sz, sizeof(sz)));
         for (int rep = 0; rep < o->cfg.reps; rep++) {
             fprintf(stderr, " %d", rep + 1);
@@ -424,7 +472,7 @@ static void run_metric(struct bench_results *res, const struct options *o, enum 
                 if (!res->modes_run[metric][modes[i]])
                     continue;
                 struct run_result *r = &res->r[metric][modes[i]][si][rep];
-                run_isolated(case_of(metric, modes[i]), &o->cfg, modes[i], size, r);
+                run_isolated(case_of(metric, modes[i]), &cfg, modes[i], size, r);
                 if (!r->ok)
                     fprintf(stderr, " [%s: %s]", mode_info(modes[i])->name, r->error);
                 else if (r->note[0])
@@ -435,23 +483,23 @@ static void run_metric(struct bench_results *res, const struct options *o, enum 
     }
 }
 
-static void print_stream(const struct bench_results *res, const struct options *o)
+static void print_stream(const struct bench_results *res, enum bench_metric metric)
 {
     say("\nStreaming throughput (%s, consumer side, every byte written and checked; medians of "
         "%d reps; x kernel = ratio within each rep: median (min..max))\n",
-        res->cfg.sock_type == SOCK_STREAM ? "SOCK_STREAM" : "SOCK_SEQPACKET", res->cfg.reps);
+        type_text(metric_sock_type(&res->cfg, metric)), res->cfg.reps);
     say("%-8s %-12s %14s %14s   %-24s %-10s %s\n", "size", "mode", "messages/s", "bytes/s",
         "x kernel", "SO_SNDBUF", "doorbells/1000 msgs");
     for (int si = 0; si < BENCH_SIZES; si++) {
-        if (!o->sizes[si])
+        if (!res->sizes_run[metric][si])
             continue;
         char sz[32], a[32], b[32], c[64];
         for (size_t i = 0; i < sizeof(stream_modes) / sizeof(stream_modes[0]); i++) {
             enum bench_mode mode = stream_modes[i];
-            if (!res->modes_run[METRIC_STREAM][mode])
+            if (!res->modes_run[metric][mode])
                 continue;
             struct summary s;
-            summarize(res, METRIC_STREAM, mode, si, &s);
+            summarize(res, metric, mode, si, &s);
             say("%-8s %-12s ", i == 0 ? size_text(bench_sizes[si], sz, sizeof(sz)) : "",
                 mode_info(mode)->name);
             if (s.ok_reps == 0) {
@@ -460,7 +508,7 @@ static void print_stream(const struct bench_results *res, const struct options *
             }
             int sndbuf = 0;
             for (int rep = 0; rep < res->cfg.reps && !sndbuf; rep++)
-                sndbuf = res->r[METRIC_STREAM][mode][si][rep].sndbuf;
+                sndbuf = res->r[metric][mode][si][rep].sndbuf;
             say("%14s %14s   %-24s ", rate_text(s.msgs, "/s", a, sizeof(a)),
                 rate_text(s.bytes, "B/s", b, sizeof(b)), ratio_text(&s, mode, c, sizeof(c)));
             if (mode == MODE_TOUCH || mode == MODE_COPY_FLOOR)
@@ -479,8 +527,7 @@ static void print_pingpong(const struct bench_results *res, const struct options
 {
     say("\nPing-pong round trip (%s, one message each way; microseconds; medians of %d reps of "
         "up to %d round trips)\n",
-        res->cfg.sock_type == SOCK_STREAM ? "SOCK_STREAM" : "SOCK_SEQPACKET", res->cfg.reps,
-        res->cfg.pingpong_rounds);
+        type_text(res->cfg.sock_type), res->cfg.reps, res->cfg.pingpong_rounds);
     say("%-8s %-12s %10s %10s   %-24s %-12s %s\n", "size", "mode", "p50 us", "p99 us",
         "p50 x kernel", "p99 x kernel", "samples");
     for (int si = 0; si < BENCH_SIZES; si++) {
@@ -545,8 +592,7 @@ static void print_reqresp(const struct bench_results *res, const struct options 
     say("\nRequest/response (%s, epoll server, %d connection%s, one 64 B request in flight per "
         "connection; every reply byte written and checked; medians of %d reps; x kernel = "
         "ratio within each rep)\n",
-        res->cfg.sock_type == SOCK_STREAM ? "SOCK_STREAM" : "SOCK_SEQPACKET", nconn,
-        nconn > 1 ? "s" : "", res->cfg.reps);
+        type_text(res->cfg.sock_type), nconn, nconn > 1 ? "s" : "", res->cfg.reps);
     say("%-8s %-12s %14s   %-24s %10s %10s %-8s %-8s %s\n", "reply", "mode", "requests/s",
         "x kernel", "p50 us", "p99 us", "p50 x", "p99 x", "samples");
     for (int si = 0; si < BENCH_SIZES; si++) {
@@ -663,8 +709,6 @@ int main(int argc, char **argv)
     static struct bench_results res;
     parse_options(argc, argv, &o);
     res.cfg = o.cfg;
-    for (int si = 0; si < BENCH_SIZES; si++)
-        res.sizes_run[si] = o.sizes[si];
     setvbuf(stdout, NULL, _IOLBF, 0);
 
     char csv_buf[4096], png_buf[4096], dat_buf[4096], txt_buf[4096], script_buf[4096];
@@ -675,11 +719,12 @@ int main(int argc, char **argv)
     text_copy = fopen(txt_buf, "w");
 
     double start = now_seconds();
-    say("shmsock benchmark, %s mode: %s, %d interleaved reps; streaming %.2f s per case (after "
-        "%.2f s warm-up)\n",
-        o.cfg.quick ? "quick" : "full",
-        o.cfg.sock_type == SOCK_STREAM ? "SOCK_STREAM" : "SOCK_SEQPACKET", o.cfg.reps,
-        o.cfg.stream_seconds, o.cfg.warmup_seconds);
+    say("shmsock benchmark, %s mode: %s%s%s%s, %d interleaved reps; streaming %.2f s per case "
+        "(after %.2f s warm-up)\n",
+        o.cfg.quick ? "quick" : "full", type_text(o.cfg.sock_type),
+        o.cfg.sock_type2 ? " (and streaming on " : "",
+        o.cfg.sock_type2 ? type_text(o.cfg.sock_type2) : "", o.cfg.sock_type2 ? ")" : "",
+        o.cfg.reps, o.cfg.stream_seconds, o.cfg.warmup_seconds);
     print_machine(read_loadavg(res.load_start, sizeof(res.load_start)));
     const char *zc = zerocopy_missing(), *mm = mmsg_missing();
     say("shmsock %d.%d.%d; zero-copy calls %s%s; mmsg calls %s%s\n", SHMSOCK_VERSION_MAJOR,
@@ -700,6 +745,9 @@ int main(int argc, char **argv)
     if (o.metrics[METRIC_STREAM])
         run_metric(&res, &o, METRIC_STREAM, stream_modes,
                    sizeof(stream_modes) / sizeof(stream_modes[0]));
+    if (o.metrics[METRIC_STREAM2])
+        run_metric(&res, &o, METRIC_STREAM2, stream_modes,
+                   sizeof(stream_modes) / sizeof(stream_modes[0]));
     if (o.metrics[METRIC_PINGPONG])
         run_metric(&res, &o, METRIC_PINGPONG, pingpong_modes,
                    sizeof(pingpong_modes) / sizeof(pingpong_modes[0]));
@@ -712,7 +760,9 @@ int main(int argc, char **argv)
                        sizeof(reqresp_modes) / sizeof(reqresp_modes[0]));
 
     if (o.metrics[METRIC_STREAM])
-        print_stream(&res, &o);
+        print_stream(&res, METRIC_STREAM);
+    if (o.metrics[METRIC_STREAM2])
+        print_stream(&res, METRIC_STREAM2);
     if (o.metrics[METRIC_PINGPONG])
         print_pingpong(&res, &o);
     if (o.metrics[METRIC_SETUP])

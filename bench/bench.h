@@ -38,11 +38,12 @@ enum bench_mode {
 };
 
 enum bench_metric {
-    METRIC_STREAM,
+    METRIC_STREAM, /* streaming on the first socket type of --types */
     METRIC_PINGPONG,
     METRIC_SETUP,
     METRIC_REQRESP_ONE,  /* request/response, one connection */
     METRIC_REQRESP_MANY, /* request/response, REQRESP_MANY connections */
+    METRIC_STREAM2,      /* streaming on the second socket type of --types (named "stream" too) */
     METRIC_COUNT
 };
 
@@ -50,8 +51,9 @@ enum bench_metric {
 
 struct bench_config {
     int quick;
-    int sock_type;           /* SOCK_STREAM (default) or SOCK_SEQPACKET */
-    int reps;                /* interleaved repetitions */
+    int sock_type;  /* SOCK_STREAM (default) or SOCK_SEQPACKET: every case but METRIC_STREAM2 */
+    int sock_type2; /* METRIC_STREAM2's type, 0 if none (--types) */
+    int reps;       /* interleaved repetitions */
     double stream_seconds;   /* timed window of one streaming case */
     double warmup_seconds;   /* untimed start of each streaming case */
     int pingpong_rounds;     /* round trips per ping-pong case... */
@@ -108,6 +110,10 @@ struct mode_info {
 
 const struct mode_info *mode_info(enum bench_mode mode);
 const char *metric_name(enum bench_metric metric);
+/* METRIC_STREAM or METRIC_STREAM2. */
+int metric_is_streaming(enum bench_metric metric);
+/* The socket type a metric's cases use. */
+int metric_sock_type(const struct bench_config *cfg, enum bench_metric metric);
 /* Throughput metrics (messages/s, bytes/s) and latency metrics (p50, p99); reqresp is both. */
 int metric_has_rate(enum bench_metric metric);
 int metric_has_latency(enum bench_metric metric);
@@ -251,8 +257,8 @@ extern const size_t bench_sizes[BENCH_SIZES];
 
 struct bench_results {
     struct bench_config cfg;
-    int modes_run[METRIC_COUNT][MODE_COUNT]; /* 1 if that metric ran that mode */
-    int sizes_run[BENCH_SIZES];              /* 1 if that message size ran (--sizes) */
+    int modes_run[METRIC_COUNT][MODE_COUNT];  /* 1 if that metric ran that mode */
+    int sizes_run[METRIC_COUNT][BENCH_SIZES]; /* 1 if that metric ran that size (--sizes) */
     struct run_result r[METRIC_COUNT][MODE_COUNT][BENCH_SIZES][BENCH_MAX_REPS];
     char load_start[128], load_end[128]; /* /proc/loadavg when the run began and ended */
 };

@@ -68,7 +68,7 @@ void summarize(const struct bench_results *res, enum bench_metric metric, enum b
         p50[n] = r->p50_us;
         p99[n] = r->p99_us;
         n++;
-        if (metric == METRIC_STREAM && r->doorbells_per_1k == r->doorbells_per_1k)
+        if (metric_is_streaming(metric) && r->doorbells_per_1k == r->doorbells_per_1k)
             doorbells[nd++] = r->doorbells_per_1k;
         const struct run_result *k = &res->r[metric][MODE_KERNEL][size_index][rep];
         if (k->ok && k->p99_us > 0 && k->p50_us > 0) {
@@ -141,15 +141,16 @@ int write_csv(const struct bench_results *res, const char *path)
     fprintf(f, "record,metric,mode,sock_type,size_bytes,rep,messages_per_s,bytes_per_s,p50_us,"
                "p99_us,samples,ratio_vs_kernel,ratio_min,ratio_max,p99_ratio_vs_kernel,sndbuf,"
                "error,doorbells_per_1000_messages,p50_ratio_vs_kernel\n");
-    const char *type = res->cfg.sock_type == SOCK_SEQPACKET ? "seqpacket" : "stream";
     for (int metric = 0; metric < METRIC_COUNT; metric++) {
         int sizes = metric == METRIC_SETUP ? 1 : BENCH_SIZES;
+        const char *type = metric_sock_type(&res->cfg, (enum bench_metric)metric) == SOCK_SEQPACKET
+                               ? "seqpacket"
+                               : "stream";
         for (int mode = 0; mode < MODE_COUNT; mode++) {
             if (!res->modes_run[metric][mode])
                 continue;
             for (int si = 0; si < sizes; si++) {
-                if (metric != METRIC_SETUP &&
-                    (!res->sizes_run[si] || !metric_has_size((enum bench_metric)metric, si)))
+                if (metric != METRIC_SETUP && !res->sizes_run[metric][si])
                     continue;
                 size_t size = size_of((enum bench_metric)metric, si);
                 for (int rep = 0; rep < res->cfg.reps; rep++) {
@@ -158,7 +159,7 @@ int write_csv(const struct bench_results *res, const char *path)
                     fprintf(f, "rep,%s,%s,%s,%zu,%d", metric_name((enum bench_metric)metric),
                             mode_info((enum bench_mode)mode)->name, type, size, rep + 1);
                     if (r->ok) {
-                        int stream = metric == METRIC_STREAM;
+                        int stream = metric_is_streaming((enum bench_metric)metric);
                         int rate = metric_has_rate((enum bench_metric)metric);
                         int lat = metric_has_latency((enum bench_metric)metric);
                         double x = primary_of((enum bench_metric)metric, r);
@@ -191,7 +192,7 @@ int write_csv(const struct bench_results *res, const char *path)
                 summarize(res, (enum bench_metric)metric, (enum bench_mode)mode, si, &s);
                 fprintf(f, "median,%s,%s,%s,%zu,", metric_name((enum bench_metric)metric),
                         mode_info((enum bench_mode)mode)->name, type, size);
-                int stream = metric == METRIC_STREAM;
+                int stream = metric_is_streaming((enum bench_metric)metric);
                 int rate = metric_has_rate((enum bench_metric)metric);
                 int lat = metric_has_latency((enum bench_metric)metric);
                 csv_number(f, rate ? s.msgs : NAN);
@@ -240,7 +241,7 @@ int write_plot_data(const struct bench_results *res, const char *path)
                "coalesced, zero-copy, busy-poll, touch-only bound; cols 8-12: ping-pong p50 "
                "(us) of kernel, event, coalesced, zero-copy, busy-poll\n");
     for (int si = 0; si < BENCH_SIZES; si++) {
-        if (!res->sizes_run[si])
+        if (!res->sizes_run[METRIC_STREAM][si] && !res->sizes_run[METRIC_PINGPONG][si])
             continue;
         fprintf(f, "%zu", bench_sizes[si]);
         for (size_t i = 0; i < sizeof(plot_stream_modes) / sizeof(plot_stream_modes[0]); i++) {

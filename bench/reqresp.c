@@ -282,7 +282,8 @@ static void client(const struct bench_config *cfg, const struct mode_info *m, in
     struct shared *sh = &rs->sh;
     struct rr_cconn conns[RR_MAX_CONNS];
     struct epoll_event evs[RR_MAX_CONNS];
-    size_t scratch_len = size < RR_SCRATCH ? size : RR_SCRATCH;
+    /* A SEQPACKET reply must be read whole (a shorter buffer truncates it). */
+    size_t scratch_len = size < RR_SCRATCH || cfg->sock_type == SOCK_SEQPACKET ? size : RR_SCRATCH;
     unsigned char *scratch = case_buffer(scratch_len);
     int ep = epoll_create1(EPOLL_CLOEXEC);
     int checked = 0, active = nconn;

@@ -81,7 +81,8 @@ const char *metric_name(enum bench_metric metric)
 {
     switch (metric) {
     case METRIC_STREAM:
-        return "stream";
+    case METRIC_STREAM2:
+        return "stream"; /* the CSV's sock_type column tells them apart */
     case METRIC_PINGPONG:
         return "pingpong";
     case METRIC_SETUP:
@@ -95,14 +96,25 @@ const char *metric_name(enum bench_metric metric)
     }
 }
 
+int metric_is_streaming(enum bench_metric metric)
+{
+    return metric == METRIC_STREAM || metric == METRIC_STREAM2;
+}
+
+int metric_sock_type(const struct bench_config *cfg, enum bench_metric metric)
+{
+    return metric == METRIC_STREAM2 ? cfg->sock_type2 : cfg->sock_type;
+}
+
 int metric_has_rate(enum bench_metric metric)
 {
-    return metric == METRIC_STREAM || metric == METRIC_REQRESP_ONE || metric == METRIC_REQRESP_MANY;
+    return metric_is_streaming(metric) || metric == METRIC_REQRESP_ONE ||
+           metric == METRIC_REQRESP_MANY;
 }
 
 int metric_has_latency(enum bench_metric metric)
 {
-    return metric != METRIC_STREAM;
+    return !metric_is_streaming(metric);
 }
 
 int metric_has_size(enum bench_metric metric, int size_index)
