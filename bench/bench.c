@@ -25,6 +25,11 @@
  * shows as "error: ..." in the table and the run goes on. Cases whose calls are not linked
  * (zero-copy, mmsg: see zerocopy.c) report "not linked"; --modes runs just some of them later.
  *
+ * With --hog, one spinning process per core runs during the latency cases (ping-pong and
+ * request/response). The load average is printed at the start and the end of the report. The
+ * exit status is 3 when a repetition found a connection off shared memory that should have
+ * been on it (the cases check SHM_STATUS before timing), 1 when an output could not be written.
+ *
  * Output: the table on stdout (also in a .txt), a CSV (every repetition, then the medians), a
  * data file and a PNG drawn by gnuplot (bench/plot.gp). Under `bazel run` they go to
  * $BUILD_WORKSPACE_DIRECTORY/bench/results/, otherwise to the current directory.
@@ -108,6 +113,7 @@ struct options {
     int sizes2[BENCH_SIZES]; /* of METRIC_STREAM2: quick runs only 64 B unless --sizes */
     const char *csv, *plot, *plot_script;
     int no_plot;
+    int hog;
 };
 
 static void usage(FILE *f)
@@ -138,6 +144,8 @@ static void usage(FILE *f)
         "  --plot PATH        PNG output (default bench-results.png)\n"
         "  --plot-script PATH gnuplot script (default bench/plot.gp)\n"
         "  --no-plot          no data file, no PNG\n"
+        "  --hog              one spinning process per core during ping-pong and\n"
+        "                     request/response (latency with every core busy)\n"
         "Under `bazel run` the default outputs go to $BUILD_WORKSPACE_DIRECTORY/bench/results/.\n");
 }
 
@@ -263,6 +271,8 @@ static void parse_options(int argc, char **argv, struct options *o)
             mmsg = 1;
         } else if (strcmp(a, "--no-plot") == 0) {
             o->no_plot = 1;
+        } else if (strcmp(a, "--hog") == 0) {
+            o->hog = 1;
         } else if (strcmp(a, "--reps") == 0) {
             NEEDS_VALUE;
             reps = atoi(v);
@@ -523,11 +533,23 @@ static void print_stream(const struct bench_results *res, enum bench_metric metr
     }
 }
 
+/* ", N CPU hogs running" under --hog. */
+static const char *hog_text(const struct bench_config *cfg, char *buf, size_t len)
+{
+    if (cfg->hogs)
+        snprintf(buf, len, ", %d CPU hog%s running", cfg->hogs, cfg->hogs > 1 ? "s" : "");
+    else
+        snprintf(buf, len, "%s", "");
+    return buf;
+}
+
 static void print_pingpong(const struct bench_results *res, const struct options *o)
 {
+    char hogs[64];
     say("\nPing-pong round trip (%s, one message each way; microseconds; medians of %d reps of "
-        "up to %d round trips)\n",
-        type_text(res->cfg.sock_type), res->cfg.reps, res->cfg.pingpong_rounds);
+        "up to %d round trips%s)\n",
+        type_text(res->cfg.sock_type), res->cfg.reps, res->cfg.pingpong_rounds,
+        hog_text(&res->cfg, hogs, sizeof(hogs)));
     say("%-8s %-12s %10s %10s   %-24s %-12s %s\n", "size", "mode", "p50 us", "p99 us",
         "p50 x kernel", "p99 x kernel", "samples");
     for (int si = 0; si < BENCH_SIZES; si++) {
@@ -589,10 +611,12 @@ static void print_reqresp(const struct bench_results *res, const struct options 
                           enum bench_metric metric)
 {
     int nconn = metric == METRIC_REQRESP_ONE ? 1 : REQRESP_MANY;
+    char hogs[64];
     say("\nRequest/response (%s, epoll server, %d connection%s, one 64 B request in flight per "
         "connection; every reply byte written and checked; medians of %d reps; x kernel = "
-        "ratio within each rep)\n",
-        type_text(res->cfg.sock_type), nconn, nconn > 1 ? "s" : "", res->cfg.reps);
+        "ratio within each rep%s)\n",
+        type_text(res->cfg.sock_type), nconn, nconn > 1 ? "s" : "", res->cfg.reps,
+        hog_text(&res->cfg, hogs, sizeof(hogs)));
     say("%-8s %-12s %14s   %-24s %10s %10s %-8s %-8s %s\n", "reply", "mode", "requests/s",
         "x kernel", "p50 us", "p99 us", "p50 x", "p99 x", "samples");
     for (int si = 0; si < BENCH_SIZES; si++) {
@@ -656,6 +680,21 @@ static void print_targets(const struct bench_results *res, const struct options 
         say("target %s: measured %.2fx (spread %.2f..%.2f, %d reps) %s\n", t->text, median, min,
             max, n, met ? "MET" : "NOT MET");
     }
+}
+
+/* Repetitions that failed because a connection was not on shared memory: the run exits 3. */
+static int count_off_shm(const struct bench_results *res)
+{
+    int n = 0;
+    for (int metric = 0; metric < METRIC_COUNT; metric++)
+        for (int mode = 0; mode < MODE_COUNT; mode++)
+            for (int si = 0; si < BENCH_SIZES; si++)
+                for (int rep = 0; rep < res->cfg.reps; rep++) {
+                    const struct run_result *r = &res->r[metric][mode][si][rep];
+                    n += res->modes_run[metric][mode] && res->sizes_run[metric][si] && !r->ok &&
+                         strstr(r->error, "SHM_STATUS=") != NULL;
+                }
+    return n;
 }
 
 /* Where outputs go: $BUILD_WORKSPACE_DIRECTORY/bench/results/ under `bazel run`, else ".". */
@@ -748,16 +787,33 @@ int main(int argc, char **argv)
     if (o.metrics[METRIC_STREAM2])
         run_metric(&res, &o, METRIC_STREAM2, stream_modes,
                    sizeof(stream_modes) / sizeof(stream_modes[0]));
-    if (o.metrics[METRIC_PINGPONG])
-        run_metric(&res, &o, METRIC_PINGPONG, pingpong_modes,
-                   sizeof(pingpong_modes) / sizeof(pingpong_modes[0]));
     if (o.metrics[METRIC_SETUP])
         run_metric(&res, &o, METRIC_SETUP, setup_modes,
                    sizeof(setup_modes) / sizeof(setup_modes[0]));
+    /* The latency cases last, so that --hog's hogs run during them only. */
+    pid_t hog_pids[64];
+    int hogs = 0;
+    if (o.hog && (o.metrics[METRIC_PINGPONG] || o.metrics[METRIC_REQRESP_ONE] ||
+                  o.metrics[METRIC_REQRESP_MANY])) {
+        hogs = hogs_start(hog_pids, (int)(sizeof(hog_pids) / sizeof(hog_pids[0])));
+        if (hogs < 0) {
+            fprintf(stderr, "bench: --hog: fork: %s\n", strerror(errno));
+            return 1;
+        }
+        o.cfg.hogs = res.cfg.hogs = hogs;
+        fprintf(stderr, "  (%d CPU hogs running)\n", hogs);
+    }
+    if (o.metrics[METRIC_PINGPONG])
+        run_metric(&res, &o, METRIC_PINGPONG, pingpong_modes,
+                   sizeof(pingpong_modes) / sizeof(pingpong_modes[0]));
     for (int metric = METRIC_REQRESP_ONE; metric <= METRIC_REQRESP_MANY; metric++)
         if (o.metrics[metric])
             run_metric(&res, &o, (enum bench_metric)metric, reqresp_modes,
                        sizeof(reqresp_modes) / sizeof(reqresp_modes[0]));
+    if (hogs > 0) {
+        hogs_stop(hog_pids, hogs);
+        fprintf(stderr, "  (CPU hogs stopped)\n");
+    }
 
     if (o.metrics[METRIC_STREAM])
         print_stream(&res, METRIC_STREAM);
@@ -772,6 +828,11 @@ int main(int argc, char **argv)
             print_reqresp(&res, &o, (enum bench_metric)metric);
     say("\n");
     print_targets(&res, &o);
+    int off_shm = count_off_shm(&res);
+    if (off_shm)
+        say("\nFAILED: in %d repetition%s a connection that should have been on shared memory "
+            "was not (SHM_STATUS, see the errors above)\n",
+            off_shm, off_shm > 1 ? "s" : "");
     say("\nwall time %.1f s; load average at end %s\n", now_seconds() - start,
         read_loadavg(res.load_end, sizeof(res.load_end)));
 
@@ -804,5 +865,5 @@ int main(int argc, char **argv)
                 fprintf(stderr, "bench: gnuplot failed on %s: no PNG\n", script);
         }
     }
-    return status;
+    return status ? status : off_shm ? 3 : 0;
 }

@@ -8,6 +8,7 @@
  *   cases.c      the measurements: streaming, ping-pong, set-up, touch-only bound
  *   copy_floor.c the two-copy floor: two processes, a bare shared ring, no socket
  *   reqresp.c    request/response: an epoll server, clients with one request in flight each
+ *   hog.c        --hog: a busy process per core during the latency cases
  *   runner.c     runs one measurement in its own process group, bounded in time
  *   stats.c      medians and percentiles
  *   report.c     CSV, the plot's data file, gnuplot
@@ -63,6 +64,7 @@ struct bench_config {
     int sndbuf;              /* SO_SNDBUF for every mode; 0: max(system default, 4 x message) */
     int mmsg_batch;          /* messages per sendmmsg/recvmmsg call */
     int timeout_seconds;     /* bound of one measurement (alarm + kill) */
+    int hogs;                /* --hog: CPU hogs running during ping-pong and reqresp */
 };
 
 /* One measurement, as a runner process hands it back. */
@@ -238,6 +240,12 @@ void result_note(struct run_result *out, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 /* "EPIPE" etc. */
 const char *errno_name(int err);
+
+/* ---- hog.c ---- */
+
+/* Starts one spinning process per core (at most max); their number, or -1 (none left). */
+int hogs_start(pid_t *pids, int max);
+void hogs_stop(pid_t *pids, int n);
 
 /* ---- stats.c ---- */
 

@@ -138,6 +138,7 @@ int write_csv(const struct bench_results *res, const char *path)
     /* The machine's load frames every figure below (other builds share these cores). */
     fprintf(f, "# load average at start: %s\n# load average at end: %s\n", res->load_start,
             res->load_end);
+    fprintf(f, "# CPU hogs during ping-pong and request/response: %d\n", res->cfg.hogs);
     fprintf(f, "record,metric,mode,sock_type,size_bytes,rep,messages_per_s,bytes_per_s,p50_us,"
                "p99_us,samples,ratio_vs_kernel,ratio_min,ratio_max,p99_ratio_vs_kernel,sndbuf,"
                "error,doorbells_per_1000_messages,p50_ratio_vs_kernel\n");
