@@ -402,9 +402,11 @@ static void reqresp(const struct bench_config *cfg, enum bench_mode mode, size_t
         result_error(out, "mmap: %s", errno_name(errno));
         return;
     }
-    /* The server's sockets hold a reply's worth (case_sndbuf, as for streaming that size), the
-     * clients' the system default: the same in every mode. */
-    int sndbuf = case_sndbuf(cfg, size);
+    /* SO_SNDBUF as a server leaves it: the system default (--sndbuf sets it), except that a
+     * SEQPACKET reply must fit in one message (case_sndbuf, as for streaming that size). The
+     * same in every mode. (case_sndbuf's 4 MiB on SOCK_STREAM too gave 32 connections 128 MiB
+     * of regions, which took the shm modes seconds to warm up in --quick.) */
+    int sndbuf = cfg->sndbuf > 0 || cfg->sock_type == SOCK_SEQPACKET ? case_sndbuf(cfg, size) : 0;
     for (int i = 0; i < nconn; i++) {
         int sv[2];
         const char *what = "";
@@ -487,7 +489,7 @@ static void reqresp(const struct bench_config *cfg, enum bench_mode mode, size_t
         out->p50_us = stats_percentile_sorted(samples, n, 50);
         out->p99_us = stats_percentile_sorted(samples, n, 99);
         out->samples = n;
-        out->sndbuf = sndbuf;
+        out->sndbuf = sndbuf; /* 0: the system default */
     }
     munmap(samples, samples_len);
     munmap(rs, sizeof(*rs));
