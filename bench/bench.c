@@ -121,7 +121,7 @@ static void usage(FILE *f)
     fprintf(
         f,
         "usage: bench [--quick] [options]\n"
-        "  --quick            3 reps, short cases: the whole run in well under 30 s\n"
+        "  --quick            3 reps, short cases: the whole run in under a minute\n"
         "  --reps N           interleaved repetitions (default 5; quick 3)\n"
         "  --seconds S        timed window of a streaming case (default 1; quick 0.1)\n"
         "  --rounds N         ping-pong round trips (default 20000; quick 2000)\n"
