@@ -4,7 +4,7 @@
  *   bazel run -c opt //bench:bench -- [--quick] [options]      (or tools/bench.sh [options])
  *
  * For message sizes 64 B, 1 KiB, 4 KiB, 64 KiB and 1 MiB it measures, between two processes
- * over a socketpair (SOCK_STREAM unless --seqpacket):
+ * over a socketpair (SOCK_STREAM; streaming also on SOCK_SEQPACKET, see --types):
  *   - streaming throughput (messages/s, bytes/s): the producer writes every byte of every
  *     message (a pattern from a sequence number), the consumer receives each message
  *     (MSG_WAITALL) and checks every byte; timed by the consumer over a fixed window;
