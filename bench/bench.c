@@ -4,22 +4,31 @@
  *   bazel run -c opt //bench:bench -- [--quick] [options]      (or tools/bench.sh [options])
  *
  * For message sizes 64 B, 1 KiB, 4 KiB, 64 KiB and 1 MiB it measures, between two processes
- * over a socketpair (SOCK_STREAM unless --seqpacket):
+ * over a socketpair (SOCK_STREAM; streaming also on SOCK_SEQPACKET, see --types):
  *   - streaming throughput (messages/s, bytes/s): the producer writes every byte of every
  *     message (a pattern from a sequence number), the consumer receives each message
  *     (MSG_WAITALL) and checks every byte; timed by the consumer over a fixed window;
  *   - ping-pong round-trip time, p50 and p99;
  *   - connection set-up: socket + connect + accept + first 1-byte round trip (abstract name);
+ *   - request/response (reqresp.c): an epoll server and clients with 1 and 32 connections, one
+ *     64-byte request in flight on each, replies of 64 B, 4 KiB, 64 KiB and 1 MiB written and
+ *     checked; requests/s, p50 and p99;
  * for the kernel socket and for shmsock in event mode (SHM_COALESCE=0), coalesced mode (the
  * default), zero-copy (shm_send_alloc/commit, shm_recv_view/release) and busy-poll
  * (SHM_BUSY_POLL), plus the touch-only bound (one process writes then reads the bytes, no
- * transfer) and, with --mmsg, sendmmsg/recvmmsg batches. Repetitions are interleaved (kernel,
- * event, coalesced, ..., kernel, event, ...) and every ratio shm/kernel is taken within one
- * repetition; the table gives the median ratio and its spread (min..max).
+ * transfer), the two-copy floor (copy_floor.c: memcpy in and out of a bare shared ring between
+ * two processes, no socket) and, with --mmsg, sendmmsg/recvmmsg batches. Repetitions are
+ * interleaved (kernel, event, coalesced, ..., kernel, event, ...) and every ratio shm/kernel is
+ * taken within one repetition; the table gives the median ratio and its spread (min..max).
  *
  * Every measurement runs in its own process group under alarm(), so a library error or hang
  * shows as "error: ..." in the table and the run goes on. Cases whose calls are not linked
  * (zero-copy, mmsg: see zerocopy.c) report "not linked"; --modes runs just some of them later.
+ *
+ * With --hog, one spinning process per core runs during the latency cases (ping-pong and
+ * request/response). The load average is printed at the start and the end of the report. The
+ * exit status is 3 when a repetition found a connection off shared memory that should have
+ * been on it (the cases check SHM_STATUS before timing), 1 when an output could not be written.
  *
  * Output: the table on stdout (also in a .txt), a CSV (every repetition, then the medians), a
  * data file and a PNG drawn by gnuplot (bench/plot.gp). Under `bazel run` they go to
@@ -55,12 +64,14 @@ static void say(const char *fmt, ...)
     }
 }
 
-static const enum bench_mode stream_modes[] = {MODE_KERNEL,      MODE_EVENT,    MODE_COALESCED,
-                                               MODE_ZEROCOPY,    MODE_BUSYPOLL, MODE_TOUCH,
-                                               MODE_KERNEL_MMSG, MODE_MMSG};
+static const enum bench_mode stream_modes[] = {MODE_KERNEL,     MODE_EVENT,       MODE_COALESCED,
+                                               MODE_ZEROCOPY,   MODE_BUSYPOLL,    MODE_TOUCH,
+                                               MODE_COPY_FLOOR, MODE_KERNEL_MMSG, MODE_MMSG};
 static const enum bench_mode pingpong_modes[] = {MODE_KERNEL, MODE_EVENT, MODE_COALESCED,
                                                  MODE_ZEROCOPY, MODE_BUSYPOLL};
 static const enum bench_mode setup_modes[] = {MODE_KERNEL, MODE_EVENT, MODE_COALESCED};
+/* Request/response: the copy API behind epoll (busy-poll spins only in blocking calls). */
+static const enum bench_mode reqresp_modes[] = {MODE_KERNEL, MODE_EVENT, MODE_COALESCED};
 
 struct target {
     const char *text;
@@ -97,10 +108,12 @@ static const struct target targets[] = {
 struct options {
     struct bench_config cfg;
     int selected[MODE_COUNT];
-    int metrics[METRIC_COUNT];
+    int metrics[METRIC_COUNT + 1]; /* [METRIC_COUNT]: "reqresp", both of its metrics */
     int sizes[BENCH_SIZES];
+    int sizes2[BENCH_SIZES]; /* of METRIC_STREAM2: quick runs only 64 B unless --sizes */
     const char *csv, *plot, *plot_script;
     int no_plot;
+    int hog;
 };
 
 static void usage(FILE *f)
@@ -108,24 +121,32 @@ static void usage(FILE *f)
     fprintf(
         f,
         "usage: bench [--quick] [options]\n"
-        "  --quick            3 reps, short cases: the whole run in well under 30 s\n"
+        "  --quick            3 reps, short cases: the whole run in under a minute\n"
         "  --reps N           interleaved repetitions (default 5; quick 3)\n"
         "  --seconds S        timed window of a streaming case (default 1; quick 0.1)\n"
         "  --rounds N         ping-pong round trips (default 20000; quick 2000)\n"
         "  --setup-rounds N   connections per set-up case (default 1000; quick 200)\n"
-        "  --seqpacket        SOCK_SEQPACKET instead of SOCK_STREAM\n"
+        "  --types LIST       socket types of the streaming cases: stream,seqpacket\n"
+        "                     (default both; --quick streams the second at 64 B only,\n"
+        "                     unless --sizes); the other cases use the first\n"
+        "  --seqpacket        --types seqpacket: SOCK_SEQPACKET only\n"
         "  --mmsg             also stream with sendmmsg/recvmmsg (kernel-mmsg, mmsg)\n"
         "  --modes LIST       only these modes (kernel always runs): kernel,event,\n"
-        "                     coalesced,zero-copy,busy-poll,touch-bound,kernel-mmsg,mmsg\n"
-        "  --metrics LIST     only these: stream,pingpong,setup\n"
+        "                     coalesced,zero-copy,busy-poll,touch-bound,copy-floor,\n"
+        "                     kernel-mmsg,mmsg\n"
+        "  --metrics LIST     only these: stream,pingpong,setup,reqresp (= reqresp-1 and\n"
+        "                     reqresp-32: request/response over 1 and 32 connections)\n"
         "  --sizes LIST       only these sizes: 64,1K,4K,64K,1M\n"
         "  --busy-poll US     SHM_BUSY_POLL of the busy-poll mode (default 50)\n"
         "  --sndbuf BYTES     SO_SNDBUF for every mode (default: max(system default,\n"
-        "                     4 x message size))\n"
+        "                     4 x message size); request/response on SOCK_STREAM:\n"
+        "                     the system default)\n"
         "  --csv PATH         CSV output (default bench-results.csv)\n"
         "  --plot PATH        PNG output (default bench-results.png)\n"
         "  --plot-script PATH gnuplot script (default bench/plot.gp)\n"
         "  --no-plot          no data file, no PNG\n"
+        "  --hog              one spinning process per core during ping-pong and\n"
+        "                     request/response (latency with every core busy)\n"
         "Under `bazel run` the default outputs go to $BUILD_WORKSPACE_DIRECTORY/bench/results/.\n");
 }
 
@@ -140,6 +161,8 @@ static int mode_by_name(const char *name)
         return MODE_BUSYPOLL;
     if (strcmp(name, "touch") == 0)
         return MODE_TOUCH;
+    if (strcmp(name, "copyfloor") == 0)
+        return MODE_COPY_FLOOR;
     return -1;
 }
 
@@ -178,8 +201,24 @@ static int parse_list(char *list, int (*lookup)(const char *), int *flags, const
     return 0;
 }
 
+static int type_by_name(const char *name)
+{
+    if (strcmp(name, "stream") == 0)
+        return SOCK_STREAM;
+    if (strcmp(name, "seqpacket") == 0)
+        return SOCK_SEQPACKET;
+    return -1;
+}
+
+static const char *type_text(int type)
+{
+    return type == SOCK_SEQPACKET ? "SOCK_SEQPACKET" : "SOCK_STREAM";
+}
+
 static int metric_by_name(const char *name)
 {
+    if (strcmp(name, "reqresp") == 0)
+        return METRIC_COUNT; /* both connection counts (parse_options) */
     for (int m = 0; m < METRIC_COUNT; m++)
         if (strcmp(metric_name((enum bench_metric)m), name) == 0)
             return m;
@@ -188,7 +227,8 @@ static int metric_by_name(const char *name)
 
 static void parse_options(int argc, char **argv, struct options *o)
 {
-    int quick = 0, reps = 0, rounds = 0, setup_rounds = 0, mmsg = 0, seqpacket = 0;
+    int quick = 0, reps = 0, rounds = 0, setup_rounds = 0, mmsg = 0;
+    int types[2] = {SOCK_STREAM, SOCK_SEQPACKET};
     int busy_poll = 50, sndbuf = 0, modes_given = 0, metrics_given = 0, sizes_given = 0;
     double seconds = 0;
     memset(o, 0, sizeof(*o));
@@ -208,11 +248,32 @@ static void parse_options(int argc, char **argv, struct options *o)
         } else if (strcmp(a, "--full") == 0) {
             quick = 0;
         } else if (strcmp(a, "--seqpacket") == 0) {
-            seqpacket = 1;
+            types[0] = SOCK_SEQPACKET;
+            types[1] = 0;
+        } else if (strcmp(a, "--types") == 0) {
+            NEEDS_VALUE;
+            types[0] = types[1] = 0;
+            int n = 0;
+            for (char *save = NULL, *item = strtok_r(argv[i], ",", &save); item;
+                 item = strtok_r(NULL, ",", &save)) {
+                int t = type_by_name(item);
+                if (t < 0 || n == 2 || (n == 1 && types[0] == t)) {
+                    fprintf(stderr, "bench: --types: '%s' is not stream or seqpacket, or twice\n",
+                            item);
+                    exit(2);
+                }
+                types[n++] = t;
+            }
+            if (n == 0) {
+                fprintf(stderr, "bench: --types needs stream, seqpacket or both\n");
+                exit(2);
+            }
         } else if (strcmp(a, "--mmsg") == 0) {
             mmsg = 1;
         } else if (strcmp(a, "--no-plot") == 0) {
             o->no_plot = 1;
+        } else if (strcmp(a, "--hog") == 0) {
+            o->hog = 1;
         } else if (strcmp(a, "--reps") == 0) {
             NEEDS_VALUE;
             reps = atoi(v);
@@ -267,7 +328,8 @@ static void parse_options(int argc, char **argv, struct options *o)
     }
     struct bench_config *c = &o->cfg;
     c->quick = quick;
-    c->sock_type = seqpacket ? SOCK_SEQPACKET : SOCK_STREAM;
+    c->sock_type = types[0];
+    c->sock_type2 = types[1];
     c->reps = reps > 0 ? reps : quick ? 3 : 5;
     if (c->reps > BENCH_MAX_REPS)
         c->reps = BENCH_MAX_REPS;
@@ -295,9 +357,15 @@ static void parse_options(int argc, char **argv, struct options *o)
     if (!metrics_given)
         for (int m = 0; m < METRIC_COUNT; m++)
             o->metrics[m] = 1;
+    if (o->metrics[METRIC_COUNT])
+        o->metrics[METRIC_REQRESP_ONE] = o->metrics[METRIC_REQRESP_MANY] = 1;
+    o->metrics[METRIC_STREAM2] = o->metrics[METRIC_STREAM] && c->sock_type2;
     if (!sizes_given)
         for (int s = 0; s < BENCH_SIZES; s++)
             o->sizes[s] = 1;
+    /* The second type costs as much again: --quick keeps it to 64 B (the time budget). */
+    for (int s = 0; s < BENCH_SIZES; s++)
+        o->sizes2[s] = o->sizes[s] && (!quick || sizes_given || s == 0);
 }
 
 /* ---- formatting ---- */
@@ -349,7 +417,7 @@ static void failed_note(const struct summary *s, int reps)
 
 /* ---- machine ---- */
 
-static void print_machine(void)
+static void print_machine(const char *load)
 {
     char model[256] = "unknown";
     FILE *f = fopen("/proc/cpuinfo", "r");
@@ -369,14 +437,7 @@ static void print_machine(void)
     }
     struct utsname u;
     uname(&u);
-    char load[128] = "?";
-    f = fopen("/proc/loadavg", "r");
-    if (f) {
-        if (fgets(load, sizeof(load), f))
-            load[strcspn(load, "\n")] = '\0';
-        fclose(f);
-    }
-    say("machine: %ld CPUs (nproc), %s; kernel %s %s %s; load average %s\n",
+    say("machine: %ld CPUs (nproc), %s; kernel %s %s %s; load average at start %s\n",
         sysconf(_SC_NPROCESSORS_ONLN), model, u.sysname, u.release, u.machine, load);
 }
 
@@ -384,8 +445,14 @@ static void print_machine(void)
 
 static case_fn case_of(enum bench_metric metric, enum bench_mode mode)
 {
-    if (metric == METRIC_STREAM)
-        return mode == MODE_TOUCH ? case_touch : case_stream;
+    if (metric_is_streaming(metric))
+        return mode == MODE_TOUCH        ? case_touch
+               : mode == MODE_COPY_FLOOR ? case_copy_floor
+                                         : case_stream;
+    if (metric == METRIC_REQRESP_ONE)
+        return case_reqresp_one;
+    if (metric == METRIC_REQRESP_MANY)
+        return case_reqresp_many;
     return metric == METRIC_PINGPONG ? case_pingpong : case_setup;
 }
 
@@ -393,16 +460,24 @@ static void run_metric(struct bench_results *res, const struct options *o, enum 
                        const enum bench_mode *modes, size_t nmodes)
 {
     int sizes = metric == METRIC_SETUP ? 1 : BENCH_SIZES;
+    const int *wanted = metric == METRIC_STREAM2 ? o->sizes2 : o->sizes;
+    struct bench_config cfg = o->cfg;
+    cfg.sock_type = metric_sock_type(&o->cfg, metric);
     for (size_t i = 0; i < nmodes; i++)
         if (o->selected[modes[i]])
             res->modes_run[metric][modes[i]] = 1;
+    /* The bounds use no socket: the second type would measure them again. */
+    if (metric == METRIC_STREAM2)
+        res->modes_run[metric][MODE_TOUCH] = res->modes_run[metric][MODE_COPY_FLOOR] = 0;
     for (int si = 0; si < sizes; si++) {
-        if (metric != METRIC_SETUP && !o->sizes[si])
+        if (metric != METRIC_SETUP && (!wanted[si] || !metric_has_size(metric, si)))
             continue;
+        res->sizes_run[metric][si] = 1;
         size_t size = metric == METRIC_SETUP ? 1 : bench_sizes[si];
         char sz[32];
         double t = now_seconds();
-        fprintf(stderr, "  %-8s %-7s reps:", metric_name(metric),
+        fprintf(stderr, "  %-10s %-9s %-7s reps:", metric_name(metric),
+                cfg.sock_type == SOCK_SEQPACKET ? "seqpacket" : "stream",
                 metric == METRIC_SETUP ? "" : size_text(size, sz, sizeof(sz)));
         for (int rep = 0; rep < o->cfg.reps; rep++) {
             fprintf(stderr, " %d", rep + 1);
@@ -411,7 +486,7 @@ static void run_metric(struct bench_results *res, const struct options *o, enum 
                 if (!res->modes_run[metric][modes[i]])
                     continue;
                 struct run_result *r = &res->r[metric][modes[i]][si][rep];
-                run_isolated(case_of(metric, modes[i]), &o->cfg, modes[i], size, r);
+                run_isolated(case_of(metric, modes[i]), &cfg, modes[i], size, r);
                 if (!r->ok)
                     fprintf(stderr, " [%s: %s]", mode_info(modes[i])->name, r->error);
                 else if (r->note[0])
@@ -422,23 +497,23 @@ static void run_metric(struct bench_results *res, const struct options *o, enum 
     }
 }
 
-static void print_stream(const struct bench_results *res, const struct options *o)
+static void print_stream(const struct bench_results *res, enum bench_metric metric)
 {
     say("\nStreaming throughput (%s, consumer side, every byte written and checked; medians of "
         "%d reps; x kernel = ratio within each rep: median (min..max))\n",
-        res->cfg.sock_type == SOCK_STREAM ? "SOCK_STREAM" : "SOCK_SEQPACKET", res->cfg.reps);
+        type_text(metric_sock_type(&res->cfg, metric)), res->cfg.reps);
     say("%-8s %-12s %14s %14s   %-24s %-10s %s\n", "size", "mode", "messages/s", "bytes/s",
         "x kernel", "SO_SNDBUF", "doorbells/1000 msgs");
     for (int si = 0; si < BENCH_SIZES; si++) {
-        if (!o->sizes[si])
+        if (!res->sizes_run[metric][si])
             continue;
         char sz[32], a[32], b[32], c[64];
         for (size_t i = 0; i < sizeof(stream_modes) / sizeof(stream_modes[0]); i++) {
             enum bench_mode mode = stream_modes[i];
-            if (!res->modes_run[METRIC_STREAM][mode])
+            if (!res->modes_run[metric][mode])
                 continue;
             struct summary s;
-            summarize(res, METRIC_STREAM, mode, si, &s);
+            summarize(res, metric, mode, si, &s);
             say("%-8s %-12s ", i == 0 ? size_text(bench_sizes[si], sz, sizeof(sz)) : "",
                 mode_info(mode)->name);
             if (s.ok_reps == 0) {
@@ -447,10 +522,10 @@ static void print_stream(const struct bench_results *res, const struct options *
             }
             int sndbuf = 0;
             for (int rep = 0; rep < res->cfg.reps && !sndbuf; rep++)
-                sndbuf = res->r[METRIC_STREAM][mode][si][rep].sndbuf;
+                sndbuf = res->r[metric][mode][si][rep].sndbuf;
             say("%14s %14s   %-24s ", rate_text(s.msgs, "/s", a, sizeof(a)),
                 rate_text(s.bytes, "B/s", b, sizeof(b)), ratio_text(&s, mode, c, sizeof(c)));
-            if (mode == MODE_TOUCH)
+            if (mode == MODE_TOUCH || mode == MODE_COPY_FLOOR)
                 say("%-10s", "-");
             else
                 say("%-10d", sndbuf);
@@ -462,12 +537,23 @@ static void print_stream(const struct bench_results *res, const struct options *
     }
 }
 
+/* ", N CPU hogs running" under --hog. */
+static const char *hog_text(const struct bench_config *cfg, char *buf, size_t len)
+{
+    if (cfg->hogs)
+        snprintf(buf, len, ", %d CPU hog%s running", cfg->hogs, cfg->hogs > 1 ? "s" : "");
+    else
+        snprintf(buf, len, "%s", "");
+    return buf;
+}
+
 static void print_pingpong(const struct bench_results *res, const struct options *o)
 {
+    char hogs[64];
     say("\nPing-pong round trip (%s, one message each way; microseconds; medians of %d reps of "
-        "up to %d round trips)\n",
-        res->cfg.sock_type == SOCK_STREAM ? "SOCK_STREAM" : "SOCK_SEQPACKET", res->cfg.reps,
-        res->cfg.pingpong_rounds);
+        "up to %d round trips%s)\n",
+        type_text(res->cfg.sock_type), res->cfg.reps, res->cfg.pingpong_rounds,
+        hog_text(&res->cfg, hogs, sizeof(hogs)));
     say("%-8s %-12s %10s %10s   %-24s %-12s %s\n", "size", "mode", "p50 us", "p99 us",
         "p50 x kernel", "p99 x kernel", "samples");
     for (int si = 0; si < BENCH_SIZES; si++) {
@@ -525,6 +611,50 @@ static void print_setup(const struct bench_results *res)
     }
 }
 
+static void print_reqresp(const struct bench_results *res, const struct options *o,
+                          enum bench_metric metric)
+{
+    int nconn = metric == METRIC_REQRESP_ONE ? 1 : REQRESP_MANY;
+    char hogs[64];
+    say("\nRequest/response (%s, epoll server, %d connection%s, one 64 B request in flight per "
+        "connection; every reply byte written and checked; medians of %d reps; x kernel = "
+        "ratio within each rep%s)\n",
+        type_text(res->cfg.sock_type), nconn, nconn > 1 ? "s" : "", res->cfg.reps,
+        hog_text(&res->cfg, hogs, sizeof(hogs)));
+    say("%-8s %-12s %14s   %-24s %10s %10s %-8s %-8s %s\n", "reply", "mode", "requests/s",
+        "x kernel", "p50 us", "p99 us", "p50 x", "p99 x", "samples");
+    for (int si = 0; si < BENCH_SIZES; si++) {
+        if (!o->sizes[si] || !metric_has_size(metric, si))
+            continue;
+        char sz[32], a[32], c[64];
+        for (size_t i = 0; i < sizeof(reqresp_modes) / sizeof(reqresp_modes[0]); i++) {
+            enum bench_mode mode = reqresp_modes[i];
+            if (!res->modes_run[metric][mode])
+                continue;
+            struct summary s;
+            summarize(res, metric, mode, si, &s);
+            say("%-8s %-12s ", i == 0 ? size_text(bench_sizes[si], sz, sizeof(sz)) : "",
+                mode_info(mode)->name);
+            if (s.ok_reps == 0) {
+                say("error: %s\n", s.first_error ? s.first_error : "?");
+                continue;
+            }
+            long samples = 0;
+            for (int rep = 0; rep < res->cfg.reps && !samples; rep++)
+                samples = res->r[metric][mode][si][rep].samples;
+            say("%14s   %-24s %10.2f %10.2f ", rate_text(s.msgs, "/s", a, sizeof(a)),
+                ratio_text(&s, mode, c, sizeof(c)), s.p50, s.p99);
+            if (mode == MODE_KERNEL || s.ratio_p99 != s.ratio_p99)
+                say("%-8s %-8s ", "-", "-");
+            else
+                say("%-8.2f %-8.2f ", s.ratio_p50, s.ratio_p99);
+            say("%ld", samples);
+            failed_note(&s, res->cfg.reps);
+            say("\n");
+        }
+    }
+}
+
 static void print_targets(const struct bench_results *res, const struct options *o)
 {
     say("\nTargets (ratios within each repetition; verdict on the median)\n");
@@ -554,6 +684,21 @@ static void print_targets(const struct bench_results *res, const struct options 
         say("target %s: measured %.2fx (spread %.2f..%.2f, %d reps) %s\n", t->text, median, min,
             max, n, met ? "MET" : "NOT MET");
     }
+}
+
+/* Repetitions that failed because a connection was not on shared memory: the run exits 3. */
+static int count_off_shm(const struct bench_results *res)
+{
+    int n = 0;
+    for (int metric = 0; metric < METRIC_COUNT; metric++)
+        for (int mode = 0; mode < MODE_COUNT; mode++)
+            for (int si = 0; si < BENCH_SIZES; si++)
+                for (int rep = 0; rep < res->cfg.reps; rep++) {
+                    const struct run_result *r = &res->r[metric][mode][si][rep];
+                    n += res->modes_run[metric][mode] && res->sizes_run[metric][si] && !r->ok &&
+                         strstr(r->error, "SHM_STATUS=") != NULL;
+                }
+    return n;
 }
 
 /* Where outputs go: $BUILD_WORKSPACE_DIRECTORY/bench/results/ under `bazel run`, else ".". */
@@ -607,8 +752,6 @@ int main(int argc, char **argv)
     static struct bench_results res;
     parse_options(argc, argv, &o);
     res.cfg = o.cfg;
-    for (int si = 0; si < BENCH_SIZES; si++)
-        res.sizes_run[si] = o.sizes[si];
     setvbuf(stdout, NULL, _IOLBF, 0);
 
     char csv_buf[4096], png_buf[4096], dat_buf[4096], txt_buf[4096], script_buf[4096];
@@ -619,12 +762,13 @@ int main(int argc, char **argv)
     text_copy = fopen(txt_buf, "w");
 
     double start = now_seconds();
-    say("shmsock benchmark, %s mode: %s, %d interleaved reps; streaming %.2f s per case (after "
-        "%.2f s warm-up)\n",
-        o.cfg.quick ? "quick" : "full",
-        o.cfg.sock_type == SOCK_STREAM ? "SOCK_STREAM" : "SOCK_SEQPACKET", o.cfg.reps,
-        o.cfg.stream_seconds, o.cfg.warmup_seconds);
-    print_machine();
+    say("shmsock benchmark, %s mode: %s%s%s%s, %d interleaved reps; streaming %.2f s per case "
+        "(after %.2f s warm-up)\n",
+        o.cfg.quick ? "quick" : "full", type_text(o.cfg.sock_type),
+        o.cfg.sock_type2 ? " (and streaming on " : "",
+        o.cfg.sock_type2 ? type_text(o.cfg.sock_type2) : "", o.cfg.sock_type2 ? ")" : "",
+        o.cfg.reps, o.cfg.stream_seconds, o.cfg.warmup_seconds);
+    print_machine(read_loadavg(res.load_start, sizeof(res.load_start)));
     const char *zc = zerocopy_missing(), *mm = mmsg_missing();
     say("shmsock %d.%d.%d; zero-copy calls %s%s; mmsg calls %s%s\n", SHMSOCK_VERSION_MAJOR,
         SHMSOCK_VERSION_MINOR, SHMSOCK_VERSION_PATCH, zc ? "NOT LINKED (missing " : "linked",
@@ -644,22 +788,57 @@ int main(int argc, char **argv)
     if (o.metrics[METRIC_STREAM])
         run_metric(&res, &o, METRIC_STREAM, stream_modes,
                    sizeof(stream_modes) / sizeof(stream_modes[0]));
-    if (o.metrics[METRIC_PINGPONG])
-        run_metric(&res, &o, METRIC_PINGPONG, pingpong_modes,
-                   sizeof(pingpong_modes) / sizeof(pingpong_modes[0]));
+    if (o.metrics[METRIC_STREAM2])
+        run_metric(&res, &o, METRIC_STREAM2, stream_modes,
+                   sizeof(stream_modes) / sizeof(stream_modes[0]));
     if (o.metrics[METRIC_SETUP])
         run_metric(&res, &o, METRIC_SETUP, setup_modes,
                    sizeof(setup_modes) / sizeof(setup_modes[0]));
+    /* The latency cases last, so that --hog's hogs run during them only. */
+    pid_t hog_pids[64];
+    int hogs = 0;
+    if (o.hog && (o.metrics[METRIC_PINGPONG] || o.metrics[METRIC_REQRESP_ONE] ||
+                  o.metrics[METRIC_REQRESP_MANY])) {
+        hogs = hogs_start(hog_pids, (int)(sizeof(hog_pids) / sizeof(hog_pids[0])));
+        if (hogs < 0) {
+            fprintf(stderr, "bench: --hog: fork: %s\n", strerror(errno));
+            return 1;
+        }
+        o.cfg.hogs = res.cfg.hogs = hogs;
+        fprintf(stderr, "  (%d CPU hogs running)\n", hogs);
+    }
+    if (o.metrics[METRIC_PINGPONG])
+        run_metric(&res, &o, METRIC_PINGPONG, pingpong_modes,
+                   sizeof(pingpong_modes) / sizeof(pingpong_modes[0]));
+    for (int metric = METRIC_REQRESP_ONE; metric <= METRIC_REQRESP_MANY; metric++)
+        if (o.metrics[metric])
+            run_metric(&res, &o, (enum bench_metric)metric, reqresp_modes,
+                       sizeof(reqresp_modes) / sizeof(reqresp_modes[0]));
+    if (hogs > 0) {
+        hogs_stop(hog_pids, hogs);
+        fprintf(stderr, "  (CPU hogs stopped)\n");
+    }
 
     if (o.metrics[METRIC_STREAM])
-        print_stream(&res, &o);
+        print_stream(&res, METRIC_STREAM);
+    if (o.metrics[METRIC_STREAM2])
+        print_stream(&res, METRIC_STREAM2);
     if (o.metrics[METRIC_PINGPONG])
         print_pingpong(&res, &o);
     if (o.metrics[METRIC_SETUP])
         print_setup(&res);
+    for (int metric = METRIC_REQRESP_ONE; metric <= METRIC_REQRESP_MANY; metric++)
+        if (o.metrics[metric])
+            print_reqresp(&res, &o, (enum bench_metric)metric);
     say("\n");
     print_targets(&res, &o);
-    say("\nwall time %.1f s\n", now_seconds() - start);
+    int off_shm = count_off_shm(&res);
+    if (off_shm)
+        say("\nFAILED: in %d repetition%s a connection that should have been on shared memory "
+            "was not (SHM_STATUS, see the errors above)\n",
+            off_shm, off_shm > 1 ? "s" : "");
+    say("\nwall time %.1f s; load average at end %s\n", now_seconds() - start,
+        read_loadavg(res.load_end, sizeof(res.load_end)));
 
     int status = 0;
     if (write_csv(&res, csv) < 0) {
@@ -690,5 +869,5 @@ int main(int argc, char **argv)
                 fprintf(stderr, "bench: gnuplot failed on %s: no PNG\n", script);
         }
     }
-    return status;
+    return status ? status : off_shm ? 3 : 0;
 }

@@ -6,6 +6,9 @@
  *   zerocopy.c   the zero-copy and mmsg calls, linked weakly (a missing one is reported)
  *   payload.c    the producer's pattern and the consumer's check of every byte
  *   cases.c      the measurements: streaming, ping-pong, set-up, touch-only bound
+ *   copy_floor.c the two-copy floor: two processes, a bare shared ring, no socket
+ *   reqresp.c    request/response: an epoll server, clients with one request in flight each
+ *   hog.c        --hog: a busy process per core during the latency cases
  *   runner.c     runs one measurement in its own process group, bounded in time
  *   stats.c      medians and percentiles
  *   report.c     CSV, the plot's data file, gnuplot
@@ -29,17 +32,29 @@ enum bench_mode {
     MODE_ZEROCOPY,    /* shm coalesced, shm_send_alloc/commit and shm_recv_view/release */
     MODE_BUSYPOLL,    /* shm coalesced, SHM_BUSY_POLL on both sockets */
     MODE_TOUCH,       /* no transfer: one process writes then reads the bytes (streaming only) */
+    MODE_COPY_FLOOR,  /* no socket: memcpy in and out of a shared ring (streaming only) */
     MODE_KERNEL_MMSG, /* kernel sendmmsg/recvmmsg (streaming only, --mmsg) */
     MODE_MMSG,        /* shm coalesced, shm_sendmmsg/shm_recvmmsg (streaming only, --mmsg) */
     MODE_COUNT
 };
 
-enum bench_metric { METRIC_STREAM, METRIC_PINGPONG, METRIC_SETUP, METRIC_COUNT };
+enum bench_metric {
+    METRIC_STREAM, /* streaming on the first socket type of --types */
+    METRIC_PINGPONG,
+    METRIC_SETUP,
+    METRIC_REQRESP_ONE,  /* request/response, one connection */
+    METRIC_REQRESP_MANY, /* request/response, REQRESP_MANY connections */
+    METRIC_STREAM2,      /* streaming on the second socket type of --types (named "stream" too) */
+    METRIC_COUNT
+};
+
+#define REQRESP_MANY 32
 
 struct bench_config {
     int quick;
-    int sock_type;           /* SOCK_STREAM (default) or SOCK_SEQPACKET */
-    int reps;                /* interleaved repetitions */
+    int sock_type;  /* SOCK_STREAM (default) or SOCK_SEQPACKET: every case but METRIC_STREAM2 */
+    int sock_type2; /* METRIC_STREAM2's type, 0 if none (--types) */
+    int reps;       /* interleaved repetitions */
     double stream_seconds;   /* timed window of one streaming case */
     double warmup_seconds;   /* untimed start of each streaming case */
     int pingpong_rounds;     /* round trips per ping-pong case... */
@@ -49,6 +64,7 @@ struct bench_config {
     int sndbuf;              /* SO_SNDBUF for every mode; 0: max(system default, 4 x message) */
     int mmsg_batch;          /* messages per sendmmsg/recvmmsg call */
     int timeout_seconds;     /* bound of one measurement (alarm + kill) */
+    int hogs;                /* --hog: CPU hogs running during ping-pong and reqresp */
 };
 
 /* One measurement, as a runner process hands it back. */
@@ -96,6 +112,15 @@ struct mode_info {
 
 const struct mode_info *mode_info(enum bench_mode mode);
 const char *metric_name(enum bench_metric metric);
+/* METRIC_STREAM or METRIC_STREAM2. */
+int metric_is_streaming(enum bench_metric metric);
+/* The socket type a metric's cases use. */
+int metric_sock_type(const struct bench_config *cfg, enum bench_metric metric);
+/* Throughput metrics (messages/s, bytes/s) and latency metrics (p50, p99); reqresp is both. */
+int metric_has_rate(enum bench_metric metric);
+int metric_has_latency(enum bench_metric metric);
+/* 0 for a message size the metric leaves out (request/response: 1 KiB). */
+int metric_has_size(enum bench_metric metric, int size_index);
 
 /* Sets SO_SNDBUF (0: leave it) and the mode's shm options on fd. 0, or -1 with errno and
  * *what naming the call that failed. */
@@ -152,8 +177,54 @@ void case_setup(const struct bench_config *cfg, enum bench_mode mode, size_t siz
                 struct run_result *out);
 void case_touch(const struct bench_config *cfg, enum bench_mode mode, size_t size,
                 struct run_result *out);
+/* reqresp.c: request/response with 1 and REQRESP_MANY connections; size is the reply's. */
+void case_reqresp_one(const struct bench_config *cfg, enum bench_mode mode, size_t size,
+                      struct run_result *out);
+void case_reqresp_many(const struct bench_config *cfg, enum bench_mode mode, size_t size,
+                       struct run_result *out);
+/* copy_floor.c: the two-copy floor, memcpy in and out of a bare shared ring, no socket. */
+void case_copy_floor(const struct bench_config *cfg, enum bench_mode mode, size_t size,
+                     struct run_result *out);
 /* The SO_SNDBUF a case uses for a message size (config->sndbuf or the automatic choice). */
 int case_sndbuf(const struct bench_config *cfg, size_t size);
+
+/* What the case files share (cases.c): a case and its helper processes, the timed window. */
+/* Shared by a case and its helpers (MAP_SHARED, inherited through fork). */
+struct shared {
+    int stop;          /* the case has what it needs: the helper stops */
+    int helper_failed; /* the helper met an error: helper_error says which */
+    char helper_error[120];
+    char helper_note[120]; /* an error after the case was complete (teardown) */
+};
+
+struct shared *shared_create(void);
+int stopping(const struct shared *sh);
+void set_stop(struct shared *sh);
+/* The first error of a helper (the case fails with it). */
+void helper_fail(struct shared *sh, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* An error after the case had its measurement (teardown): a note. */
+void helper_note(struct shared *sh, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* A page-aligned buffer, already faulted in. */
+void *case_buffer(size_t size);
+/* Waits up to two seconds for a helper, then kills it; non-zero if it had to. */
+int reap_helper(pid_t pid);
+/* Adds what the helpers met to the case's result (see cases.c). */
+void merge_helper(struct run_result *out, struct shared *sh, int killed, const char *who);
+/* "SHM", "OFFERED", ... for an SHM_STATUS value. */
+const char *shm_status_name(int status);
+
+/* The timed window of a streaming case (warm-up, then config->stream_seconds). */
+struct window {
+    int phase; /* 0: warming up, 1: timing, 2: done */
+    double t_first, t0, t1;
+    uint64_t n0, n1, last_check, check_every;
+    uint64_t received; /* messages so far */
+};
+
+void window_init(struct window *w, size_t size);
+/* Called with the number of messages received so far; 1 when the window has just ended. */
+int window_update(struct window *w, const struct bench_config *cfg, uint64_t received);
+void window_result(const struct window *w, size_t size, struct run_result *out);
 
 /* ---- runner.c ---- */
 
@@ -169,6 +240,12 @@ void result_note(struct run_result *out, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 /* "EPIPE" etc. */
 const char *errno_name(int err);
+
+/* ---- hog.c ---- */
+
+/* Starts one spinning process per core (at most max); their number, or -1 (none left). */
+int hogs_start(pid_t *pids, int max);
+void hogs_stop(pid_t *pids, int n);
 
 /* ---- stats.c ---- */
 
@@ -188,9 +265,10 @@ extern const size_t bench_sizes[BENCH_SIZES];
 
 struct bench_results {
     struct bench_config cfg;
-    int modes_run[METRIC_COUNT][MODE_COUNT]; /* 1 if that metric ran that mode */
-    int sizes_run[BENCH_SIZES];              /* 1 if that message size ran (--sizes) */
+    int modes_run[METRIC_COUNT][MODE_COUNT];  /* 1 if that metric ran that mode */
+    int sizes_run[METRIC_COUNT][BENCH_SIZES]; /* 1 if that metric ran that size (--sizes) */
     struct run_result r[METRIC_COUNT][MODE_COUNT][BENCH_SIZES][BENCH_MAX_REPS];
+    char load_start[128], load_end[128]; /* /proc/loadavg when the run began and ended */
 };
 
 /* Summary of one (metric, mode, size) over the repetitions. */
@@ -200,10 +278,10 @@ struct summary {
     const char *first_note; /* of a successful rep */
     int noted_reps;
     double msgs, bytes, p50, p99; /* medians of the successful reps */
-    double primary;               /* bytes/s (stream) or p50 (ping-pong, set-up) */
+    double primary; /* bytes/s (stream), requests/s (reqresp), p50 (ping-pong, set-up) */
     int ratio_n;
     double ratio, ratio_min, ratio_max; /* primary / kernel's primary, same rep */
-    double ratio_p99;                   /* ping-pong: p99 / kernel's p99, median */
+    double ratio_p50, ratio_p99;        /* latency: p50, p99 / kernel's, median */
     double doorbells_per_1k;            /* streaming: median of the reps, NAN if none */
 };
 
@@ -213,6 +291,8 @@ void summarize(const struct bench_results *res, enum bench_metric metric, enum b
 int summarize_ratio(const struct bench_results *res, enum bench_metric metric, enum bench_mode num,
                     enum bench_mode den, int size_index, double *median, double *min, double *max);
 
+/* The line of /proc/loadavg (without its newline), or "?". */
+const char *read_loadavg(char *buf, size_t len);
 int write_csv(const struct bench_results *res, const char *path);
 int write_plot_data(const struct bench_results *res, const char *path);
 /* Runs gnuplot on script with data and out; 0 on success. */

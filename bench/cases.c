@@ -23,34 +23,25 @@
 
 #include "shmsock.h"
 
-/* Shared by a case and its helper (MAP_SHARED, inherited through fork). */
-struct shared {
-    int stop;          /* the case has what it needs: the helper stops */
-    int helper_failed; /* the helper met an error: helper_error says which */
-    char helper_error[120];
-    char helper_note[120]; /* an error after the case was complete (teardown) */
-};
-
-static struct shared *shared_create(void)
+struct shared *shared_create(void)
 {
     void *p = mmap(NULL, sizeof(struct shared), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS,
                    -1, 0);
     return p == MAP_FAILED ? NULL : p;
 }
 
-static int stopping(const struct shared *sh)
+int stopping(const struct shared *sh)
 {
     return __atomic_load_n(&sh->stop, __ATOMIC_RELAXED);
 }
 
-static void set_stop(struct shared *sh)
+void set_stop(struct shared *sh)
 {
     __atomic_store_n(&sh->stop, 1, __ATOMIC_RELEASE);
 }
 
-static void helper_fail(struct shared *sh, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-static void helper_fail(struct shared *sh, const char *fmt, ...)
+void helper_fail(struct shared *sh, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void helper_fail(struct shared *sh, const char *fmt, ...)
 {
     if (sh->helper_failed)
         return;
@@ -61,9 +52,8 @@ static void helper_fail(struct shared *sh, const char *fmt, ...)
     __atomic_store_n(&sh->helper_failed, 1, __ATOMIC_RELEASE);
 }
 
-static void helper_note(struct shared *sh, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-static void helper_note(struct shared *sh, const char *fmt, ...)
+void helper_note(struct shared *sh, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void helper_note(struct shared *sh, const char *fmt, ...)
 {
     if (sh->helper_note[0])
         return;
@@ -74,7 +64,7 @@ static void helper_note(struct shared *sh, const char *fmt, ...)
 }
 
 /* A page-aligned buffer, already faulted in. */
-static void *buffer(size_t size)
+void *case_buffer(size_t size)
 {
     size_t rounded = (size + 4095) / 4096 * 4096;
     void *p = aligned_alloc(4096, rounded);
@@ -118,7 +108,7 @@ static size_t mmsg_batch(const struct bench_config *cfg, size_t size)
 }
 
 /* Waits up to two seconds for the helper, then kills it; a non-zero return means it had to. */
-static int reap_helper(pid_t pid)
+int reap_helper(pid_t pid)
 {
     for (int i = 0; i < 200; i++) {
         pid_t r = waitpid(pid, NULL, WNOHANG);
@@ -136,7 +126,7 @@ static int reap_helper(pid_t pid)
  * a helper that had to be killed, or an error it met after the case had closed its end, is a
  * note: the numbers stand, and the table shows what went wrong at teardown.
  */
-static void merge_helper(struct run_result *out, struct shared *sh, int killed, const char *who)
+void merge_helper(struct run_result *out, struct shared *sh, int killed, const char *who)
 {
     if (__atomic_load_n(&sh->helper_failed, __ATOMIC_ACQUIRE)) {
         char mine[sizeof(out->error)];
@@ -161,7 +151,7 @@ static void merge_helper(struct run_result *out, struct shared *sh, int killed, 
     }
 }
 
-static const char *status_name(int status)
+const char *shm_status_name(int status)
 {
     switch (status) {
     case SHM_STATUS_PLAIN:
@@ -215,20 +205,13 @@ static const char *check_switched(const struct mode_info *m, int fd, char *buf, 
     if (status == SHM_STATUS_SHM)
         return "";
     snprintf(buf, len, "not on shared memory after the handshake: SHM_STATUS=%s",
-             status_name(status));
+             shm_status_name(status));
     return buf;
 }
 
 /* ---- the timed window of a streaming case ---- */
 
-struct window {
-    int phase; /* 0: warming up, 1: timing, 2: done */
-    double t_first, t0, t1;
-    uint64_t n0, n1, last_check, check_every;
-    uint64_t received; /* messages so far */
-};
-
-static void window_init(struct window *w, size_t size)
+void window_init(struct window *w, size_t size)
 {
     memset(w, 0, sizeof(*w));
     /* Read the clock about every 64 KiB: often enough, cheap next to 64-byte messages. */
@@ -236,7 +219,7 @@ static void window_init(struct window *w, size_t size)
 }
 
 /* Called with the number of messages received so far; 1 when the window has just ended. */
-static int window_update(struct window *w, const struct bench_config *cfg, uint64_t received)
+int window_update(struct window *w, const struct bench_config *cfg, uint64_t received)
 {
     w->received = received;
     if (w->phase == 2)
@@ -266,7 +249,7 @@ static int window_update(struct window *w, const struct bench_config *cfg, uint6
     return 1;
 }
 
-static void window_result(const struct window *w, size_t size, struct run_result *out)
+void window_result(const struct window *w, size_t size, struct run_result *out)
 {
     out->seconds = w->t1 - w->t0;
     out->messages = (double)(w->n1 - w->n0);
@@ -277,7 +260,7 @@ static void window_result(const struct window *w, size_t size, struct run_result
 
 static void produce_copy(const struct mode_info *m, int fd, size_t size, struct shared *sh)
 {
-    void *buf = buffer(size);
+    void *buf = case_buffer(size);
     if (!buf) {
         helper_fail(sh, "out of memory");
         return;
@@ -320,7 +303,7 @@ static void produce_mmsg(const struct bench_config *cfg, const struct mode_info 
                          size_t size, struct shared *sh)
 {
     size_t batch = mmsg_batch(cfg, size);
-    char *bufs = buffer(batch * size);
+    char *bufs = case_buffer(batch * size);
     struct mmsghdr *vec = calloc(batch, sizeof(*vec));
     struct iovec *iov = calloc(batch, sizeof(*iov));
     if (!bufs || !vec || !iov) {
@@ -394,7 +377,7 @@ static void producer(const struct bench_config *cfg, const struct mode_info *m, 
 static void consume_copy(const struct bench_config *cfg, const struct mode_info *m, int fd,
                          size_t size, struct window *w, struct run_result *out)
 {
-    void *buf = buffer(size);
+    void *buf = case_buffer(size);
     if (!buf) {
         result_error(out, "out of memory");
         return;
@@ -480,7 +463,7 @@ static void consume_mmsg(const struct bench_config *cfg, const struct mode_info 
                          size_t size, struct window *w, struct run_result *out)
 {
     size_t batch = mmsg_batch(cfg, size);
-    char *bufs = buffer(batch * size);
+    char *bufs = case_buffer(batch * size);
     struct mmsghdr *vec = calloc(batch, sizeof(*vec));
     struct iovec *iov = calloc(batch, sizeof(*iov));
     if (!bufs || !vec || !iov) {
@@ -684,7 +667,7 @@ static void echo_server(const struct mode_info *m, int type, int fd, size_t size
         helper_fail(sh, "%s", bad);
         return;
     }
-    void *buf = buffer(size);
+    void *buf = case_buffer(size);
     for (;;) {
         ssize_t got = 0, n;
         if (m->zerocopy) {
@@ -751,7 +734,7 @@ void case_pingpong(const struct bench_config *cfg, enum bench_mode mode, size_t 
     long warm = cfg->pingpong_rounds / 20 > 10 ? cfg->pingpong_rounds / 20 : 10;
     long min_samples = 50;
     double *rtt = malloc(sizeof(double) * (size_t)cfg->pingpong_rounds);
-    void *buf = buffer(size);
+    void *buf = case_buffer(size);
     long n = 0;
     if (!rtt || !buf) {
         result_error(out, "out of memory");
@@ -920,7 +903,7 @@ void case_setup(const struct bench_config *cfg, enum bench_mode mode, size_t siz
                 result_error(out,
                              "client: SHM_STATUS=%s after the first round trip and one "
                              "more send",
-                             status_name(status));
+                             shm_status_name(status));
                 m->ops->close(fd);
                 break;
             }
@@ -951,7 +934,7 @@ void case_touch(const struct bench_config *cfg, enum bench_mode mode, size_t siz
                 struct run_result *out)
 {
     (void)mode;
-    void *buf = buffer(size);
+    void *buf = case_buffer(size);
     if (!buf) {
         result_error(out, "out of memory");
         return;

@@ -12,10 +12,11 @@
 
 const size_t bench_sizes[BENCH_SIZES] = {64, 1024, 4096, 65536, 1048576};
 
-/* The value a ratio is taken of: bytes/s for streaming, p50 for the others. */
+/* The value a ratio is taken of: bytes/s for streaming, requests/s for request/response, p50
+ * for the others. */
 static double primary_of(enum bench_metric metric, const struct run_result *r)
 {
-    if (metric == METRIC_STREAM)
+    if (metric_has_rate(metric))
         return r->seconds > 0 ? r->bytes / r->seconds : NAN;
     return r->p50_us;
 }
@@ -46,7 +47,7 @@ void summarize(const struct bench_results *res, enum bench_metric metric, enum b
                int size_index, struct summary *s)
 {
     double msgs[BENCH_MAX_REPS], bytes[BENCH_MAX_REPS], p50[BENCH_MAX_REPS], p99[BENCH_MAX_REPS],
-        p99_ratio[BENCH_MAX_REPS], doorbells[BENCH_MAX_REPS];
+        p50_ratio[BENCH_MAX_REPS], p99_ratio[BENCH_MAX_REPS], doorbells[BENCH_MAX_REPS];
     int n = 0, nr = 0, nd = 0;
     memset(s, 0, sizeof(*s));
     for (int rep = 0; rep < res->cfg.reps; rep++) {
@@ -67,18 +68,21 @@ void summarize(const struct bench_results *res, enum bench_metric metric, enum b
         p50[n] = r->p50_us;
         p99[n] = r->p99_us;
         n++;
-        if (metric == METRIC_STREAM && r->doorbells_per_1k == r->doorbells_per_1k)
+        if (metric_is_streaming(metric) && r->doorbells_per_1k == r->doorbells_per_1k)
             doorbells[nd++] = r->doorbells_per_1k;
         const struct run_result *k = &res->r[metric][MODE_KERNEL][size_index][rep];
-        if (k->ok && k->p99_us > 0)
+        if (k->ok && k->p99_us > 0 && k->p50_us > 0) {
+            p50_ratio[nr] = r->p50_us / k->p50_us;
             p99_ratio[nr++] = r->p99_us / k->p99_us;
+        }
     }
     s->ok_reps = n;
     s->msgs = stats_median(msgs, n);
     s->bytes = stats_median(bytes, n);
     s->p50 = stats_median(p50, n);
     s->p99 = stats_median(p99, n);
-    s->primary = metric == METRIC_STREAM ? s->bytes : s->p50;
+    s->primary = metric_has_rate(metric) ? s->bytes : s->p50;
+    s->ratio_p50 = stats_median(p50_ratio, nr);
     s->ratio_p99 = stats_median(p99_ratio, nr);
     s->doorbells_per_1k = nd > 0 ? stats_median(doorbells, nd) : NAN;
     s->ratio_n = summarize_ratio(res, metric, mode, MODE_KERNEL, size_index, &s->ratio,
@@ -114,22 +118,40 @@ static size_t size_of(enum bench_metric metric, int size_index)
     return metric == METRIC_SETUP ? 1 : bench_sizes[size_index];
 }
 
+const char *read_loadavg(char *buf, size_t len)
+{
+    snprintf(buf, len, "?");
+    FILE *f = fopen("/proc/loadavg", "r");
+    if (f) {
+        if (fgets(buf, (int)len, f))
+            buf[strcspn(buf, "\n")] = '\0';
+        fclose(f);
+    }
+    return buf;
+}
+
 int write_csv(const struct bench_results *res, const char *path)
 {
     FILE *f = fopen(path, "w");
     if (!f)
         return -1;
+    /* The machine's load frames every figure below (other builds share these cores). */
+    fprintf(f, "# load average at start: %s\n# load average at end: %s\n", res->load_start,
+            res->load_end);
+    fprintf(f, "# CPU hogs during ping-pong and request/response: %d\n", res->cfg.hogs);
     fprintf(f, "record,metric,mode,sock_type,size_bytes,rep,messages_per_s,bytes_per_s,p50_us,"
                "p99_us,samples,ratio_vs_kernel,ratio_min,ratio_max,p99_ratio_vs_kernel,sndbuf,"
-               "error,doorbells_per_1000_messages\n");
-    const char *type = res->cfg.sock_type == SOCK_SEQPACKET ? "seqpacket" : "stream";
+               "error,doorbells_per_1000_messages,p50_ratio_vs_kernel\n");
     for (int metric = 0; metric < METRIC_COUNT; metric++) {
         int sizes = metric == METRIC_SETUP ? 1 : BENCH_SIZES;
+        const char *type = metric_sock_type(&res->cfg, (enum bench_metric)metric) == SOCK_SEQPACKET
+                               ? "seqpacket"
+                               : "stream";
         for (int mode = 0; mode < MODE_COUNT; mode++) {
             if (!res->modes_run[metric][mode])
                 continue;
             for (int si = 0; si < sizes; si++) {
-                if (metric != METRIC_SETUP && !res->sizes_run[si])
+                if (metric != METRIC_SETUP && !res->sizes_run[metric][si])
                     continue;
                 size_t size = size_of((enum bench_metric)metric, si);
                 for (int rep = 0; rep < res->cfg.reps; rep++) {
@@ -138,19 +160,20 @@ int write_csv(const struct bench_results *res, const char *path)
                     fprintf(f, "rep,%s,%s,%s,%zu,%d", metric_name((enum bench_metric)metric),
                             mode_info((enum bench_mode)mode)->name, type, size, rep + 1);
                     if (r->ok) {
-                        int stream = metric == METRIC_STREAM;
+                        int stream = metric_is_streaming((enum bench_metric)metric);
+                        int rate = metric_has_rate((enum bench_metric)metric);
+                        int lat = metric_has_latency((enum bench_metric)metric);
                         double x = primary_of((enum bench_metric)metric, r);
                         double y = k->ok ? primary_of((enum bench_metric)metric, k) : NAN;
-                        csv_number(f, stream ? r->messages / r->seconds : NAN);
-                        csv_number(f, stream ? r->bytes / r->seconds : NAN);
-                        csv_number(f, stream ? NAN : r->p50_us);
-                        csv_number(f, stream ? NAN : r->p99_us);
+                        csv_number(f, rate ? r->messages / r->seconds : NAN);
+                        csv_number(f, rate ? r->bytes / r->seconds : NAN);
+                        csv_number(f, lat ? r->p50_us : NAN);
+                        csv_number(f, lat ? r->p99_us : NAN);
                         csv_number(f, stream ? r->messages : (double)r->samples);
                         csv_number(f, y > 0 ? x / y : NAN);
                         csv_number(f, NAN);
                         csv_number(f, NAN);
-                        csv_number(f,
-                                   !stream && k->ok && k->p99_us > 0 ? r->p99_us / k->p99_us : NAN);
+                        csv_number(f, lat && k->ok && k->p99_us > 0 ? r->p99_us / k->p99_us : NAN);
                         fprintf(f, ",%d,", r->sndbuf);
                         if (r->note[0]) {
                             char text[200];
@@ -158,27 +181,30 @@ int write_csv(const struct bench_results *res, const char *path)
                             csv_string(f, text);
                         }
                         csv_number(f, stream ? r->doorbells_per_1k : NAN);
+                        csv_number(f, lat && k->ok && k->p50_us > 0 ? r->p50_us / k->p50_us : NAN);
                         fputc('\n', f);
                     } else {
                         fputs(",,,,,,,,,,,", f);
                         csv_string(f, r->error);
-                        fputs(",\n", f);
+                        fputs(",,\n", f);
                     }
                 }
                 struct summary s;
                 summarize(res, (enum bench_metric)metric, (enum bench_mode)mode, si, &s);
                 fprintf(f, "median,%s,%s,%s,%zu,", metric_name((enum bench_metric)metric),
                         mode_info((enum bench_mode)mode)->name, type, size);
-                int stream = metric == METRIC_STREAM;
-                csv_number(f, stream ? s.msgs : NAN);
-                csv_number(f, stream ? s.bytes : NAN);
-                csv_number(f, stream ? NAN : s.p50);
-                csv_number(f, stream ? NAN : s.p99);
+                int stream = metric_is_streaming((enum bench_metric)metric);
+                int rate = metric_has_rate((enum bench_metric)metric);
+                int lat = metric_has_latency((enum bench_metric)metric);
+                csv_number(f, rate ? s.msgs : NAN);
+                csv_number(f, rate ? s.bytes : NAN);
+                csv_number(f, lat ? s.p50 : NAN);
+                csv_number(f, lat ? s.p99 : NAN);
                 csv_number(f, NAN);
                 csv_number(f, s.ratio_n ? s.ratio : NAN);
                 csv_number(f, s.ratio_n ? s.ratio_min : NAN);
                 csv_number(f, s.ratio_n ? s.ratio_max : NAN);
-                csv_number(f, stream ? NAN : s.ratio_p99);
+                csv_number(f, lat ? s.ratio_p99 : NAN);
                 fputs(",,", f);
                 if (s.failed_reps || s.noted_reps) {
                     char text[400];
@@ -191,6 +217,7 @@ int write_csv(const struct bench_results *res, const char *path)
                     csv_string(f, text);
                 }
                 csv_number(f, stream ? s.doorbells_per_1k : NAN);
+                csv_number(f, lat ? s.ratio_p50 : NAN);
                 fputc('\n', f);
             }
         }
@@ -215,7 +242,7 @@ int write_plot_data(const struct bench_results *res, const char *path)
                "coalesced, zero-copy, busy-poll, touch-only bound; cols 8-12: ping-pong p50 "
                "(us) of kernel, event, coalesced, zero-copy, busy-poll\n");
     for (int si = 0; si < BENCH_SIZES; si++) {
-        if (!res->sizes_run[si])
+        if (!res->sizes_run[METRIC_STREAM][si] && !res->sizes_run[METRIC_PINGPONG][si])
             continue;
         fprintf(f, "%zu", bench_sizes[si]);
         for (size_t i = 0; i < sizeof(plot_stream_modes) / sizeof(plot_stream_modes[0]); i++) {

@@ -67,6 +67,7 @@ static const struct mode_info modes[MODE_COUNT] = {
     [MODE_BUSYPOLL] =
         {.name = "busy-poll", .shm = 1, .coalesce = 1, .busy_poll = 1, .ops = &shm_ops},
     [MODE_TOUCH] = {.name = "touch-bound", .ops = &kernel_ops},
+    [MODE_COPY_FLOOR] = {.name = "copy-floor", .ops = &kernel_ops},
     [MODE_KERNEL_MMSG] = {.name = "kernel-mmsg", .mmsg = 1, .ops = &kernel_ops},
     [MODE_MMSG] = {.name = "mmsg", .shm = 1, .coalesce = 1, .mmsg = 1, .ops = &shm_ops},
 };
@@ -80,14 +81,46 @@ const char *metric_name(enum bench_metric metric)
 {
     switch (metric) {
     case METRIC_STREAM:
-        return "stream";
+    case METRIC_STREAM2:
+        return "stream"; /* the CSV's sock_type column tells them apart */
     case METRIC_PINGPONG:
         return "pingpong";
     case METRIC_SETUP:
         return "setup";
+    case METRIC_REQRESP_ONE:
+        return "reqresp-1";
+    case METRIC_REQRESP_MANY:
+        return "reqresp-32";
     default:
         return "?";
     }
+}
+
+int metric_is_streaming(enum bench_metric metric)
+{
+    return metric == METRIC_STREAM || metric == METRIC_STREAM2;
+}
+
+int metric_sock_type(const struct bench_config *cfg, enum bench_metric metric)
+{
+    return metric == METRIC_STREAM2 ? cfg->sock_type2 : cfg->sock_type;
+}
+
+int metric_has_rate(enum bench_metric metric)
+{
+    return metric_is_streaming(metric) || metric == METRIC_REQRESP_ONE ||
+           metric == METRIC_REQRESP_MANY;
+}
+
+int metric_has_latency(enum bench_metric metric)
+{
+    return !metric_is_streaming(metric);
+}
+
+int metric_has_size(enum bench_metric metric, int size_index)
+{
+    /* Request/response: 64 B, 4 KiB, 64 KiB, 1 MiB replies (1 KiB adds little, costs time). */
+    return !(metric == METRIC_REQRESP_ONE || metric == METRIC_REQRESP_MANY) || size_index != 1;
 }
 
 int mode_configure(const struct mode_info *m, int fd, int sndbuf, int busy_poll_us,

@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # tools/bench.sh — run the shmsock benchmark (bench/bench.c): kernel AF_UNIX vs shmsock.
 #
-#   tools/bench.sh --quick      # under 30 s: table, targets, CSV and PNG
+#   tools/bench.sh --quick      # under a minute: table, targets, CSV and PNG
 #   tools/bench.sh              # full run (5 interleaved reps, 1 s per streaming case)
 #   tools/bench.sh --help       # every option
+#   tools/bench.sh --hog --metrics pingpong,reqresp   # latency with every core busy
+#   tools/bench_compare.sh OLD NEW --quick            # two revisions, run alternately
 #
 # Installs what is missing first (tools/setup.sh, and gnuplot-nox for the PNG), then runs
 # `bazel run -c opt //bench:bench -- "$@"`. Outputs land in bench/results/.
