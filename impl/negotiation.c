@@ -196,21 +196,18 @@ void shmsock_negotiation_take_answer(struct shmsock_conn *conn)
 {
     if (__atomic_load_n(&conn->nego.peer_offered, __ATOMIC_ACQUIRE))
         return;
-    int fds[2];
-    struct shmsock_region_candidate candidate;
-    bool answered = false;
     shmsock_lock(conn, SHMSOCK_PRODUCER_LOCK);
     shmsock_producer_drain_channel(conn);
+    /* Attached before the lock goes: a reader in another thread that drains the channel next
+     * must find the peer's region attached (it then reads the peer's switch point), never an
+     * answer half taken. */
     if (shmsock_flag(&conn->nego.answer_waiting)) {
-        /* Taken out under the lock: one thread attaches it. */
-        memcpy(fds, conn->nego.answer_fds, sizeof(fds));
-        candidate = conn->nego.answer;
+        int fds[2] = {conn->nego.answer_fds[0], conn->nego.answer_fds[1]};
+        struct shmsock_region_candidate candidate = conn->nego.answer;
         shmsock_set_flag(&conn->nego.answer_waiting, false);
-        answered = true;
+        (void)shmsock_negotiation_accept_offer(conn, fds, &candidate); /* fails the connection */
     }
     shmsock_unlock(conn, SHMSOCK_PRODUCER_LOCK);
-    if (answered)
-        (void)shmsock_negotiation_accept_offer(conn, fds, &candidate); /* fails the connection */
 }
 
 /* Room in the kernel queue a doorbell certainly fits in (a 32-byte message costs about 1 KiB
