@@ -15,6 +15,12 @@
  *     apart) while both ends are alive.
  * Failures are counted, not stopped at, so the summary line gives the failure rate.
  *
+ * The cause was the order of a blind offer and the mark that says our reads are careful (the
+ * peer switches only once it sees it): the mark was set after the offer's send returned, and
+ * the peer could read the offer, answer and reply before that. It is now set before the offer
+ * leaves; test_failed_offer_takes_mark_back checks that an offer that did not leave takes it
+ * back (a plain read may be in progress in another thread when the next offer leaves).
+ *
  * SHMSOCK_SWITCH_CONNECTIONS (default 2,000) connections in all: half SOCK_STREAM, half
  * SOCK_SEQPACKET.
  */
@@ -38,6 +44,9 @@
 
 #include <cmocka.h>
 
+#include "api/fd_table.h"
+#include "impl/conn.h"
+#include "impl/region.h"
 #include "shmsock.h"
 #include "test_support.h"
 
@@ -344,9 +353,56 @@ static void test_seqpacket(void **state)
     run(SOCK_SEQPACKET, "SOCK_SEQPACKET");
 }
 
+/* The reader_careful field of the region fd sends from (0 if it has none). */
+static uint32_t own_reader_careful(int fd)
+{
+    struct shmsock_entry *entry = shmsock_fd_get(fd);
+    assert_non_null(entry);
+    const struct shmsock_region_header *header = entry->conn->producer.own.base;
+    uint32_t careful =
+        header != NULL ? __atomic_load_n(&header->reader_careful, __ATOMIC_ACQUIRE) : 0;
+    shmsock_fd_put(entry);
+    return careful;
+}
+
+/* A blind offer whose send fails (the kernel queue is full) leaves no careful mark behind;
+ * the one that leaves sets it. */
+static void test_failed_offer_takes_mark_back(void **state)
+{
+    (void)state;
+    int sv[2];
+    assert_int_equal(shm_socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+    char fill[4096] = {0};
+    size_t queued = 0;
+    for (;;) { /* plain kernel sends, around the library: only to fill the queue */
+        ssize_t n = send(sv[0], fill, sizeof(fill), MSG_DONTWAIT);
+        if (n < 0) {
+            assert_int_equal(errno, EAGAIN);
+            break;
+        }
+        queued += (size_t)n;
+    }
+    char byte = 'o';
+    assert_int_equal(shm_send(sv[0], &byte, 1, MSG_DONTWAIT), -1);
+    assert_int_equal(errno, EAGAIN);
+    assert_int_equal(test_shm_status(sv[0]), SHM_STATUS_PLAIN);
+    assert_int_equal(own_reader_careful(sv[0]), 0);
+    while (queued > 0) { /* make room, around the library too */
+        ssize_t n = recv(sv[1], fill, sizeof(fill), 0);
+        assert_true(n > 0);
+        queued -= (size_t)n;
+    }
+    assert_int_equal(shm_send(sv[0], &byte, 1, MSG_DONTWAIT), 1);
+    assert_int_equal(test_shm_status(sv[0]), SHM_STATUS_OFFERED);
+    assert_int_equal(own_reader_careful(sv[0]), 1);
+    shm_close(sv[0]);
+    shm_close(sv[1]);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_failed_offer_takes_mark_back),
         cmocka_unit_test(test_stream),
         cmocka_unit_test(test_seqpacket),
     };
