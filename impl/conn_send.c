@@ -18,10 +18,12 @@
 
 /*
  * Send through the kernel socket as a plain socket would. With `offer`, attach our offer to
- * this payload (the application sent no ancillary data of its own).
+ * this payload (the application sent no ancillary data of its own). With `reader_idle` too
+ * (the caller holds recv_lock, so no read is in progress), mark our reads careful before the
+ * offer leaves.
  */
 static ssize_t send_plain(struct shmsock_conn *conn, const struct msghdr *msg, int flags,
-                          bool offer)
+                          bool offer, bool reader_idle)
 {
     size_t length = shmsock_iov_length(msg->msg_iov, msg->msg_iovlen);
     /* A zero-length STREAM send carries nothing, not even descriptors: no offer on it. */
@@ -29,6 +31,13 @@ static ssize_t send_plain(struct shmsock_conn *conn, const struct msghdr *msg, i
         offer = false;
     if (offer && shmsock_negotiation_prepare_blind_offer(conn) < 0)
         offer = false; /* no region: stay a plain socket, correct if slower */
+    /* Every read from now on is careful: it waits for recv_lock, then finds us OFFERED. Say
+     * so in our region before the offer leaves, not after: the peer may take the offer,
+     * answer and reply before this thread runs again, and that reply switches only if it
+     * finds the mark (else it goes plain and the peer stays OFFERED after the round trip).
+     * Nobody reads the mark before the offer arrives; a send that fails takes it back. */
+    if (offer && reader_idle)
+        shmsock_negotiation_mark_reader_careful(conn);
 
     struct msghdr out = *msg;
     union shmsock_control_buffer control;
@@ -38,8 +47,12 @@ static ssize_t send_plain(struct shmsock_conn *conn, const struct msghdr *msg, i
                                                            conn->producer.release_offered);
     }
     ssize_t n = sendmsg(conn->fd, &out, flags | MSG_NOSIGNAL);
-    if (n < 0)
-        return -errno;
+    if (n < 0) {
+        int err = -errno;
+        if (offer && reader_idle) /* the region stays ours alone: no mark until it leaves */
+            shmsock_negotiation_unmark_reader_careful(conn);
+        return err;
+    }
     conn->nego.plain_sent += conn->type == SOCK_STREAM ? (uint64_t)n : 1u;
     if (offer)
         shmsock_negotiation_blind_offer_sent(conn);
@@ -98,16 +111,14 @@ static ssize_t send_shm(struct shmsock_conn *conn, const struct msghdr *msg, int
 }
 
 /* Offer blindly on this payload. If no read is in progress, our reads are careful from now
- * on (they take the recv_lock first), so say so in the region at once. */
+ * on (they take the recv_lock first), so say so in the region at once (send_plain). A read in
+ * progress says so itself when it ends (shmsock_recv_locked). */
 static ssize_t send_with_blind_offer(struct shmsock_conn *conn, const struct msghdr *msg, int flags)
 {
     bool reader_idle = shmsock_trylock(conn, SHMSOCK_RECV_LOCK);
-    ssize_t n = send_plain(conn, msg, flags, true);
-    if (reader_idle) {
-        if (n >= 0)
-            shmsock_negotiation_mark_reader_careful(conn);
+    ssize_t n = send_plain(conn, msg, flags, true, reader_idle);
+    if (reader_idle)
         shmsock_unlock(conn, SHMSOCK_RECV_LOCK);
-    }
     return n;
 }
 
@@ -115,7 +126,7 @@ ssize_t shmsock_send_locked(struct shmsock_conn *conn, const struct msghdr *msg,
 {
     shmsock_assert_held(SHMSOCK_SEND_LOCK);
     if (!conn->options.negotiate)
-        return send_plain(conn, msg, flags, false);
+        return send_plain(conn, msg, flags, false, false);
     int state = shmsock_out_state(conn);
     if (state == SHMSOCK_OUT_OFFERED && !shmsock_flag(&conn->producer.release_closed) &&
         !__atomic_load_n(&conn->nego.peer_offered, __ATOMIC_ACQUIRE))
@@ -130,7 +141,7 @@ ssize_t shmsock_send_locked(struct shmsock_conn *conn, const struct msghdr *msg,
             state = SHMSOCK_OUT_OFFERED;
         } else if (shmsock_ancillary_present(msg)) {
             /* Never offer on a message that carries the application's own ancillary data. */
-            return send_plain(conn, msg, flags, false);
+            return send_plain(conn, msg, flags, false, false);
         } else {
             return send_with_blind_offer(conn, msg, flags);
         }
@@ -139,7 +150,7 @@ ssize_t shmsock_send_locked(struct shmsock_conn *conn, const struct msghdr *msg,
         state = shmsock_negotiation_try_switch(conn);
     if (state == SHMSOCK_OUT_SHM)
         return send_shm(conn, msg, flags);
-    return send_plain(conn, msg, flags, false);
+    return send_plain(conn, msg, flags, false, false);
 }
 
 ssize_t shmsock_conn_send(struct shmsock_conn *conn, const struct msghdr *msg, int flags)

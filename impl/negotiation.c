@@ -95,6 +95,18 @@ void shmsock_negotiation_mark_reader_careful(struct shmsock_conn *conn)
     shmsock_unlock(conn, SHMSOCK_REGION_LOCK);
 }
 
+void shmsock_negotiation_unmark_reader_careful(struct shmsock_conn *conn)
+{
+    shmsock_assert_held(SHMSOCK_SEND_LOCK);
+    shmsock_assert_held(SHMSOCK_RECV_LOCK);
+    shmsock_lock(conn, SHMSOCK_REGION_LOCK);
+    if (conn->producer.own.base != NULL && conn->nego.reader_careful) {
+        shmsock_region_unmark_reader_careful(&conn->producer.own);
+        __atomic_store_n(&conn->nego.reader_careful, 0, __ATOMIC_RELAXED);
+    }
+    shmsock_unlock(conn, SHMSOCK_REGION_LOCK);
+}
+
 int shmsock_negotiation_send_answer(struct shmsock_conn *conn, int flags)
 {
     shmsock_assert_held(SHMSOCK_SEND_LOCK);

@@ -32,6 +32,10 @@ void shmsock_negotiation_blind_offer_sent(struct shmsock_conn *conn);
 /* Mark our reads careful (recv_lock held, or no read can be in progress). */
 void shmsock_negotiation_mark_reader_careful(struct shmsock_conn *conn);
 
+/* A blind offer marked careful before it left did not leave (send_lock and recv_lock held):
+ * take the mark back, as a plain read may be in progress when the next offer leaves. */
+void shmsock_negotiation_unmark_reader_careful(struct shmsock_conn *conn);
+
 /* Answer the peer's offer with an OFFER event on its release channel: we are OFFERED
  * (send_lock held). 0 or a negative errno. */
 int shmsock_negotiation_send_answer(struct shmsock_conn *conn, int flags);

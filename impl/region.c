@@ -160,6 +160,12 @@ void shmsock_region_mark_reader_careful(struct shmsock_region *region)
     __atomic_store_n(&header->reader_careful, 1u, __ATOMIC_RELEASE);
 }
 
+void shmsock_region_unmark_reader_careful(struct shmsock_region *region)
+{
+    struct shmsock_region_header *header = region->base;
+    __atomic_store_n(&header->reader_careful, 0u, __ATOMIC_RELEASE);
+}
+
 bool shmsock_region_reader_careful(const struct shmsock_region *region)
 {
     const struct shmsock_region_header *header = region->base;

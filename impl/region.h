@@ -76,6 +76,9 @@ void shmsock_region_publish_switch(struct shmsock_region *region, uint64_t plain
 /* Owner: say that all our reads from now on watch for the peer's switch. */
 void shmsock_region_mark_reader_careful(struct shmsock_region *region);
 
+/* Owner: take the mark back (only while the region has not been offered). */
+void shmsock_region_unmark_reader_careful(struct shmsock_region *region);
+
 /* Peer: whether the region's owner reads carefully (so we may switch). */
 bool shmsock_region_reader_careful(const struct shmsock_region *region);
 
