@@ -164,8 +164,7 @@ ssize_t shmsock_conn_send(struct shmsock_conn *conn, const struct msghdr *msg, i
     shmsock_producer_set_active(conn, 1);
     ssize_t n = shmsock_send_locked(conn, msg, flags);
     shmsock_producer_set_active(conn, 0);
-    shmsock_unlock(conn, SHMSOCK_SEND_LOCK);
-    shmsock_negotiation_answer_owed(conn); /* a read accepted an offer meanwhile */
+    shmsock_negotiation_unlock_send(conn);
     return shmsock_conn_result(conn, n);
 }
 
@@ -174,5 +173,5 @@ void shmsock_conn_flush_doorbell(struct shmsock_conn *conn)
     shmsock_lock(conn, SHMSOCK_SEND_LOCK);
     if (conn->wakeup.doorbell_deferred && conn->producer.send_mode == SHMSOCK_SEND_MODE_COALESCED)
         (void)shmsock_wakeup_ring_if_armed(conn);
-    shmsock_unlock(conn, SHMSOCK_SEND_LOCK);
+    shmsock_negotiation_unlock_send(conn);
 }

@@ -51,7 +51,7 @@ void *shmsock_conn_send_alloc(struct shmsock_conn *conn, size_t len, int flags, 
             getsockopt(conn->fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, &optlen) == 0 &&
             len + 32 > (size_t)sndbuf) {
             *err = -EMSGSIZE; /* as the kernel will say at commit */
-            shmsock_unlock(conn, SHMSOCK_SEND_LOCK);
+            shmsock_negotiation_unlock_send(conn);
             return NULL;
         }
         buf = malloc(len > 0 ? len : 1); /* sent by a copying send at commit */
@@ -76,7 +76,7 @@ void *shmsock_conn_send_alloc(struct shmsock_conn *conn, size_t len, int flags, 
         conn->producer.zc_buf = buf;
         conn->producer.zc_len = len;
     }
-    shmsock_unlock(conn, SHMSOCK_SEND_LOCK);
+    shmsock_negotiation_unlock_send(conn);
     return buf;
 }
 
@@ -135,7 +135,7 @@ ssize_t shmsock_conn_send_commit(struct shmsock_conn *conn, void *buf, size_t le
         conn->producer.zc_buf = NULL; /* published, or cancelled by shmsock_producer_commit */
         r = err < 0 ? err : (ssize_t)len;
     }
-    shmsock_unlock(conn, SHMSOCK_SEND_LOCK);
+    shmsock_negotiation_unlock_send(conn);
     return shmsock_conn_result(conn, r);
 }
 
@@ -147,7 +147,7 @@ int shmsock_conn_send_abort(struct shmsock_conn *conn, void *buf)
         drop_reservation(conn, false);
         r = 0;
     }
-    shmsock_unlock(conn, SHMSOCK_SEND_LOCK);
+    shmsock_negotiation_unlock_send(conn);
     return r;
 }
 

@@ -9,8 +9,9 @@
  *     every later read is careful (negotiation.c);
  *   - a reader (recv_lock) tries send_lock to make our region before it sleeps; a send in
  *     progress makes it anyway (negotiation.c).
- * An answer to the peer's offer that a read found is sent after the read has let recv_lock go
- * (shmsock_negotiation_answer_owed).
+ * An answer to the peer's offer that a read found is sent after the read has let recv_lock go,
+ * with a try of send_lock; if that fails, the holder of send_lock sends it when it lets go
+ * (shmsock_negotiation_unlock_send).
  *
  * In debug builds (NDEBUG not defined) every take and release is checked against the order,
  * and shmsock_assert_held() checks that the calling thread holds a lock it needs. The check

@@ -37,7 +37,7 @@ void shmsock_negotiation_prepare_while_waiting(struct shmsock_conn *conn)
     if (conn->options.negotiate && !__atomic_load_n(&conn->nego.peer_offered, __ATOMIC_ACQUIRE) &&
         __atomic_load_n(&conn->nego.out_state, __ATOMIC_ACQUIRE) == SHMSOCK_OUT_PLAIN)
         (void)shmsock_producer_prepare_region(conn); /* on failure the first send tries again */
-    shmsock_unlock(conn, SHMSOCK_SEND_LOCK);
+    shmsock_negotiation_unlock_send(conn);
 }
 
 /* A region made ahead of need and not offered yet was made for the options of that moment:
@@ -59,7 +59,7 @@ void shmsock_negotiation_drop_unoffered_region(struct shmsock_conn *conn)
         conn->producer.release_offered = -1;
         shmsock_unlock(conn, SHMSOCK_PRODUCER_LOCK);
     }
-    shmsock_unlock(conn, SHMSOCK_SEND_LOCK);
+    shmsock_negotiation_unlock_send(conn);
 }
 
 int shmsock_negotiation_prepare_blind_offer(struct shmsock_conn *conn)
@@ -197,7 +197,7 @@ static void answer_if_owed(struct shmsock_conn *conn)
 
 void shmsock_negotiation_send_owed_answer(struct shmsock_conn *conn)
 {
-    /* A send in progress looks again after it has let send_lock go (shmsock_conn_send). */
+    /* Whoever holds send_lock looks again after it lets it go (shmsock_negotiation_unlock_send). */
     if (!shmsock_trylock(conn, SHMSOCK_SEND_LOCK))
         return;
     answer_if_owed(conn);

@@ -11,6 +11,7 @@
 #include <stdbool.h>
 
 #include "conn.h"
+#include "locks.h"
 
 /* Whether negotiation has begun in either direction (options are fixed from then on). */
 bool shmsock_negotiation_started(struct shmsock_conn *conn);
@@ -48,13 +49,21 @@ int shmsock_negotiation_accept_offer(struct shmsock_conn *conn, const int fds[2]
                                      const struct shmsock_region_candidate *candidate);
 
 /* Send the answer owed to the peer's offer unless a send in progress will (send_lock not held
- * by the caller): called after a read that accepted an offer, and after each send. */
+ * by the caller): called after a read that accepted an offer, and whenever send_lock goes. */
 void shmsock_negotiation_send_owed_answer(struct shmsock_conn *conn);
 
 static inline void shmsock_negotiation_answer_owed(struct shmsock_conn *conn)
 {
     if (shmsock_flag(&conn->nego.answer_owed)) /* rarely: the cheap test stays inline */
         shmsock_negotiation_send_owed_answer(conn);
+}
+
+/* Let send_lock go, then send an answer that a read found owed while we held it (its try of
+ * send_lock failed). Every holder of send_lock lets it go through here. */
+static inline void shmsock_negotiation_unlock_send(struct shmsock_conn *conn)
+{
+    shmsock_unlock(conn, SHMSOCK_SEND_LOCK);
+    shmsock_negotiation_answer_owed(conn);
 }
 
 /* While our offer waits for an answer: take one the release channel brought. */
