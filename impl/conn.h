@@ -3,7 +3,7 @@
  *
  * The state of a connection, grouped by the unit that owns each part (docs/DESIGN.md, "The
  * engine"): options, negotiation (negotiation.c), our direction (producer.c), the peer's
- * direction (consumer.c, with its event source: events_ring.c or events_kernel.c), the
+ * direction (consumer.c; its event source, events_ring.c or events_kernel.c; event_copy.c), the
  * wake-up (wakeup.c) and liveness (liveness.c). api/ sees none of it: it calls engine.h.
  */
 #ifndef SHMSOCK_IMPL_CONN_H
@@ -25,6 +25,9 @@
 /* Most tokens a producer keeps out at once: keeps the kernel queues of events and releases
  * (278 records each on these machines) from ever filling. */
 #define SHMSOCK_MAX_TOKENS_IN_FLIGHT 128u
+
+/* Flags of the application's call that we pass to our own kernel calls. */
+#define SHMSOCK_PASSED_FLAGS (MSG_DONTWAIT | MSG_CMSG_CLOEXEC)
 
 /* Most releases a STREAM consumer collects before it writes them in one go. */
 #define SHMSOCK_RELEASE_BATCH 16u
@@ -277,14 +280,6 @@ static inline ssize_t shmsock_read_again(struct shmsock_read_target *target)
     target->again = true;
     return 0;
 }
-
-/* What taking the next DATA event (for a view) did. */
-enum shmsock_take {
-    SHMSOCK_TAKE_FAILED = -1, /* *err says why (a negative errno) */
-    SHMSOCK_TAKE_END = 0,     /* end of stream */
-    SHMSOCK_TAKE_EVENT = 1,   /* an event, its token now held in our consumer list */
-    SHMSOCK_TAKE_AGAIN = 2,   /* the event source changed: take again */
-};
 
 /* The copying send and receive with their lock already held (conn_send.c, conn_recv.c), for
  * the zero-copy calls' fallback when the connection is not on shared memory. */

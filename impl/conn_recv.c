@@ -4,9 +4,9 @@
  * What the kernel socket brings from the peer is, in order: plain payload (the peer's sends
  * before its switch), then event records. The peer's region header says after how many plain
  * units (bytes or messages) the events start; until we know that, we peek before we read so
- * we never take an event record for payload. After the switch, the event source of the
- * connection (event_source.h: the ring, or the kernel socket) takes the events and copies
- * their payload.
+ * we never take an event record for payload. After the switch, one copy loop (event_copy.c)
+ * takes the events from the connection's event source (event_source.h: the ring, or the
+ * kernel socket) and copies their payload.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -24,9 +24,6 @@
 #include "locks.h"
 #include "negotiation.h"
 #include "producer.h"
-
-/* Flags of the application's call that we pass to our own kernel calls. */
-#define PASSED_FLAGS (MSG_DONTWAIT | MSG_CMSG_CLOEXEC)
 
 /*
  * Read plain payload (at most `limit` bytes on STREAM) straight into the application's
@@ -114,7 +111,7 @@ static ssize_t recv_careful(struct shmsock_conn *conn, struct shmsock_read_targe
         /* No room for control data: a peeked offer's descriptors are not duplicated into our
          * table (the kernel drops the copies; the real read brings them). */
         struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1};
-        ssize_t n = recvmsg(conn->fd, &m, MSG_PEEK | (flags & PASSED_FLAGS));
+        ssize_t n = recvmsg(conn->fd, &m, MSG_PEEK | (flags & SHMSOCK_PASSED_FLAGS));
         if (n < 0)
             return -errno;
         shmsock_negotiation_take_answer(conn);
@@ -178,14 +175,14 @@ static ssize_t recv_once(struct shmsock_conn *conn, struct shmsock_read_target *
         if (err != 0)
             return err;
         /* An error an earlier read met after it had taken data (the kernel hands it out once):
-         * now. Coalesced reads report it once the ring is empty (ring_read). */
+         * now. Coalesced reads report it once the ring is empty (their wait). */
         if (conn->live.deferred_error != 0 &&
             !(conn->nego.in_state == SHMSOCK_IN_EVENTS && conn->consumer.peer_coalesced))
             return shmsock_take_deferred_error(conn);
         ssize_t n;
         target->again = false;
         if (conn->nego.in_state == SHMSOCK_IN_EVENTS) {
-            n = shmsock_event_source(conn)->read(conn, target, flags);
+            n = shmsock_events_read(conn, target, flags);
         } else if (!shmsock_negotiation_reads_careful(conn)) {
             /* The peer switches only once our region says we read carefully, which is never
              * set while a read like this one is in progress: all is payload. */

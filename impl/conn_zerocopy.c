@@ -200,19 +200,13 @@ ssize_t shmsock_conn_recv_view(struct shmsock_conn *conn, const void **buf, int 
         }
         struct shmsock_event event;
         uint64_t start = 0;
-        int take_err = 0;
-        enum shmsock_take got =
-            shmsock_event_source(conn)->take(conn, flags, &event, &start, &take_err);
-        if (got == SHMSOCK_TAKE_AGAIN)
+        int got = shmsock_events_take(conn, flags, &event, &start);
+        if (got == SHMSOCK_LOOK_AGAIN)
             continue;
-        if (got != SHMSOCK_TAKE_EVENT) {
-            r = got == SHMSOCK_TAKE_END ? 0 : take_err;
-            if (got == SHMSOCK_TAKE_END)
+        if (got != SHMSOCK_LOOK_FOUND) {
+            r = got; /* 0 (SHMSOCK_LOOK_END): end of stream */
+            if (r == 0)
                 *buf = empty_view;
-            break;
-        }
-        if (start > event.length) {
-            r = shmsock_conn_fail(conn, -EPROTO);
             break;
         }
         r = (ssize_t)(event.length - start);

@@ -6,260 +6,108 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
-#include <string.h>
 #include <sys/socket.h>
 
 #include "ancillary.h"
 #include "consumer.h"
 #include "event_source.h"
-#include "iov.h"
 #include "liveness.h"
 
-#define PASSED_FLAGS (MSG_DONTWAIT | MSG_CMSG_CLOEXEC)
-
-/* SEQPACKET: each DATA event is one message; it is read (or peeked) whole. */
-static ssize_t recv_events_seqpacket(struct shmsock_conn *conn, struct shmsock_read_target *target,
-                                     int flags)
+/*
+ * The records at the head of the kernel socket, with their ancillary data: a peek of up to
+ * SHMSOCK_LOOK_EVENTS records (STREAM) or of one message (SEQPACKET), waiting as the
+ * application's flags say. With take_head, the head record is read for real instead (a
+ * SEQPACKET read takes the message whatever it holds; a view takes it without its ancillary
+ * data). Doorbells left at the head from the peer's coalesced period are taken out (AGAIN).
+ */
+static int kernel_look(struct shmsock_conn *conn, struct shmsock_look *look)
 {
-    unsigned char record[SHMSOCK_EVENT_SIZE + 1];
-    union shmsock_control_buffer control;
-    struct iovec iov = {.iov_base = record, .iov_len = sizeof(record)};
-    struct msghdr m = {.msg_iov = &iov,
-                       .msg_iovlen = 1,
-                       .msg_control = control.bytes,
-                       .msg_controllen = sizeof(control)};
-    bool peek = (flags & MSG_PEEK) != 0;
-    ssize_t n = recvmsg(conn->fd, &m, (flags & (PASSED_FLAGS | MSG_PEEK)));
-    if (n < 0)
-        return -errno;
-    if (n == 0)
-        return shmsock_nothing_read(target->msg); /* end of stream: events are never empty */
-    struct shmsock_event event;
-    if (n != SHMSOCK_EVENT_SIZE || shmsock_event_decode(record, &event) < 0) {
-        shmsock_ancillary_close_fds(&m);
-        return shmsock_conn_fail(conn, -EPROTO);
-    }
-    if (event.type == SHMSOCK_EVENT_DOORBELL) {
-        /* Left from the peer's coalesced period: take it out and look again. */
-        shmsock_ancillary_close_fds(&m);
-        if (peek && recv(conn->fd, record, sizeof(record), MSG_DONTWAIT) < 0)
-            return -errno;
-        return shmsock_read_again(target);
-    }
-    if (event.type != SHMSOCK_EVENT_DATA || shmsock_consumer_check_data(conn, &event) < 0 ||
-        (!peek &&
-         shmsock_consumer_receive(&conn->consumer.tokens, event.token, event.block_count) < 0)) {
-        shmsock_ancillary_close_fds(&m);
-        return shmsock_conn_fail(conn, -EPROTO);
-    }
-    conn->consumer.seen_event = true;
-    struct msghdr *user = target->msg;
-    size_t copied = shmsock_iov_scatter(user->msg_iov, user->msg_iovlen, target->skip,
-                                        shmsock_consumer_payload(conn, &event), event.length);
-    user->msg_flags = 0;
-    if (copied < event.length)
-        user->msg_flags |= MSG_TRUNC;
-    shmsock_ancillary_deliver(&m, user);
-    if (m.msg_flags & MSG_CTRUNC)
-        user->msg_flags |= MSG_CTRUNC;
-    if (!peek) {
-        shmsock_consumer_queue_release(conn, &event);
+    bool stream = conn->type == SOCK_STREAM;
+    /* SEQPACKET: one message, whole; STREAM: a peek of records, or the head record. */
+    look->iov = (struct iovec){.iov_base = look->records, .iov_len = sizeof(look->records)};
+    int kernel_flags = (look->flags & SHMSOCK_PASSED_FLAGS) | MSG_PEEK;
+    if (look->take_head)
+        kernel_flags = (look->flags & SHMSOCK_PASSED_FLAGS) | (stream ? MSG_WAITALL : 0);
+    if (!stream || look->take_head)
+        look->iov.iov_len = stream ? SHMSOCK_EVENT_SIZE : SHMSOCK_EVENT_SIZE + 1;
+    look->control = (struct msghdr){.msg_iov = &look->iov,
+                                    .msg_iovlen = 1,
+                                    .msg_control = look->buffer.bytes,
+                                    .msg_controllen = sizeof(look->buffer)};
+    if (look->first && (look->flags & MSG_PEEK) && conn->consumer.pending_count > 0)
         shmsock_consumer_flush_releases(conn);
-    }
-    return (flags & MSG_TRUNC) ? (ssize_t)event.length : (ssize_t)copied;
-}
-
-#define STREAM_PEEK_RECORDS 16
-
-static ssize_t recv_events_stream(struct shmsock_conn *conn, struct shmsock_read_target *target,
-                                  int flags)
-{
-    unsigned char records[STREAM_PEEK_RECORDS * SHMSOCK_EVENT_SIZE];
-    union shmsock_control_buffer control;
-    struct iovec iov = {.iov_base = records, .iov_len = sizeof(records)};
-    struct msghdr m = {.msg_iov = &iov,
-                       .msg_iovlen = 1,
-                       .msg_control = control.bytes,
-                       .msg_controllen = sizeof(control)};
-    if (conn->consumer.pending_count > 0 && (flags & MSG_PEEK))
-        shmsock_consumer_flush_releases(conn);
-    ssize_t n = recvmsg(conn->fd, &m, MSG_PEEK | (flags & PASSED_FLAGS));
-    if (n < 0)
-        return -errno;
-    if (n == 0)
-        return shmsock_nothing_read(target->msg);
-    if (n % SHMSOCK_EVENT_SIZE != 0) {
-        shmsock_ancillary_close_fds(&m);
-        return shmsock_conn_fail(conn, -EPROTO);
-    }
-    size_t count = (size_t)n / SHMSOCK_EVENT_SIZE;
+    ssize_t n = recvmsg(conn->fd, &look->control, kernel_flags);
+    if (n <= 0) /* 0: end of stream (events are never empty) */
+        return n < 0 ? -errno : SHMSOCK_LOOK_END;
+    look->count = (size_t)n / SHMSOCK_EVENT_SIZE;
     /* A kernel peek that fills its buffer at a record's end steps onto the next record and
      * hands out that one's descriptors too: they may not be the last record's. Leave the last
      * record for the next look (descriptors end a peek, so the others carry none). */
-    bool rights_ambiguous = (size_t)n == sizeof(records) && shmsock_ancillary_has_rights(&m);
-    if (rights_ambiguous)
-        count--;
-    struct shmsock_event events[STREAM_PEEK_RECORDS];
+    look->rights_ambiguous =
+        (size_t)n == sizeof(look->records) && shmsock_ancillary_has_rights(&look->control);
+    if (look->rights_ambiguous)
+        look->count--;
+    bool broken = n % SHMSOCK_EVENT_SIZE != 0 || (!stream && n != SHMSOCK_EVENT_SIZE);
     size_t doorbells = 0;
-    for (size_t i = 0; i < count; i++) {
-        if (shmsock_event_decode(records + i * SHMSOCK_EVENT_SIZE, &events[i]) < 0) {
-            shmsock_ancillary_close_fds(&m);
-            return shmsock_conn_fail(conn, -EPROTO);
-        }
-        if (events[i].type == SHMSOCK_EVENT_DOORBELL && doorbells == i)
+    for (size_t i = 0; i < look->count && !broken; i++) {
+        broken = shmsock_event_decode(look->records + i * SHMSOCK_EVENT_SIZE, &look->events[i]) < 0;
+        if (!broken && look->events[i].type == SHMSOCK_EVENT_DOORBELL && doorbells == i)
             doorbells++;
+    }
+    if (broken) {
+        shmsock_ancillary_close_fds(&look->control);
+        return -EPROTO;
     }
     if (doorbells > 0) {
         /* Left from the peer's coalesced period: take them out and look again. */
-        shmsock_ancillary_close_fds(&m);
-        size_t take = doorbells * SHMSOCK_EVENT_SIZE;
-        if (recv(conn->fd, records, take, MSG_DONTWAIT) != (ssize_t)take)
-            return shmsock_conn_fail(conn, -EPROTO);
-        return shmsock_read_again(target);
+        shmsock_ancillary_close_fds(&look->control);
+        if (look->take_head)
+            return SHMSOCK_LOOK_AGAIN;
+        size_t take = stream ? doorbells * SHMSOCK_EVENT_SIZE : sizeof(look->records);
+        n = recv(conn->fd, look->records, take, MSG_DONTWAIT);
+        if (stream && n != (ssize_t)take)
+            return -EPROTO;
+        return n < 0 ? -errno : SHMSOCK_LOOK_AGAIN;
     }
+    /* Records may wait behind these: the look was full, or the kernel ended it at a record
+     * with descriptors (its own read stops only after the one whose descriptors it delivers). */
+    look->more = stream && (look->count == SHMSOCK_LOOK_EVENTS || look->rights_ambiguous ||
+                            shmsock_ancillary_has_rights(&look->control));
+    return SHMSOCK_LOOK_FOUND;
+}
 
-    /* Copy payload from as many DATA events as fit; the head one may be partly read. */
-    struct msghdr *user = target->msg;
-    size_t copied = 0;
-    size_t done = 0;         /* records whose payload has been read entirely */
-    size_t touched = 0;      /* records this call read from */
-    uint64_t head_after = 0; /* bytes read of the first record left in the socket */
-    for (size_t i = 0; i < count && copied < target->space; i++) {
-        if (events[i].type != SHMSOCK_EVENT_DATA ||
-            shmsock_consumer_check_data(conn, &events[i]) < 0) {
-            shmsock_ancillary_close_fds(&m);
-            return shmsock_conn_fail(conn, -EPROTO);
-        }
-        uint64_t start = i == 0 ? conn->consumer.head_consumed : 0;
-        if (start > events[i].length) {
-            shmsock_ancillary_close_fds(&m);
-            return shmsock_conn_fail(conn, -EPROTO);
-        }
-        size_t n_copy = shmsock_iov_scatter(user->msg_iov, user->msg_iovlen, target->skip + copied,
-                                            shmsock_consumer_payload(conn, &events[i]) + start,
-                                            events[i].length - start);
-        copied += n_copy;
-        touched = i + 1;
-        if (start + n_copy < events[i].length) {
-            head_after = start + n_copy;
-            break;
-        }
-        done = i + 1;
-    }
-
-    /* Ancillary data came with the last record peeked (the kernel stops after one that
-     * carries descriptors): hand it over the first time that record's bytes are read. */
-    bool last_touched = touched == count;
-    bool already = count == 1 && conn->consumer.head_control_delivered;
-    bool had_rights = !rights_ambiguous && shmsock_ancillary_has_rights(&m);
-    if (target->credentials_given)
-        shmsock_ancillary_drop_credentials(&m);
-    bool control_now = copied > 0 && last_touched && !already && had_rights;
-    target->rights_read = control_now;
-    user->msg_flags = 0;
-    if (copied == 0) {
-        shmsock_ancillary_close_fds(&m);
-        user->msg_controllen = 0;
-    } else if (last_touched && !already && !rights_ambiguous) {
-        shmsock_ancillary_deliver(&m, user);
-    } else {
-        /* Credentials describe the first record; descriptors are not ours to give yet. */
-        shmsock_ancillary_deliver_without_rights(&m, user);
-    }
-    if (m.msg_flags & MSG_CTRUNC)
-        user->msg_flags |= MSG_CTRUNC;
-    if (flags & MSG_PEEK)
-        return (ssize_t)copied;
-
-    if (done > 0) {
+static int kernel_consume(struct shmsock_conn *conn, struct shmsock_look *look, size_t k,
+                          bool release)
+{
+    if (!look->take_head) { /* STREAM: the records are still in the socket */
         union shmsock_control_buffer real_control;
-        struct iovec real_iov = {.iov_base = records, .iov_len = done * SHMSOCK_EVENT_SIZE};
+        struct iovec real_iov = {.iov_base = look->records, .iov_len = k * SHMSOCK_EVENT_SIZE};
         struct msghdr real = {.msg_iov = &real_iov,
                               .msg_iovlen = 1,
                               .msg_control = real_control.bytes,
                               .msg_controllen = sizeof(real_control)};
         ssize_t got = recvmsg(conn->fd, &real, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
         shmsock_ancillary_close_fds(&real); /* the application got the peeked copies */
-        if (got != (ssize_t)(done * SHMSOCK_EVENT_SIZE))
-            return shmsock_conn_fail(conn, -EPROTO);
-        for (size_t i = 0; i < done; i++) {
-            if (shmsock_consumer_receive(&conn->consumer.tokens, events[i].token,
-                                         events[i].block_count) < 0)
-                return shmsock_conn_fail(conn, -EPROTO);
-        }
-        for (size_t i = 0; i < done; i++)
-            shmsock_consumer_queue_release(conn, &events[i]);
-        /* All we saw is read: the queue may be empty now, and a producer waiting for blocks
-         * must not wait for our next read. With records left, the reader comes back. */
-        if (done == count)
-            shmsock_consumer_flush_releases(conn);
-        conn->consumer.seen_event = true;
+        if (got != (ssize_t)(k * SHMSOCK_EVENT_SIZE))
+            return -EPROTO;
     }
-    /* Every record of the look was read and more may wait behind them: the look was full,
-     * or the kernel ended it at a record with descriptors that an earlier read delivered
-     * (the kernel's own read stops only after the one whose descriptors it delivers). */
-    target->batch_full = done == count && copied < target->space && !control_now &&
-                         (count == STREAM_PEEK_RECORDS || had_rights || rights_ambiguous);
-    if (touched > done) {
-        /* The record we stopped in is now the head. */
-        conn->consumer.head_control_delivered =
-            (done == 0 && conn->consumer.head_control_delivered) || last_touched;
-        conn->consumer.head_consumed = head_after;
-    } else {
-        conn->consumer.head_consumed = 0;
-        conn->consumer.head_control_delivered = false;
+    for (size_t i = 0; i < k; i++) {
+        if (shmsock_consumer_receive(&conn->consumer.tokens, look->events[i].token,
+                                     look->events[i].block_count) < 0)
+            return -EPROTO;
+        if (release)
+            shmsock_consumer_queue_release(conn, &look->events[i]);
     }
-    return (ssize_t)copied;
-}
-
-static enum shmsock_take kernel_take(struct shmsock_conn *conn, int flags,
-                                     struct shmsock_event *event, uint64_t *start, int *err)
-{
-    /* Read the head record for real; its ancillary data has no place in a view. */
-    unsigned char record[SHMSOCK_EVENT_SIZE + 1];
-    union shmsock_control_buffer control;
-    struct iovec iov = {.iov_base = record,
-                        .iov_len = conn->type == SOCK_STREAM ? SHMSOCK_EVENT_SIZE : sizeof(record)};
-    struct msghdr m = {.msg_iov = &iov,
-                       .msg_iovlen = 1,
-                       .msg_control = control.bytes,
-                       .msg_controllen = sizeof(control)};
-    int kernel_flags = (flags & MSG_DONTWAIT) | MSG_CMSG_CLOEXEC;
-    if (conn->type == SOCK_STREAM)
-        kernel_flags |= MSG_WAITALL;
-    ssize_t n = recvmsg(conn->fd, &m, kernel_flags);
-    if (n < 0) {
-        *err = -errno;
-        return SHMSOCK_TAKE_FAILED;
-    }
-    shmsock_ancillary_close_fds(&m);
-    if (n == 0)
-        return SHMSOCK_TAKE_END;
-    if (n != SHMSOCK_EVENT_SIZE || shmsock_event_decode(record, event) < 0) {
-        *err = shmsock_conn_fail(conn, -EPROTO);
-        return SHMSOCK_TAKE_FAILED;
-    }
-    if (event->type == SHMSOCK_EVENT_DOORBELL)
-        return SHMSOCK_TAKE_AGAIN; /* left from the peer's coalesced period */
-    if (event->type != SHMSOCK_EVENT_DATA || shmsock_consumer_check_data(conn, event) < 0 ||
-        shmsock_consumer_receive(&conn->consumer.tokens, event->token, event->block_count) < 0) {
-        *err = shmsock_conn_fail(conn, -EPROTO);
-        return SHMSOCK_TAKE_FAILED;
-    }
-    *start = conn->consumer.head_consumed;
-    conn->consumer.head_consumed = 0;
-    conn->consumer.head_control_delivered = false;
+    /* All we saw is read: the queue may be empty now, and a producer waiting for blocks must
+     * not wait for our next read. With records left, the reader comes back. */
+    if (release && k == look->count)
+        shmsock_consumer_flush_releases(conn);
     conn->consumer.seen_event = true;
-    return SHMSOCK_TAKE_EVENT;
-}
-
-static ssize_t kernel_read(struct shmsock_conn *conn, struct shmsock_read_target *target, int flags)
-{
-    return conn->type == SOCK_STREAM ? recv_events_stream(conn, target, flags)
-                                     : recv_events_seqpacket(conn, target, flags);
+    return 0;
 }
 
 const struct shmsock_event_source shmsock_kernel_events = {
-    .read = kernel_read,
-    .take = kernel_take,
+    .look = kernel_look,
+    .consume = kernel_consume, /* its look waits; its releases go with consume */
+    .one_look_per_read = true,
 };

@@ -10,13 +10,10 @@
 
 #include "consumer.h"
 #include "event_source.h"
-#include "iov.h"
 #include "liveness.h"
 #include "producer.h"
 #include "ring.h"
 #include "wakeup.h"
-
-#define PASSED_FLAGS (MSG_DONTWAIT | MSG_CMSG_CLOEXEC)
 
 /* The entry `ahead` places after our tail in the peer's event ring, checked; 1 if there is
  * one, 0 if not, or -EPROTO. */
@@ -71,32 +68,25 @@ static int wait_for_active_producer(struct shmsock_conn *conn, struct shmsock_ev
     }
 }
 
-/* settle() without the deferral: 0 or the kernel's error for the socket. */
-static int settle_ring(struct shmsock_conn *conn)
-{
-    struct shmsock_event event;
-    if (next_event(conn, &event) != 0 || wait_for_active_producer(conn, &event) != 0) {
-        shmsock_wakeup_signal_releases(conn);
-        return 0;
-    }
-    shmsock_wakeup_arm_for_events(conn); /* its fence also serves the releases */
-    if (next_event(conn, &event) != 0)
-        return 0;
-    return shmsock_wakeup_take_old_doorbells(conn, false);
-}
-
 /*
  * After a read that took a message and may have emptied the ring: if it is empty, arm and
  * take the old doorbells out, so the descriptor is not readable with nothing waiting. If
  * something arrived meanwhile, its doorbell stays and the descriptor stays readable. Either
- * way the read's releases are signalled (one fence for both). The message is the
- * application's already: an error the kernel reports on the way (the peer closed with our
- * doorbells unread: ECONNRESET, which the kernel hands out once) waits for the next read.
+ * way the read's releases are signalled (one fence for both; a read that took nothing still
+ * returns the blocks it released). The message is the application's already: an error the
+ * kernel reports on the way (the peer closed with our doorbells unread: ECONNRESET, which the
+ * kernel hands out once) waits for the next read.
  */
-static void settle(struct shmsock_conn *conn)
+static void ring_settle(struct shmsock_conn *conn, bool took)
 {
-    int err = settle_ring(conn);
-    if (err < 0)
+    struct shmsock_event event;
+    if (!took || next_event(conn, &event) != 0 || wait_for_active_producer(conn, &event) != 0) {
+        shmsock_wakeup_signal_releases(conn);
+        return;
+    }
+    shmsock_wakeup_arm_for_events(conn); /* its fence also serves the releases */
+    int err = next_event(conn, &event) != 0 ? 0 : shmsock_wakeup_take_old_doorbells(conn, false);
+    if (err < 0) /* a reset only our doorbells caused is none */
         err = shmsock_producer_filter_reset(conn, err);
     if (err < 0)
         shmsock_defer_error(conn, err);
@@ -107,8 +97,9 @@ static void settle(struct shmsock_conn *conn)
  * -EAGAIN (non-blocking, or SO_RCVTIMEO), -EINTR, another negative errno (a deferred one
  * first: the ring is empty when we come here).
  */
-static int wait_for_event(struct shmsock_conn *conn, int flags, struct shmsock_event *event)
+static int wait_for_event(struct shmsock_conn *conn, int flags)
 {
+    struct shmsock_event event;
     if (conn->live.deferred_error != 0)
         return shmsock_take_deferred_error(conn);
     /* Optional busy-poll: spin on the ring before paying for a sleep. */
@@ -118,7 +109,7 @@ static int wait_for_event(struct shmsock_conn *conn, int flags, struct shmsock_e
         __atomic_store_n(&shmsock_own_header(conn)->event_spinning, 1, __ATOMIC_RELEASE);
         __atomic_thread_fence(__ATOMIC_SEQ_CST);
         do {
-            int r = next_event(conn, event);
+            int r = next_event(conn, &event);
             if (r != 0) {
                 __atomic_store_n(&shmsock_own_header(conn)->event_spinning, 0, __ATOMIC_RELEASE);
                 return r;
@@ -137,7 +128,7 @@ static int wait_for_event(struct shmsock_conn *conn, int flags, struct shmsock_e
     for (;;) {
         /* Arm, then look once more: the producer either sees the arm or we see its event. */
         shmsock_wakeup_arm_for_events(conn);
-        int r = next_event(conn, event);
+        int r = next_event(conn, &event);
         if (r != 0)
             return r;
         r = shmsock_wakeup_take_old_doorbells(conn, stale);
@@ -146,15 +137,16 @@ static int wait_for_event(struct shmsock_conn *conn, int flags, struct shmsock_e
         /* Sleep until a doorbell (or end of stream) arrives, without taking it: it keeps the
          * descriptor readable until the ring is empty again. */
         unsigned char record[SHMSOCK_EVENT_SIZE];
-        ssize_t n = recv(conn->fd, record, sizeof(record), MSG_PEEK | (flags & PASSED_FLAGS));
+        ssize_t n =
+            recv(conn->fd, record, sizeof(record), MSG_PEEK | (flags & SHMSOCK_PASSED_FLAGS));
         int saved = errno;
         struct shmsock_event head;
         bool doorbell = n == (ssize_t)sizeof(record) && shmsock_event_decode(record, &head) == 0 &&
                         head.type == SHMSOCK_EVENT_DOORBELL &&
                         head.offset <= conn->wakeup.event_arm_gen;
         conn->wakeup.head_doorbell =
-            doorbell ? head.offset + 1 : 0; /* settle() takes it directly */
-        r = next_event(conn, event);
+            doorbell ? head.offset + 1 : 0; /* ring_settle() takes it directly */
+        r = next_event(conn, &event);
         if (r != 0)
             return r;
         if (n == 0)
@@ -169,7 +161,7 @@ static int wait_for_event(struct shmsock_conn *conn, int flags, struct shmsock_e
         stale = true;
         if (flags & MSG_DONTWAIT) {
             shmsock_wakeup_arm_for_events(conn);
-            r = next_event(conn, event);
+            r = next_event(conn, &event);
             if (r != 0)
                 return r;
             r = shmsock_wakeup_take_old_doorbells(conn, true);
@@ -177,9 +169,6 @@ static int wait_for_event(struct shmsock_conn *conn, int flags, struct shmsock_e
         }
     }
 }
-
-static ssize_t coalesced_read(struct shmsock_conn *conn, struct shmsock_read_target *target,
-                              int flags);
 
 /*
  * SOCK_SEQPACKET: the kernel reports a reset (the peer closed with messages of ours unread)
@@ -198,153 +187,58 @@ static int reset_before_messages(struct shmsock_conn *conn)
     return shmsock_producer_socket_error(conn);
 }
 
-static ssize_t ring_read(struct shmsock_conn *conn, struct shmsock_read_target *target, int flags)
+/* The events after our tail (and look->ahead more), up to the first that fills look->want
+ * bytes, or the TO_KERNEL marker. */
+static int ring_look(struct shmsock_conn *conn, struct shmsock_look *look)
 {
-    int err = reset_before_messages(conn);
-    if (err < 0)
-        return err;
-    ssize_t n = coalesced_read(conn, target, flags);
-    shmsock_wakeup_signal_releases(
-        conn); /* a read that ended before settling still returns its blocks */
-    return n;
-}
-
-static ssize_t coalesced_read(struct shmsock_conn *conn, struct shmsock_read_target *target,
-                              int flags)
-{
-    struct msghdr *user = target->msg;
-    bool peek = (flags & MSG_PEEK) != 0;
-    size_t copied = 0;
-    if (conn->type == SOCK_STREAM && target->space == 0)
-        return shmsock_nothing_read(user);
-    int msg_flags = 0;
-    uint64_t peek_index = 0; /* MSG_PEEK walks ahead without moving the tail */
-    for (;;) {
-        struct shmsock_event event;
-        int r = event_at(conn, peek_index, &event);
-        if (r == 0 && copied > 0)
-            break; /* STREAM: return what we have rather than wait */
-        if (r == 0)
-            r = wait_for_event(conn, flags, &event);
+    look->control = (struct msghdr){.msg_controllen = 0}; /* ring events carry no ancillary data */
+    if (look->first) {
+        int err = reset_before_messages(conn);
+        if (err < 0)
+            return err;
+        if (conn->type == SOCK_STREAM && look->want == 0 && !look->take_head)
+            return SHMSOCK_LOOK_END; /* nothing asked for: nothing read, without waiting */
+    }
+    uint64_t bytes = 0;
+    while (look->count < SHMSOCK_LOOK_EVENTS && (look->count == 0 || bytes < look->want)) {
+        struct shmsock_event *event = &look->events[look->count];
+        int r = event_at(conn, look->ahead + look->count, event);
         if (r < 0)
-            return r == -EPROTO ? shmsock_conn_fail(conn, -EPROTO)
-                                : (copied > 0 ? (ssize_t)copied : r);
+            return r;
         if (r == 0)
-            return shmsock_nothing_read(user); /* end of stream (nothing copied: see above) */
-        if (event.type == SHMSOCK_EVENT_TO_KERNEL) {
-            if (copied > 0) {
-                /* A read goes on: the peer's next bytes wait as kernel events. A peek stops
-                 * here (a shorter peek than the kernel's, README). */
-                target->batch_full = !peek;
-                break;
-            }
-            /* From here on the peer's events come through the kernel socket. */
-            conn->consumer.event_tail++;
-            conn->consumer.peer_coalesced = false;
-            return shmsock_read_again(target); /* the caller reads again in event mode */
-        }
-        uint64_t start = peek_index == 0 ? conn->consumer.head_consumed : 0;
-        if (start > event.length)
-            return shmsock_conn_fail(conn, -EPROTO);
-        const unsigned char *payload =
-            (const unsigned char *)conn->consumer.peer.base + event.offset;
-        size_t n = shmsock_iov_scatter(user->msg_iov, user->msg_iovlen, target->skip + copied,
-                                       payload + start, event.length - start);
-        copied += n;
-        if (conn->type == SOCK_SEQPACKET) {
-            if (n < event.length)
-                msg_flags |= MSG_TRUNC;
-            user->msg_flags = msg_flags;
-            user->msg_controllen = 0; /* ring messages carry no ancillary data */
-            if (!peek) {
-                if (shmsock_consumer_receive(&conn->consumer.tokens, event.token,
-                                             event.block_count) < 0)
-                    return shmsock_conn_fail(conn, -EPROTO);
-                conn->consumer.event_tail++;
-                shmsock_consumer_push_release(conn, &event);
-                settle(conn);
-            }
-            return (flags & MSG_TRUNC) ? (ssize_t)event.length : (ssize_t)copied;
-        }
-        if (peek) {
-            /* A peek shows what is there without moving on. */
-            peek_index++;
-            if (copied == target->space)
-                break;
-            continue;
-        }
-        if (start + n < event.length) {
-            conn->consumer.head_consumed = start + n;
+            break;
+        uint64_t start = look->ahead + look->count == 0 ? conn->consumer.head_consumed : 0;
+        look->count++;
+        if (event->type == SHMSOCK_EVENT_TO_KERNEL) {
+            look->to_kernel = true;
             break;
         }
-        if (shmsock_consumer_receive(&conn->consumer.tokens, event.token, event.block_count) < 0)
-            return shmsock_conn_fail(conn, -EPROTO);
-        conn->consumer.head_consumed = 0;
-        conn->consumer.event_tail++;
-        shmsock_consumer_push_release(conn, &event);
-        if (copied == target->space)
-            break;
+        bytes += event->length > start ? event->length - start : 0;
     }
-    if (!peek && copied > 0)
-        settle(conn);
-    user->msg_flags = msg_flags;
-    user->msg_controllen = 0; /* ring messages carry no ancillary data */
-    return (ssize_t)copied;
+    return look->count > 0 ? SHMSOCK_LOOK_FOUND : SHMSOCK_LOOK_EMPTY;
 }
 
-ssize_t shmsock_ring_events_peek_ahead(struct shmsock_conn *conn,
-                                       struct shmsock_read_target *target)
+static int ring_consume(struct shmsock_conn *conn, struct shmsock_look *look, size_t k,
+                        bool release)
 {
-    struct msghdr *user = target->msg;
-    size_t copied = 0;
-    struct shmsock_event event;
-    for (uint64_t ahead = 0; copied < target->space; ahead++) {
-        int r = event_at(conn, ahead, &event);
-        if (r < 0)
-            return shmsock_conn_fail(conn, -EPROTO);
-        if (r == 0 || event.type == SHMSOCK_EVENT_TO_KERNEL)
-            break;
-        const unsigned char *payload =
-            (const unsigned char *)conn->consumer.peer.base + event.offset;
-        copied += shmsock_iov_scatter(user->msg_iov, user->msg_iovlen, target->skip + copied,
-                                      payload, event.length);
-    }
-    return (ssize_t)copied;
-}
-
-static enum shmsock_take ring_take(struct shmsock_conn *conn, int flags,
-                                   struct shmsock_event *event, uint64_t *start, int *err)
-{
-    int r = reset_before_messages(conn);
-    if (r == 0)
-        r = next_event(conn, event);
-    if (r == 0)
-        r = wait_for_event(conn, flags, event);
-    if (r == -EPROTO)
-        r = shmsock_conn_fail(conn, -EPROTO);
-    if (r < 0) {
-        *err = r;
-        return SHMSOCK_TAKE_FAILED;
-    }
-    if (r == 0)
-        return SHMSOCK_TAKE_END;
-    if (event->type == SHMSOCK_EVENT_TO_KERNEL) {
+    for (size_t i = 0; i < k; i++) {
+        const struct shmsock_event *event = &look->events[i];
+        if (event->type == SHMSOCK_EVENT_TO_KERNEL)
+            conn->consumer.peer_coalesced = false; /* the kernel socket brings the next events */
+        else if (shmsock_consumer_receive(&conn->consumer.tokens, event->token,
+                                          event->block_count) < 0)
+            return -EPROTO;
+        else if (release)
+            shmsock_consumer_push_release(conn, event);
         conn->consumer.event_tail++;
-        conn->consumer.peer_coalesced = false;
-        return SHMSOCK_TAKE_AGAIN; /* from here on the kernel socket brings the events */
     }
-    if (shmsock_consumer_receive(&conn->consumer.tokens, event->token, event->block_count) < 0) {
-        *err = shmsock_conn_fail(conn, -EPROTO);
-        return SHMSOCK_TAKE_FAILED;
-    }
-    *start = conn->consumer.head_consumed;
-    conn->consumer.head_consumed = 0;
-    conn->consumer.event_tail++;
-    settle(conn);
-    return SHMSOCK_TAKE_EVENT;
+    return 0;
 }
 
 const struct shmsock_event_source shmsock_ring_events = {
-    .read = ring_read,
-    .take = ring_take,
+    .look = ring_look,
+    .wait = wait_for_event,
+    .consume = ring_consume,
+    .settle = ring_settle,
+    .one_look_per_read = false,
 };
