@@ -16,6 +16,7 @@
 #include <sys/types.h>
 #include <unistd.h>
 
+#include "busy_poll.h"
 #include "engine.h"
 #include "event.h"
 #include "region.h"
@@ -57,7 +58,8 @@ struct shmsock_options {
     int negotiate;
     uint32_t block_size;
     int coalesce;     /* our direction uses coalesced mode (SHM_COALESCE) */
-    int busy_poll_us; /* spin this long on the ring before sleeping (SHM_BUSY_POLL) */
+    int busy_poll_us; /* spin at most this long on the ring before sleeping (SHM_BUSY_POLL;
+                         adaptive: busy_poll.h) */
     int region_size;  /* bytes of blocks (SHM_REGION_SIZE); 0: follow SO_SNDBUF */
     int passcred;     /* SO_PASSCRED is on: ask the peer for kernel events */
 };
@@ -178,6 +180,7 @@ struct shmsock_conn {
     struct shmsock_consumer consumer;
     struct shmsock_wakeup wakeup;
     struct shmsock_liveness live;
+    struct shmsock_busy_poll busy_poll; /* whether our waits' spins pay (recv_lock) */
 };
 
 /*

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include "busy_poll.h"
 #include "consumer.h"
 #include "event_source.h"
 #include "liveness.h"
@@ -93,6 +94,48 @@ static void ring_settle(struct shmsock_conn *conn, bool took)
 }
 
 /*
+ * SHM_BUSY_POLL: spin on the ring for at most busy_poll_us before the wait arms, if the
+ * connection's record (busy_poll.h) says spinning pays and some core is idle. The spin ends
+ * at once when the spinner loses its core (a gap between two looks): the peer needs that CPU.
+ * Returns 1 with *event filled, 0 if the wait must arm and sleep, or -EPROTO. event_spinning
+ * is 1 only during the spin and cleared before the wait arms (see wakeup.c).
+ */
+static int busy_poll(struct shmsock_conn *conn, struct shmsock_event *event)
+{
+    if (!shmsock_busy_poll_due(&conn->busy_poll))
+        return 0;
+    if (!shmsock_busy_poll_cores_idle(shmsock_now_us()))
+        return 0;
+    int64_t now = shmsock_now_us(); /* after the look at /proc/loadavg: no gap */
+    int64_t until = now + conn->options.busy_poll_us;
+    unsigned spins = 0;
+    bool preempted = false;
+    int r;
+    __atomic_store_n(&shmsock_own_header(conn)->event_spinning, 1, __ATOMIC_RELEASE);
+    __atomic_thread_fence(__ATOMIC_SEQ_CST);
+    for (;;) {
+        r = next_event(conn, event);
+        if (r != 0)
+            break;
+        /* Let a producer that shares our core run now and then. */
+        if (++spins % 256 == 0)
+            sched_yield();
+        else
+            shmsock_cpu_relax();
+        int64_t later = shmsock_now_us();
+        preempted = later - now > SHMSOCK_BUSY_POLL_PREEMPTED_US;
+        now = later;
+        if (preempted || now >= until)
+            break;
+    }
+    /* Cleared before arming (shmsock_wakeup_arm_for_events fences): the producer rings from
+     * now on. */
+    __atomic_store_n(&shmsock_own_header(conn)->event_spinning, 0, __ATOMIC_RELEASE);
+    shmsock_busy_poll_outcome(&conn->busy_poll, r != 0 && !preempted);
+    return r;
+}
+
+/*
  * Wait until the peer's ring has an entry (1), or report why not: 0 at end of stream,
  * -EAGAIN (non-blocking, or SO_RCVTIMEO), -EINTR, another negative errno (a deferred one
  * first: the ring is empty when we come here).
@@ -102,27 +145,11 @@ static int wait_for_event(struct shmsock_conn *conn, int flags)
     struct shmsock_event event;
     if (conn->live.deferred_error != 0)
         return shmsock_take_deferred_error(conn);
-    /* Optional busy-poll: spin on the ring before paying for a sleep. */
+    /* Optional busy-poll: spin on the ring before paying for a sleep, while that pays. */
     if (conn->options.busy_poll_us > 0) {
-        int64_t until = shmsock_now_us() + conn->options.busy_poll_us;
-        unsigned spins = 0;
-        __atomic_store_n(&shmsock_own_header(conn)->event_spinning, 1, __ATOMIC_RELEASE);
-        __atomic_thread_fence(__ATOMIC_SEQ_CST);
-        do {
-            int r = next_event(conn, &event);
-            if (r != 0) {
-                __atomic_store_n(&shmsock_own_header(conn)->event_spinning, 0, __ATOMIC_RELEASE);
-                return r;
-            }
-            /* Let a producer that shares our core run now and then. */
-            if (++spins % 256 == 0)
-                sched_yield();
-            else
-                shmsock_cpu_relax();
-        } while (shmsock_now_us() < until);
-        /* Cleared before arming (shmsock_wakeup_arm_for_events fences): the producer rings from now
-         * on. */
-        __atomic_store_n(&shmsock_own_header(conn)->event_spinning, 0, __ATOMIC_RELEASE);
+        int r = busy_poll(conn, &event);
+        if (r != 0)
+            return r;
     }
     bool stale = false; /* the kernel socket showed a doorbell older than our arm */
     for (;;) {

@@ -113,8 +113,18 @@ extern "C" {
 
 /*
  * SHM_BUSY_POLL (int, microseconds, read/write, default 0): before a blocking receive sleeps
- * in the kernel, spin this long on the ring (like SO_BUSY_POLL). Costs CPU, saves the
- * wake-up latency. Negative values fail with EINVAL.
+ * in the kernel, spin at most this long on the ring (like SO_BUSY_POLL). Costs CPU, saves the
+ * wake-up latency. Negative values fail with EINVAL. Coalesced mode only (the peer's events
+ * come through its ring); a receive in event mode sleeps at once.
+ *
+ * Adaptive: the spin runs only while it pays. A receive does not spin while the machine has
+ * no idle core (more runnable tasks than online CPUs in /proc/loadavg, read at most every
+ * 10 ms per process), and a spin stops at once when the spinner loses its core: the peer
+ * needs that CPU to answer. Per connection, a spin that ends without a message (the window
+ * ran out, or the spinner was preempted) is wasted; after 2 wasted spins in a row the next 8
+ * blocking receives sleep at once, and each probe after that which is wasted too doubles the
+ * count (up to 4096); one spin that pays starts over. So a reader whose peer answers late
+ * costs a few windows of CPU, not one per message; a zero value never spins.
  */
 #define SHM_BUSY_POLL 5
 
