@@ -60,6 +60,7 @@ struct shmsock_options {
     int busy_poll_us; /* spin this long on the ring before sleeping (SHM_BUSY_POLL) */
     int region_size;  /* bytes of blocks (SHM_REGION_SIZE); 0: follow SO_SNDBUF */
     int passcred;     /* SO_PASSCRED is on: ask the peer for kernel events */
+    int inq;          /* atomic: SO_INQ is on (ours: the kernel socket's stays off) */
 };
 
 /* Negotiation (negotiation.c): where each direction is on its way to shared memory. */

@@ -24,6 +24,7 @@
 #include "locks.h"
 #include "negotiation.h"
 #include "producer.h"
+#include "queues.h"
 
 /*
  * Read plain payload (at most `limit` bytes on STREAM) straight into the application's
@@ -369,8 +370,11 @@ ssize_t shmsock_recv_locked(struct shmsock_conn *conn, struct msghdr *msg, int f
 
 ssize_t shmsock_conn_recv(struct shmsock_conn *conn, struct msghdr *msg, int flags)
 {
+    size_t control_room = msg->msg_controllen;
     shmsock_lock(conn, SHMSOCK_RECV_LOCK);
     ssize_t n = shmsock_recv_locked(conn, msg, flags);
+    if (n >= 0 && __atomic_load_n(&conn->options.inq, __ATOMIC_ACQUIRE))
+        shmsock_queues_put_inq(conn, msg, control_room); /* SO_INQ: as the kernel's read */
     shmsock_unlock(conn, SHMSOCK_RECV_LOCK);
     shmsock_negotiation_answer_owed(conn); /* the read accepted the peer's offer */
     return shmsock_conn_result(conn, n);
