@@ -159,6 +159,8 @@ struct shmsock_liveness {
                            (negative errno, 0: none; recv_lock) */
 };
 
+struct shmsock_scratch; /* scratch.h */
+
 struct shmsock_conn {
     int fd;
     int type; /* SOCK_STREAM or SOCK_SEQPACKET */
@@ -179,6 +181,7 @@ struct shmsock_conn {
     struct shmsock_consumer consumer;
     struct shmsock_wakeup wakeup;
     struct shmsock_liveness live;
+    struct shmsock_scratch *scratch; /* large buffers, each part under its lock (scratch.h) */
 };
 
 /*

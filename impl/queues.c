@@ -27,9 +27,7 @@
 #include "negotiation.h"
 #include "producer.h"
 #include "ring.h"
-
-/* Records looked at per peek of a STREAM socket. */
-#define PEEK_RECORDS 16
+#include "scratch.h"
 
 static int kernel_count(int fd, unsigned long request, int *value)
 {
@@ -109,11 +107,12 @@ static uint64_t stream_records(struct shmsock_conn *conn, size_t from, size_t by
 {
     if (bytes < SHMSOCK_EVENT_SIZE || from > INT_MAX || peek_from(conn->fd, (int)from) < 0)
         return 0;
-    unsigned char records[PEEK_RECORDS * SHMSOCK_EVENT_SIZE];
+    unsigned char *records = conn->scratch->peek; /* (recv_lock) */
     uint64_t sum = 0;
     size_t walked = 0;
     while (bytes - walked >= SHMSOCK_EVENT_SIZE) {
-        size_t want = bytes - walked < sizeof(records) ? bytes - walked : sizeof(records);
+        size_t room = sizeof(conn->scratch->peek);
+        size_t want = bytes - walked < room ? bytes - walked : room;
         want -= want % SHMSOCK_EVENT_SIZE;
         struct iovec iov = {.iov_base = records, .iov_len = want};
         struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1};
@@ -164,16 +163,16 @@ static uint64_t seqpacket_queue(struct shmsock_conn *conn, uint64_t plain, size_
  * attached yet: attach it, as a peek that passes over it does (recv_plain). */
 static void find_offer(struct shmsock_conn *conn, size_t bytes)
 {
-    union shmsock_control_buffer control;
-    unsigned char scratch[PEEK_RECORDS * SHMSOCK_EVENT_SIZE];
+    union shmsock_control_buffer *control = &conn->scratch->recv_control; /* (recv_lock) */
     size_t offset = 0;
     while (offset < bytes && offset <= INT_MAX &&
            !__atomic_load_n(&conn->nego.peer_offered, __ATOMIC_ACQUIRE)) {
-        struct iovec iov = {.iov_base = scratch, .iov_len = sizeof(scratch)};
+        struct iovec iov = {.iov_base = conn->scratch->peek,
+                            .iov_len = sizeof(conn->scratch->peek)};
         struct msghdr m = {.msg_iov = &iov,
                            .msg_iovlen = 1,
-                           .msg_control = control.bytes,
-                           .msg_controllen = sizeof(control)};
+                           .msg_control = control->bytes,
+                           .msg_controllen = sizeof(*control)};
         int flags = MSG_PEEK | MSG_DONTWAIT | MSG_CMSG_CLOEXEC;
         if (peek_from(conn->fd, (int)offset) < 0)
             break;
@@ -182,9 +181,9 @@ static void find_offer(struct shmsock_conn *conn, size_t bytes)
             break;
         offset += (size_t)n;
         int fds[2];
-        struct shmsock_region_candidate candidate;
-        if (shmsock_ancillary_take_offer(&m, fds, &candidate))
-            (void)shmsock_negotiation_accept_offer(conn, fds, &candidate); /* or fails conn */
+        struct shmsock_region_candidate *candidate = &conn->scratch->offer;
+        if (shmsock_ancillary_take_offer(&m, fds, candidate))
+            (void)shmsock_negotiation_accept_offer(conn, fds, candidate); /* or fails conn */
         shmsock_ancillary_close_fds(&m); /* the application's, peeked: copies */
     }
     (void)peek_from(conn->fd, -1);
