@@ -28,7 +28,9 @@ struct shmsock_scratch {
     struct iovec window[SHMSOCK_SCRATCH_IOVECS];
     struct shmsock_region_candidate offer; /* the peer's offer found by a read */
     unsigned char releases[SHMSOCK_RELEASE_BATCH * SHMSOCK_EVENT_SIZE]; /* RELEASE records */
-    unsigned char peek[SHMSOCK_LOOK_EVENTS * SHMSOCK_EVENT_SIZE];       /* queues.c's peeks */
+    /* Records peeked: queues.c's counting, the old doorbells a read takes out (wakeup.c);
+     * never both in one call. */
+    unsigned char peek[SHMSOCK_LOOK_EVENTS * SHMSOCK_EVENT_SIZE];
     /* send_lock: the offer or answer sent with a plain send. */
     union shmsock_control_buffer send_control;
     /* producer_lock: the release channel's intake. */
