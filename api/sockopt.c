@@ -38,6 +38,15 @@ int shm_setsockopt(int sockfd, int level, int optname, const void *optval, sockl
             memcpy(&on, optval, sizeof(on));
             shmsock_conn_passcred_changed(entry->conn, on);
         }
+        if (r == 0 && entry != NULL && level == SOL_SOCKET && optname == SO_INQ) {
+            /* The kernel accepted it (STREAM, 0 or 1): our reads add SCM_INQ themselves, and
+             * the kernel socket's own count (of event records) must not reach them. */
+            int on;
+            memcpy(&on, optval, sizeof(on));
+            int off = 0;
+            (void)setsockopt(sockfd, SOL_SOCKET, SO_INQ, &off, sizeof(off));
+            shmsock_conn_set_inq(entry->conn, on);
+        }
         shmsock_fd_put(entry);
         return r;
     }

@@ -71,12 +71,12 @@ static bool take(struct msghdr *received, int fds[2], struct shmsock_region_cand
         return false;
     int received_fds[2] = {-1, -1};
     memcpy(received_fds, CMSG_DATA(cmsg), count * sizeof(int));
-    struct shmsock_region_candidate region;
-    if (!shmsock_region_recognize(received_fds[0], &region) ||
-        (count == 2 && !is_socket(received_fds[1])))
+    /* Recognised straight into the caller's candidate: it is large, and a read that finds
+     * the peer's offer must not need much stack. */
+    bool region = candidate != NULL ? shmsock_region_recognize(received_fds[0], candidate)
+                                    : shmsock_region_fd_has_magic(received_fds[0]);
+    if (!region || (count == 2 && !is_socket(received_fds[1])))
         return false;
-    if (candidate != NULL)
-        *candidate = region;
     fds[0] = received_fds[0];
     fds[1] = received_fds[1];
     /* Cut the offer's control message out of the buffer. */

@@ -11,6 +11,7 @@
 #include "locks.h"
 #include "negotiation.h"
 #include "producer.h"
+#include "scratch.h"
 #include "wakeup.h"
 
 int shmsock_conn_create(int fd, int type, struct shmsock_conn **out)
@@ -32,7 +33,10 @@ int shmsock_conn_create(int fd, int type, struct shmsock_conn **out)
     conn->consumer.peer_release_fd = -1;
     conn->consumer.pending_release =
         calloc(SHMSOCK_RELEASE_BATCH, sizeof(*conn->consumer.pending_release));
-    if (conn->consumer.pending_release == NULL) {
+    conn->scratch = malloc(sizeof(*conn->scratch));
+    if (conn->consumer.pending_release == NULL || conn->scratch == NULL) {
+        free(conn->consumer.pending_release);
+        free(conn->scratch);
         free(conn);
         return -ENOMEM;
     }
@@ -62,6 +66,7 @@ void shmsock_conn_destroy(struct shmsock_conn *conn)
     shmsock_producer_list_destroy(&conn->producer.tokens);
     shmsock_consumer_list_destroy(&conn->consumer.tokens);
     free(conn->consumer.pending_release);
+    free(conn->scratch);
     free(conn->consumer.views);
     free(conn->consumer.bounce_view);
     if (conn->producer.zc_bounce)

@@ -62,6 +62,7 @@ struct shmsock_options {
                          adaptive: busy_poll.h) */
     int region_size;  /* bytes of blocks (SHM_REGION_SIZE); 0: follow SO_SNDBUF */
     int passcred;     /* SO_PASSCRED is on: ask the peer for kernel events */
+    int inq;          /* atomic: SO_INQ is on (ours: the kernel socket's stays off) */
 };
 
 /* Negotiation (negotiation.c): where each direction is on its way to shared memory. */
@@ -160,6 +161,8 @@ struct shmsock_liveness {
                            (negative errno, 0: none; recv_lock) */
 };
 
+struct shmsock_scratch; /* scratch.h */
+
 struct shmsock_conn {
     int fd;
     int type; /* SOCK_STREAM or SOCK_SEQPACKET */
@@ -181,23 +184,8 @@ struct shmsock_conn {
     struct shmsock_wakeup wakeup;
     struct shmsock_liveness live;
     struct shmsock_busy_poll busy_poll; /* whether our waits' spins pay (recv_lock) */
+    struct shmsock_scratch *scratch;    /* large buffers, each part under its lock (scratch.h) */
 };
-
-/*
- * Whether the peer has read everything this side sent: since the switch every event went
- * through our ring, at least one did (so the plain bytes before it were read), and every token
- * has come back. Then a reset the kernel reports at the peer's close can only come from
- * doorbells left in its queue, which carry no data.
- */
-bool shmsock_conn_peer_read_all(struct shmsock_conn *conn);
-
-/* The kernel's error `err` for the socket, or 0 where it is a reset (-ECONNRESET) that only
- * doorbells caused (shmsock_conn_peer_read_all): the socket it replaces would report none. */
-int shmsock_conn_kernel_reset(struct shmsock_conn *conn, int err);
-
-/* The kernel's pending error for the socket, taken (SO_ERROR clears it, as the send or read
- * that reports it would), through shmsock_conn_kernel_reset: 0 or a negative errno. */
-int shmsock_conn_socket_error(struct shmsock_conn *conn);
 
 /* ---- small helpers shared by the engine units ---- */
 

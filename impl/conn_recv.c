@@ -24,6 +24,8 @@
 #include "locks.h"
 #include "negotiation.h"
 #include "producer.h"
+#include "queues.h"
+#include "scratch.h"
 
 /*
  * Read plain payload (at most `limit` bytes on STREAM) straight into the application's
@@ -33,23 +35,23 @@ static ssize_t recv_plain(struct shmsock_conn *conn, struct shmsock_read_target 
                           size_t limit, bool watch_offers)
 {
     struct msghdr *user = target->msg;
-    struct iovec small[16];
+    struct iovec *small = conn->scratch->window; /* (recv_lock) */
     struct iovec *window = small;
-    if (user->msg_iovlen > 16) {
+    if (user->msg_iovlen > SHMSOCK_SCRATCH_IOVECS) {
         window = malloc(user->msg_iovlen * sizeof(*window));
         if (window == NULL)
             return -ENOMEM;
     }
     size_t want = target->space < limit ? target->space : limit;
-    union shmsock_control_buffer control;
+    union shmsock_control_buffer *control = &conn->scratch->recv_control;
     struct msghdr m = {
         .msg_name = user->msg_name,
         .msg_namelen = user->msg_namelen,
         .msg_iov = window,
         .msg_iovlen =
             shmsock_iov_window(user->msg_iov, user->msg_iovlen, target->skip, want, window),
-        .msg_control = control.bytes,
-        .msg_controllen = sizeof(control),
+        .msg_control = control->bytes,
+        .msg_controllen = sizeof(*control),
     };
     int kernel_flags = flags & ~MSG_WAITALL;
     if (conn->type == SOCK_STREAM)
@@ -66,13 +68,13 @@ static ssize_t recv_plain(struct shmsock_conn *conn, struct shmsock_read_target 
     uint64_t units = conn->type == SOCK_STREAM ? (uint64_t)n : 1u;
     if (watch_offers) {
         int fds[2];
-        struct shmsock_region_candidate candidate;
+        struct shmsock_region_candidate *candidate = &conn->scratch->offer;
         /* A peeked offer is taken as a read one is (the read that follows brings the same
          * offer again, which accept_offer recognises): a peek that goes on past it must know
          * where the peer's plain bytes end. */
-        if (shmsock_ancillary_take_offer(&m, fds, &candidate)) {
+        if (shmsock_ancillary_take_offer(&m, fds, candidate)) {
             target->offer_seen = true;
-            if (shmsock_negotiation_accept_offer(conn, fds, &candidate) < 0)
+            if (shmsock_negotiation_accept_offer(conn, fds, candidate) < 0)
                 return shmsock_conn_error(conn);
         }
     }
@@ -369,8 +371,11 @@ ssize_t shmsock_recv_locked(struct shmsock_conn *conn, struct msghdr *msg, int f
 
 ssize_t shmsock_conn_recv(struct shmsock_conn *conn, struct msghdr *msg, int flags)
 {
+    size_t control_room = msg->msg_controllen;
     shmsock_lock(conn, SHMSOCK_RECV_LOCK);
     ssize_t n = shmsock_recv_locked(conn, msg, flags);
+    if (n >= 0 && __atomic_load_n(&conn->options.inq, __ATOMIC_ACQUIRE))
+        shmsock_queues_put_inq(conn, msg, control_room); /* SO_INQ: as the kernel's read */
     shmsock_unlock(conn, SHMSOCK_RECV_LOCK);
     shmsock_negotiation_answer_owed(conn); /* the read accepted the peer's offer */
     return shmsock_conn_result(conn, n);

@@ -14,6 +14,7 @@
 #include "locks.h"
 #include "negotiation.h"
 #include "producer.h"
+#include "scratch.h"
 #include "wakeup.h"
 
 /*
@@ -40,10 +41,10 @@ static ssize_t send_plain(struct shmsock_conn *conn, const struct msghdr *msg, i
         shmsock_negotiation_mark_reader_careful(conn);
 
     struct msghdr out = *msg;
-    union shmsock_control_buffer control;
     if (offer) {
-        out.msg_control = control.bytes;
-        out.msg_controllen = shmsock_ancillary_build_offer(&control, conn->producer.own.memfd,
+        union shmsock_control_buffer *control = &conn->scratch->send_control; /* send_lock */
+        out.msg_control = control->bytes;
+        out.msg_controllen = shmsock_ancillary_build_offer(control, conn->producer.own.memfd,
                                                            conn->producer.release_offered);
     }
     ssize_t n = sendmsg(conn->fd, &out, flags | MSG_NOSIGNAL);

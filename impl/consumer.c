@@ -14,6 +14,7 @@
 #include "locks.h"
 #include "liveness.h"
 #include "ring.h"
+#include "scratch.h"
 #include "wakeup.h"
 
 int shmsock_consumer_attach(struct shmsock_conn *conn, int fd,
@@ -70,7 +71,7 @@ void shmsock_consumer_flush_releases(struct shmsock_conn *conn)
         conn->consumer.pending_count = 0;
         return;
     }
-    unsigned char records[SHMSOCK_RELEASE_BATCH * SHMSOCK_EVENT_SIZE];
+    unsigned char *records = conn->scratch->releases;
     size_t used = 0;
     for (size_t i = 0; i < conn->consumer.pending_count; i++) {
         const struct shmsock_event *data = &conn->consumer.pending_release[i];

@@ -56,6 +56,15 @@ void shmsock_conn_socket_closed(struct shmsock_conn *conn);
 /* SO_SNDBUF changed on the kernel socket: refresh the SEQPACKET message limit. */
 void shmsock_conn_sndbuf_changed(struct shmsock_conn *conn);
 
+/* FIONREAD/SIOCINQ: the payload a read would find (STREAM), or the bytes of every message
+ * queued (SEQPACKET), as the kernel counts a plain socket's; never event records. SIOCOUTQ:
+ * what we sent that the peer has not read (the blocks it holds, or the kernel's count before
+ * our switch). 0 with *value, or a negative errno (the kernel's). */
+int shmsock_conn_queued(struct shmsock_conn *conn, unsigned long request, int *value);
+
+/* SO_INQ set (the kernel accepted it): reads add SCM_INQ themselves. */
+void shmsock_conn_set_inq(struct shmsock_conn *conn, int on);
+
 /* The copying send and receive: bytes or a negative errno (-EPIPE without raising SIGPIPE). */
 ssize_t shmsock_conn_send(struct shmsock_conn *conn, const struct msghdr *msg, int flags);
 ssize_t shmsock_conn_recv(struct shmsock_conn *conn, struct msghdr *msg, int flags);

@@ -13,6 +13,7 @@
 #include "iov.h"
 #include "liveness.h"
 #include "locks.h"
+#include "scratch.h"
 
 /* Look at the next events, waiting for one if there is none yet and nothing is read: a
  * shmsock_look_result or a negative errno. */
@@ -156,14 +157,14 @@ ssize_t shmsock_events_read(struct shmsock_conn *conn, struct shmsock_read_targe
 {
     shmsock_assert_held(SHMSOCK_RECV_LOCK);
     const struct shmsock_event_source *source = shmsock_event_source(conn);
-    struct shmsock_look look;
-    look.flags = flags;
-    look.first = true;
-    look.take_head = conn->type == SOCK_SEQPACKET && !(flags & MSG_PEEK);
-    look.ahead_only = false;
-    look.ahead = 0;
+    struct shmsock_look *look = &conn->scratch->look; /* (recv_lock) */
+    look->flags = flags;
+    look->first = true;
+    look->take_head = conn->type == SOCK_SEQPACKET && !(flags & MSG_PEEK);
+    look->ahead_only = false;
+    look->ahead = 0;
     bool took = false;
-    ssize_t n = copy_events(conn, source, &look, target, &took);
+    ssize_t n = copy_events(conn, source, look, target, &took);
     if (source->settle != NULL)
         source->settle(conn, took);
     return n;
@@ -174,22 +175,22 @@ int shmsock_events_take(struct shmsock_conn *conn, int flags, struct shmsock_eve
 {
     shmsock_assert_held(SHMSOCK_RECV_LOCK);
     const struct shmsock_event_source *source = shmsock_event_source(conn);
-    struct shmsock_look look;
-    look.flags = (flags & MSG_DONTWAIT) | MSG_CMSG_CLOEXEC;
-    look.first = look.take_head = true;
-    look.ahead_only = false;
-    look.ahead = look.want = 0;
-    int r = look_or_wait(conn, source, &look, false);
+    struct shmsock_look *look = &conn->scratch->look; /* (recv_lock) */
+    look->flags = (flags & MSG_DONTWAIT) | MSG_CMSG_CLOEXEC;
+    look->first = look->take_head = true;
+    look->ahead_only = false;
+    look->ahead = look->want = 0;
+    int r = look_or_wait(conn, source, look, false);
     if (r != SHMSOCK_LOOK_FOUND)
         return r == -EPROTO ? shmsock_conn_fail(conn, -EPROTO) : r;
-    shmsock_ancillary_close_fds(&look.control); /* no place for it in a view */
-    *event = look.events[0];
+    shmsock_ancillary_close_fds(&look->control); /* no place for it in a view */
+    *event = look->events[0];
     *start = conn->consumer.head_consumed;
-    if ((!look.to_kernel &&
+    if ((!look->to_kernel &&
          (shmsock_consumer_check_data(conn, event) < 0 || *start > event->length)) ||
-        source->consume(conn, &look, 1, false) < 0)
+        source->consume(conn, look, 1, false) < 0)
         return shmsock_conn_fail(conn, -EPROTO);
-    if (look.to_kernel)
+    if (look->to_kernel)
         return SHMSOCK_LOOK_AGAIN; /* from here on the kernel socket brings the events */
     conn->consumer.head_consumed = 0;
     conn->consumer.head_control_delivered = false;
@@ -204,11 +205,11 @@ ssize_t shmsock_ring_events_peek_ahead(struct shmsock_conn *conn,
     shmsock_assert_held(SHMSOCK_RECV_LOCK);
     struct msghdr shown = *target->msg; /* the flags and control data are the plain bytes' */
     struct shmsock_read_target ring = {.msg = &shown, .skip = target->skip, .space = target->space};
-    struct shmsock_look look;
-    look.flags = MSG_PEEK;
-    look.first = look.ahead_only = true;
-    look.take_head = false;
-    look.ahead = 0;
+    struct shmsock_look *look = &conn->scratch->look; /* (recv_lock; no other look is open) */
+    look->flags = MSG_PEEK;
+    look->first = look->ahead_only = true;
+    look->take_head = false;
+    look->ahead = 0;
     bool took = false;
-    return copy_events(conn, &shmsock_ring_events, &look, &ring, &took);
+    return copy_events(conn, &shmsock_ring_events, look, &ring, &took);
 }

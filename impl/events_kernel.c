@@ -12,6 +12,7 @@
 #include "consumer.h"
 #include "event_source.h"
 #include "liveness.h"
+#include "scratch.h"
 
 /*
  * The records at the head of the kernel socket, with their ancillary data: a peek of up to
@@ -80,12 +81,12 @@ static int kernel_consume(struct shmsock_conn *conn, struct shmsock_look *look, 
                           bool release)
 {
     if (!look->take_head) { /* STREAM: the records are still in the socket */
-        union shmsock_control_buffer real_control;
+        union shmsock_control_buffer *real_control = &conn->scratch->recv_control;
         struct iovec real_iov = {.iov_base = look->records, .iov_len = k * SHMSOCK_EVENT_SIZE};
         struct msghdr real = {.msg_iov = &real_iov,
                               .msg_iovlen = 1,
-                              .msg_control = real_control.bytes,
-                              .msg_controllen = sizeof(real_control)};
+                              .msg_control = real_control->bytes,
+                              .msg_controllen = sizeof(*real_control)};
         ssize_t got = recvmsg(conn->fd, &real, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
         shmsock_ancillary_close_fds(&real); /* the application got the peeked copies */
         if (got != (ssize_t)(k * SHMSOCK_EVENT_SIZE))

@@ -22,6 +22,7 @@
 #include "liveness.h"
 #include "locks.h"
 #include "producer.h"
+#include "scratch.h"
 
 bool shmsock_negotiation_started(struct shmsock_conn *conn)
 {
@@ -126,13 +127,13 @@ int shmsock_negotiation_send_answer(struct shmsock_conn *conn, int flags)
     struct shmsock_event event = {.type = SHMSOCK_EVENT_OFFER};
     unsigned char record[SHMSOCK_EVENT_SIZE];
     shmsock_event_encode(&event, record);
-    union shmsock_control_buffer control;
+    union shmsock_control_buffer *control = &conn->scratch->send_control; /* send_lock */
     struct iovec iov = {.iov_base = record, .iov_len = sizeof(record)};
     struct msghdr msg = {
         .msg_iov = &iov,
         .msg_iovlen = 1,
-        .msg_control = control.bytes,
-        .msg_controllen = shmsock_ancillary_build_offer(&control, conn->producer.own.memfd,
+        .msg_control = control->bytes,
+        .msg_controllen = shmsock_ancillary_build_offer(control, conn->producer.own.memfd,
                                                         conn->producer.release_offered),
     };
     ssize_t n =
@@ -215,9 +216,9 @@ void shmsock_negotiation_take_answer(struct shmsock_conn *conn)
      * answer half taken. */
     if (shmsock_flag(&conn->nego.answer_waiting)) {
         int fds[2] = {conn->nego.answer_fds[0], conn->nego.answer_fds[1]};
-        struct shmsock_region_candidate candidate = conn->nego.answer;
         shmsock_set_flag(&conn->nego.answer_waiting, false);
-        (void)shmsock_negotiation_accept_offer(conn, fds, &candidate); /* fails the connection */
+        /* (Not copied: nothing writes it again while we hold producer_lock.) */
+        (void)shmsock_negotiation_accept_offer(conn, fds, &conn->nego.answer); /* or fails */
     }
     shmsock_unlock(conn, SHMSOCK_PRODUCER_LOCK);
 }

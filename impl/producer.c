@@ -22,6 +22,7 @@
 #include "liveness.h"
 #include "locks.h"
 #include "ring.h"
+#include "scratch.h"
 #include "wakeup.h"
 
 /* Say in our header whether we are inside a coalesced send (a hint for the reader). */
@@ -124,10 +125,10 @@ static int handle_record(struct shmsock_conn *conn, const unsigned char *data,
         return 0; /* a wake-up for a sleeping producer; the releases are in the ring */
     if (event.type == SHMSOCK_EVENT_OFFER) {
         int fds[2];
-        struct shmsock_region_candidate candidate;
-        if (!shmsock_ancillary_take_answer(control, fds, &candidate))
+        struct shmsock_region_candidate *candidate = &conn->scratch->answer; /* producer_lock */
+        if (!shmsock_ancillary_take_answer(control, fds, candidate))
             return -EPROTO;
-        return keep_answer(conn, fds, &candidate);
+        return keep_answer(conn, fds, candidate);
     }
     if (shmsock_event_check_release(&event, &conn->producer.own.geometry) < 0 ||
         shmsock_producer_release(&conn->producer.tokens, event.token, event.block_count) < 0)
@@ -138,16 +139,17 @@ static int handle_record(struct shmsock_conn *conn, const unsigned char *data,
 void shmsock_producer_drain_channel(struct shmsock_conn *conn)
 {
     shmsock_assert_held(SHMSOCK_PRODUCER_LOCK);
-    unsigned char buffer[64 * SHMSOCK_EVENT_SIZE];
+    unsigned char *buffer = conn->scratch->channel;
     while (!shmsock_flag(&conn->producer.release_closed) && conn->producer.release_rx >= 0) {
         size_t carried = conn->producer.release_partial_len;
         memcpy(buffer, conn->producer.release_partial, carried);
-        union shmsock_control_buffer control;
-        struct iovec iov = {.iov_base = buffer + carried, .iov_len = sizeof(buffer) - carried};
+        union shmsock_control_buffer *control = &conn->scratch->channel_control;
+        struct iovec iov = {.iov_base = buffer + carried,
+                            .iov_len = SHMSOCK_SCRATCH_CHANNEL - carried};
         struct msghdr m = {.msg_iov = &iov,
                            .msg_iovlen = 1,
-                           .msg_control = control.bytes,
-                           .msg_controllen = sizeof(control)};
+                           .msg_control = control->bytes,
+                           .msg_controllen = sizeof(*control)};
         ssize_t n = recvmsg(conn->producer.release_rx, &m, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
         if (n < 0 && errno == EINTR)
             continue;

@@ -25,6 +25,7 @@
 
 #include "event.h"
 #include "locks.h"
+#include "scratch.h"
 
 int shmsock_doorbell_send(int fd, uint64_t gen)
 {
@@ -131,6 +132,7 @@ void shmsock_wakeup_arm_for_events(struct shmsock_conn *conn)
  */
 int shmsock_wakeup_take_old_doorbells(struct shmsock_conn *conn, bool force)
 {
+    shmsock_assert_held(SHMSOCK_RECV_LOCK);
     uint64_t rung = __atomic_load_n(&shmsock_peer_header(conn)->event_rung, __ATOMIC_ACQUIRE);
     if (rung <= conn->wakeup.doorbells_cleared && !force)
         return 0; /* no doorbell rung since we last took them out: no system call */
@@ -150,11 +152,11 @@ int shmsock_wakeup_take_old_doorbells(struct shmsock_conn *conn, bool force)
             return 0;
         }
     }
-    uint64_t newest_taken = 0; /* 1 + the newest generation taken out */
+    uint64_t newest_taken = 0;                    /* 1 + the newest generation taken out */
+    unsigned char *records = conn->scratch->peek; /* (recv_lock) */
+    size_t room = sizeof(conn->scratch->peek);
     for (;;) {
-        unsigned char records[16 * SHMSOCK_EVENT_SIZE];
-        ssize_t n = recv(conn->fd, records,
-                         conn->type == SOCK_STREAM ? sizeof(records) : SHMSOCK_EVENT_SIZE,
+        ssize_t n = recv(conn->fd, records, conn->type == SOCK_STREAM ? room : SHMSOCK_EVENT_SIZE,
                          MSG_PEEK | MSG_DONTWAIT);
         if (n < 0 && errno != EAGAIN && errno != EINTR)
             return -errno;
@@ -179,7 +181,7 @@ int shmsock_wakeup_take_old_doorbells(struct shmsock_conn *conn, bool force)
                            conn->type == SOCK_STREAM ? old : 1u, __ATOMIC_RELAXED);
         /* STREAM: the peek showed everything there was, and all of it was old doorbells. A
          * doorbell that arrives after it is found by the in-flight check below. */
-        if (conn->type == SOCK_STREAM && take == (size_t)n && (size_t)n < sizeof(records))
+        if (conn->type == SOCK_STREAM && take == (size_t)n && (size_t)n < room)
             break;
     }
     /*

@@ -62,6 +62,15 @@ extern "C" {
 #define SHMSOCK_VERSION_MINOR 1
 #define SHMSOCK_VERSION_PATCH 0
 
+/* SO_INQ (Linux 6.17+ for AF_UNIX SOCK_STREAM) and its control message, for C libraries whose
+ * headers predate them: the kernel's values. */
+#ifndef SO_INQ
+#define SO_INQ 84
+#endif
+#ifndef SCM_INQ
+#define SCM_INQ SO_INQ
+#endif
+
 /* Socket option level for shmsock's own options (shm_setsockopt/shm_getsockopt). */
 #define SOL_SHMSOCK 0x53484d /* "SHM" */
 
@@ -327,7 +336,9 @@ int shm_close(int fd);
  * shm_setsockopt - setsockopt(2). Level SOL_SHMSOCK takes the SHM_* options above; every other
  * level goes to the kernel socket (SO_RCVTIMEO, SO_SNDTIMEO, SO_SNDBUF, SO_PASSCRED, ... apply
  * to the shared-memory path too). Returns 0, or -1 with errno: EBADF, EFAULT, EINVAL,
- * ENOPROTOOPT, ENOTSOCK, EISCONN (shm option that can no longer change).
+ * ENOPROTOOPT, ENOTSOCK, EISCONN (shm option that can no longer change). SO_INQ (SOL_SOCKET,
+ * SOCK_STREAM only, as the kernel) makes every read add an SCM_INQ control message with the
+ * payload bytes still queued, counted as shm_ioctl's FIONREAD.
  */
 int shm_setsockopt(int sockfd, int level, int optname, const void *optval, socklen_t optlen);
 
@@ -355,6 +366,21 @@ int shm_getpeername(int sockfd, struct sockaddr *addr, socklen_t *addrlen);
  * EBADF, EINVAL, ... on failure.
  */
 int shm_fcntl(int fd, int cmd, ... /* int arg */);
+
+/*
+ * shm_ioctl - ioctl(2). On a shm socket, FIONREAD (SIOCINQ) stores in the int at the third
+ * argument what the kernel stores for a plain AF_UNIX socket: on SOCK_STREAM the payload bytes
+ * a read would find, on SOCK_SEQPACKET the bytes of every message queued. Payload that travels
+ * through shared memory is counted where it waits (the peer's ring, or an event record on the
+ * kernel socket); the event records themselves never are. SIOCOUTQ stores what was sent and
+ * the peer has not read yet: the kernel's count before the switch to shared memory, after it
+ * the bytes of the blocks the peer holds (whole blocks; the kernel counts the memory of its
+ * buffers, which is more than their bytes, so the two differ in value but are 0 at the same
+ * times). Every other request, and every descriptor that is not a shm socket, goes to the
+ * kernel unchanged. Returns as ioctl(2): 0, or -1 with errno EBADF, EFAULT, EINVAL, ENOTTY,
+ * ... as the kernel's.
+ */
+int shm_ioctl(int fd, unsigned long request, ... /* void *argp */);
 
 /*
  * shm_poll - poll(2) that understands shm sockets: POLLOUT on a shm socket is reported only
