@@ -146,6 +146,12 @@ static ssize_t recv_events_stream(struct shmsock_conn *conn, struct shmsock_read
         }
         done = i + 1;
     }
+    /* A read of no bytes takes the head record's descriptors, as the kernel's does (its
+     * bytes stay for the next read). */
+    if (target->space == 0 && count == 1) {
+        touched = 1;
+        head_after = conn->consumer.head_consumed;
+    }
 
     /* Ancillary data came with the last record peeked (the kernel stops after one that
      * carries descriptors): hand it over the first time that record's bytes are read. */
@@ -157,7 +163,7 @@ static ssize_t recv_events_stream(struct shmsock_conn *conn, struct shmsock_read
     bool control_now = copied > 0 && last_touched && !already && had_rights;
     target->rights_read = control_now;
     user->msg_flags = 0;
-    if (copied == 0) {
+    if (copied == 0 && (touched == 0 || already || !had_rights)) {
         shmsock_ancillary_close_fds(&m);
         user->msg_controllen = 0;
     } else if (last_touched && !already && !rights_ambiguous) {

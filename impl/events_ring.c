@@ -215,8 +215,6 @@ static ssize_t coalesced_read(struct shmsock_conn *conn, struct shmsock_read_tar
     struct msghdr *user = target->msg;
     bool peek = (flags & MSG_PEEK) != 0;
     size_t copied = 0;
-    if (conn->type == SOCK_STREAM && target->space == 0)
-        return shmsock_nothing_read(user);
     int msg_flags = 0;
     uint64_t peek_index = 0; /* MSG_PEEK walks ahead without moving the tail */
     for (;;) {
