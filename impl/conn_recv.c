@@ -153,21 +153,28 @@ static ssize_t recv_careful(struct shmsock_conn *conn, struct shmsock_read_targe
  * Before the first read of a connection that may still negotiate: if it is going to wait,
  * make our region meanwhile. The peer's offer usually rides on its first message, and our
  * answer needs the region; made now, it costs nothing on the way to the reply.
+ *
+ * Returns 0, or the socket's pending error (ECONNRESET: a listener closed before it accepted
+ * us), which our peek took from the kernel only because nothing is queued: the read that
+ * asked reports it, as the kernel's read would have.
  */
-static void prepare_if_about_to_wait(struct shmsock_conn *conn, int flags)
+static int prepare_if_about_to_wait(struct shmsock_conn *conn, int flags)
 {
     /* Our region belongs to the send side: it is looked at under send_lock only (in
      * shmsock_negotiation_prepare_while_waiting); this side remembers that it asked. */
     if (!conn->options.negotiate || conn->nego.asked_to_prepare || conn->nego.plain_received != 0 ||
         (flags & MSG_DONTWAIT))
-        return;
+        return 0;
     unsigned char byte;
     struct iovec iov = {.iov_base = &byte, .iov_len = 1};
     struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1}; /* no room: peeked descriptors drop */
-    if (recvmsg(conn->fd, &m, MSG_PEEK | MSG_DONTWAIT) < 0 && errno == EAGAIN) {
-        conn->nego.asked_to_prepare = true;
-        shmsock_negotiation_prepare_while_waiting(conn);
-    }
+    if (recvmsg(conn->fd, &m, MSG_PEEK | MSG_DONTWAIT) >= 0 || errno == EINTR)
+        return 0;
+    if (errno != EAGAIN)
+        return -errno;
+    conn->nego.asked_to_prepare = true;
+    shmsock_negotiation_prepare_while_waiting(conn);
+    return 0;
 }
 
 /* One read: what a single recvmsg(2) would return. */
@@ -189,8 +196,9 @@ static ssize_t recv_once(struct shmsock_conn *conn, struct shmsock_read_target *
         } else if (!shmsock_negotiation_reads_careful(conn)) {
             /* The peer switches only once our region says we read carefully, which is never
              * set while a read like this one is in progress: all is payload. */
-            prepare_if_about_to_wait(conn, flags);
-            n = recv_plain(conn, target, flags, SIZE_MAX, conn->options.negotiate);
+            n = prepare_if_about_to_wait(conn, flags);
+            if (n == 0)
+                n = recv_plain(conn, target, flags, SIZE_MAX, conn->options.negotiate);
         } else {
             shmsock_negotiation_mark_reader_careful(conn);
             n = recv_careful(conn, target, flags);
