@@ -29,6 +29,43 @@
 #define PASSED_FLAGS (MSG_DONTWAIT | MSG_CMSG_CLOEXEC)
 
 /*
+ * SO_PEEK_OFF belongs to the application's own peeks on the kernel path. The library's reads
+ * of the kernel socket (a look before a first read, the careful reads of a connection that is
+ * changing over, event records, doorbells) must neither start at it nor move it: they run with
+ * the offset taken out and put back after. Nothing is asked of the kernel unless the
+ * application has set SO_PEEK_OFF (conn.h).
+ */
+int shmsock_recv_peek_off_take(struct shmsock_conn *conn)
+{
+    if (!__atomic_load_n(&conn->options.peek_off, __ATOMIC_RELAXED))
+        return -1;
+    int off = -1;
+    socklen_t len = sizeof(off);
+    if (getsockopt(conn->fd, SOL_SOCKET, SO_PEEK_OFF, &off, &len) < 0 || off < 0)
+        return -1;
+    int none = -1;
+    if (setsockopt(conn->fd, SOL_SOCKET, SO_PEEK_OFF, &none, sizeof(none)) < 0)
+        return -1;
+    return off;
+}
+
+void shmsock_recv_peek_off_put(struct shmsock_conn *conn, int off)
+{
+    if (off >= 0)
+        (void)setsockopt(conn->fd, SOL_SOCKET, SO_PEEK_OFF, &off, sizeof(off));
+}
+
+/* Whether the application's SO_PEEK_OFF is set (>= 0) now. */
+static bool peek_off_active(struct shmsock_conn *conn)
+{
+    if (!__atomic_load_n(&conn->options.peek_off, __ATOMIC_RELAXED))
+        return false;
+    int off = -1;
+    socklen_t len = sizeof(off);
+    return getsockopt(conn->fd, SOL_SOCKET, SO_PEEK_OFF, &off, &len) == 0 && off >= 0;
+}
+
+/*
  * Read plain payload (at most `limit` bytes on STREAM) straight into the application's
  * buffer with the kernel call, and pick our peer's offer out of the ancillary data.
  */
@@ -74,7 +111,7 @@ static ssize_t recv_plain(struct shmsock_conn *conn, struct shmsock_read_target 
          * offer again, which accept_offer recognises): a peek that goes on past it must know
          * where the peer's plain bytes end. */
         if (shmsock_ancillary_take_offer(&m, fds, &candidate)) {
-            target->offer_seen = true;
+            target->offer_seen = !target->at_peek_off;
             if (shmsock_negotiation_accept_offer(conn, fds, &candidate) < 0)
                 return shmsock_conn_error(conn);
         }
@@ -94,14 +131,72 @@ static ssize_t recv_plain(struct shmsock_conn *conn, struct shmsock_read_target 
     return n;
 }
 
+/* Wait, without taking anything, for a byte `at` bytes past the head (a peek at SO_PEEK_OFF
+ * `at` waits for one): 1, 0 at end of stream, or a negative errno. */
+static ssize_t wait_for_byte_at(struct shmsock_conn *conn, int at, int flags)
+{
+    unsigned char byte;
+    struct iovec iov = {.iov_base = &byte, .iov_len = 1};
+    struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1};
+    if (setsockopt(conn->fd, SOL_SOCKET, SO_PEEK_OFF, &at, sizeof(at)) < 0)
+        return -errno;
+    ssize_t n = recvmsg(conn->fd, &m, MSG_PEEK | (flags & PASSED_FLAGS));
+    int err = errno;
+    int none = -1;
+    (void)setsockopt(conn->fd, SOL_SOCKET, SO_PEEK_OFF, &none, sizeof(none));
+    return n < 0 ? -err : n;
+}
+
+/*
+ * A careful read's kernel read, of which `limit` bytes from the head are known to be plain.
+ * With the application's SO_PEEK_OFF (*app_off >= 0, taken out of the kernel socket for our
+ * own peeks) the read runs with the offset back in place, so the kernel moves it as it would,
+ * and a STREAM peek starts at it, within the bytes known to be plain: if there are none there
+ * yet, it waits (or fails with EAGAIN) as the kernel's would. Past the peer's switch point the
+ * bytes are in blocks, where SO_PEEK_OFF is not honoured: such a peek, and a SEQPACKET peek
+ * (whose offset may skip messages we cannot count), start at the head (README).
+ */
+static ssize_t careful_plain(struct shmsock_conn *conn, struct shmsock_read_target *target,
+                             int flags, size_t limit, int *app_off)
+{
+    int at = *app_off;
+    if (at < 0 || ((flags & MSG_PEEK) && conn->type != SOCK_STREAM))
+        return recv_plain(conn, target, flags, limit, true);
+    if (flags & MSG_PEEK) {
+        if ((size_t)at >= limit) {
+            if (conn->nego.peer_switch_known)
+                return recv_plain(conn, target, flags, limit, true);
+            if (flags & MSG_DONTWAIT)
+                return -EAGAIN;
+            ssize_t n = wait_for_byte_at(conn, at, flags);
+            if (n <= 0)
+                return n < 0 ? n : shmsock_nothing_read(target->msg);
+            return shmsock_read_again(target); /* look again: the switch may be known now */
+        }
+        if (limit != SIZE_MAX)
+            limit -= (size_t)at;
+        target->at_peek_off = true; /* not continued from the head */
+    }
+    if (setsockopt(conn->fd, SOL_SOCKET, SO_PEEK_OFF, &at, sizeof(at)) < 0)
+        return -errno;
+    ssize_t n = recv_plain(conn, target, flags, limit, true);
+    int moved = at;
+    socklen_t len = sizeof(moved);
+    if (getsockopt(conn->fd, SOL_SOCKET, SO_PEEK_OFF, &moved, &len) == 0)
+        *app_off = moved;
+    int none = -1;
+    (void)setsockopt(conn->fd, SOL_SOCKET, SO_PEEK_OFF, &none, sizeof(none));
+    return n;
+}
+
 /*
  * Read while the head of the kernel socket may be payload or event records: wait for
  * something, then learn whether and where the peer switched, then read only payload.
  * Returns bytes, 0 at end, a negative errno, or 0 with target->again once the events have
- * started.
+ * started. *app_off: the application's SO_PEEK_OFF, taken out of the kernel socket (-1: none).
  */
 static ssize_t recv_careful(struct shmsock_conn *conn, struct shmsock_read_target *target,
-                            int flags)
+                            int flags, int *app_off)
 {
     shmsock_negotiation_refresh_switch(conn);
     size_t peeked = SIZE_MAX;
@@ -129,7 +224,7 @@ static ssize_t recv_careful(struct shmsock_conn *conn, struct shmsock_read_targe
             shmsock_negotiation_refresh_switch(conn);
         }
         if (!conn->nego.peer_switch_known)
-            return recv_plain(conn, target, flags, peeked, true);
+            return careful_plain(conn, target, flags, peeked, app_off);
     }
     if (conn->nego.plain_received > conn->nego.peer_switch)
         return shmsock_conn_fail(conn, -EPROTO);
@@ -145,8 +240,8 @@ static ssize_t recv_careful(struct shmsock_conn *conn, struct shmsock_read_targe
         return shmsock_read_again(target);
     }
     uint64_t left = conn->nego.peer_switch - conn->nego.plain_received;
-    return recv_plain(conn, target, flags, conn->type == SOCK_STREAM ? (size_t)left : SIZE_MAX,
-                      true);
+    return careful_plain(conn, target, flags, conn->type == SOCK_STREAM ? (size_t)left : SIZE_MAX,
+                         app_off);
 }
 
 /*
@@ -168,10 +263,14 @@ static int prepare_if_about_to_wait(struct shmsock_conn *conn, int flags)
     unsigned char byte;
     struct iovec iov = {.iov_base = &byte, .iov_len = 1};
     struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1}; /* no room: peeked descriptors drop */
-    if (recvmsg(conn->fd, &m, MSG_PEEK | MSG_DONTWAIT) >= 0 || errno == EINTR)
+    int off = shmsock_recv_peek_off_take(conn);
+    ssize_t n = recvmsg(conn->fd, &m, MSG_PEEK | MSG_DONTWAIT);
+    int err = errno;
+    shmsock_recv_peek_off_put(conn, off);
+    if (n >= 0 || err == EINTR)
         return 0;
-    if (errno != EAGAIN)
-        return -errno;
+    if (err != EAGAIN)
+        return -err;
     conn->nego.asked_to_prepare = true;
     shmsock_negotiation_prepare_while_waiting(conn);
     return 0;
@@ -191,17 +290,24 @@ static ssize_t recv_once(struct shmsock_conn *conn, struct shmsock_read_target *
             return shmsock_take_deferred_error(conn);
         ssize_t n;
         target->again = false;
+        target->at_peek_off = false;
         if (conn->nego.in_state == SHMSOCK_IN_EVENTS) {
+            int off = shmsock_recv_peek_off_take(conn); /* not honoured on shared memory (README) */
             n = shmsock_event_source(conn)->read(conn, target, flags);
+            shmsock_recv_peek_off_put(conn, off);
         } else if (!shmsock_negotiation_reads_careful(conn)) {
             /* The peer switches only once our region says we read carefully, which is never
              * set while a read like this one is in progress: all is payload. */
+            target->at_peek_off = (flags & MSG_PEEK) && peek_off_active(conn);
             n = prepare_if_about_to_wait(conn, flags);
             if (n == 0)
                 n = recv_plain(conn, target, flags, SIZE_MAX, conn->options.negotiate);
         } else {
             shmsock_negotiation_mark_reader_careful(conn);
-            n = recv_careful(conn, target, flags);
+            /* Our own peeks start at the head; the application's at its offset. */
+            int off = shmsock_recv_peek_off_take(conn);
+            n = recv_careful(conn, target, flags, &off);
+            shmsock_recv_peek_off_put(conn, off);
         }
         if (!target->again)
             return n;
@@ -242,11 +348,15 @@ static ssize_t peek_further(struct shmsock_conn *conn, struct shmsock_read_targe
     size_t limit = plain_left(conn, ahead);
     ssize_t more = 0;
     if (limit > 0) {
+        /* Our offset for this look, then the application's own again (or none). */
+        int app = shmsock_recv_peek_off_take(conn);
         int offset = (int)ahead;
-        if (setsockopt(conn->fd, SOL_SOCKET, SO_PEEK_OFF, &offset, sizeof(offset)) < 0)
+        if (setsockopt(conn->fd, SOL_SOCKET, SO_PEEK_OFF, &offset, sizeof(offset)) < 0) {
+            shmsock_recv_peek_off_put(conn, app);
             return 0;
+        }
         more = recv_plain(conn, rest, flags | MSG_DONTWAIT, limit, true);
-        offset = -1;
+        offset = app;
         setsockopt(conn->fd, SOL_SOCKET, SO_PEEK_OFF, &offset, sizeof(offset));
         limit = plain_left(conn, ahead);
         if (more > 0 && (size_t)more > limit)

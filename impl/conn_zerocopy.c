@@ -201,8 +201,10 @@ ssize_t shmsock_conn_recv_view(struct shmsock_conn *conn, const void **buf, int 
         struct shmsock_event event;
         uint64_t start = 0;
         int take_err = 0;
+        int off = shmsock_recv_peek_off_take(conn); /* its reads are the library's own */
         enum shmsock_take got =
             shmsock_event_source(conn)->take(conn, flags, &event, &start, &take_err);
+        shmsock_recv_peek_off_put(conn, off);
         if (got == SHMSOCK_TAKE_AGAIN)
             continue;
         if (got != SHMSOCK_TAKE_EVENT) {
