@@ -94,12 +94,42 @@ static ssize_t recv_plain(struct shmsock_conn *conn, struct shmsock_read_target 
     int kernel_flags = flags & ~MSG_WAITALL;
     if (conn->type == SOCK_STREAM)
         kernel_flags &= ~MSG_TRUNC;
+    /* A SEQPACKET read that faults (EFAULT) drops its message in the kernel, and with it any
+     * offer of the peer's on it: while one may come, a buffer that could fault is read
+     * through our own, and the copy out says EFAULT (the message is gone, as the kernel's). */
+    void *bounce = NULL;
+    struct iovec bounce_iov;
+    if (conn->type == SOCK_SEQPACKET && watch_offers && !(flags & MSG_PEEK) &&
+        !__atomic_load_n(&conn->nego.peer_offered, __ATOMIC_ACQUIRE) &&
+        shmsock_iov_check(user->msg_iov, user->msg_iovlen, target->skip, want, true) < 0) {
+        bounce = malloc(want > 0 ? want : 1);
+        if (bounce == NULL) {
+            if (window != small)
+                free(window);
+            return -ENOMEM;
+        }
+        bounce_iov = (struct iovec){.iov_base = bounce, .iov_len = want};
+        m.msg_iov = &bounce_iov;
+        m.msg_iovlen = 1;
+    }
     ssize_t n = recvmsg(conn->fd, &m, kernel_flags);
     int err = errno;
+    ssize_t fault = 0;
+    if (bounce != NULL) {
+        if (n >= 0)
+            fault = shmsock_iov_scatter(user->msg_iov, user->msg_iovlen, target->skip, bounce,
+                                        (size_t)n < want ? (size_t)n : want);
+        free(bounce);
+    }
     if (window != small)
         free(window);
-    if (n < 0)
+    if (n < 0) {
+        /* A SEQPACKET read that the kernel could not copy out (EFAULT) has dropped its message:
+         * one plain unit less to come before the peer's switch point. */
+        if (err == EFAULT && conn->type == SOCK_SEQPACKET && !(flags & MSG_PEEK))
+            conn->nego.plain_received++;
         return -err;
+    }
     user->msg_namelen = m.msg_namelen;
     user->msg_flags = m.msg_flags & ~MSG_CTRUNC;
     uint64_t before = conn->nego.plain_received;
@@ -115,6 +145,11 @@ static ssize_t recv_plain(struct shmsock_conn *conn, struct shmsock_read_target 
             if (shmsock_negotiation_accept_offer(conn, fds, &candidate) < 0)
                 return shmsock_conn_error(conn);
         }
+    }
+    if (fault < 0) {
+        shmsock_ancillary_close_fds(&m); /* the application's, dropped with the message */
+        conn->nego.plain_received += units;
+        return fault;
     }
     target->rights_read = shmsock_ancillary_has_rights(&m);
     if (target->credentials_given)

@@ -54,8 +54,19 @@ static ssize_t recv_events_seqpacket(struct shmsock_conn *conn, struct shmsock_r
     }
     conn->consumer.seen_event = true;
     struct msghdr *user = target->msg;
-    size_t copied = shmsock_iov_scatter(user->msg_iov, user->msg_iovlen, target->skip,
-                                        shmsock_consumer_payload(conn, &event), event.length);
+    ssize_t scattered = shmsock_iov_scatter(user->msg_iov, user->msg_iovlen, target->skip,
+                                            shmsock_consumer_payload(conn, &event), event.length);
+    if (scattered < 0) {
+        /* The application's buffer faults: EFAULT, and the message is gone (as the kernel's
+         * SEQPACKET read drops it), its descriptors with it. */
+        shmsock_ancillary_close_fds(&m);
+        if (!peek) {
+            shmsock_consumer_queue_release(conn, &event);
+            shmsock_consumer_flush_releases(conn);
+        }
+        return scattered;
+    }
+    size_t copied = (size_t)scattered;
     user->msg_flags = 0;
     if (copied < event.length)
         user->msg_flags |= MSG_TRUNC;
@@ -135,9 +146,17 @@ static ssize_t recv_events_stream(struct shmsock_conn *conn, struct shmsock_read
             shmsock_ancillary_close_fds(&m);
             return shmsock_conn_fail(conn, -EPROTO);
         }
-        size_t n_copy = shmsock_iov_scatter(user->msg_iov, user->msg_iovlen, target->skip + copied,
-                                            shmsock_consumer_payload(conn, &events[i]) + start,
-                                            events[i].length - start);
+        ssize_t scattered = shmsock_iov_scatter(
+            user->msg_iov, user->msg_iovlen, target->skip + copied,
+            shmsock_consumer_payload(conn, &events[i]) + start, events[i].length - start);
+        if (scattered < 0) {
+            /* The application's buffer faults: the bytes stay (EFAULT if none were read). */
+            if (copied > 0)
+                break;
+            shmsock_ancillary_close_fds(&m);
+            return scattered;
+        }
+        size_t n_copy = (size_t)scattered;
         copied += n_copy;
         touched = i + 1;
         if (start + n_copy < events[i].length) {

@@ -246,11 +246,23 @@ static ssize_t coalesced_read(struct shmsock_conn *conn, struct shmsock_read_tar
             return shmsock_conn_fail(conn, -EPROTO);
         const unsigned char *payload =
             (const unsigned char *)conn->consumer.peer.base + event.offset;
-        size_t n = shmsock_iov_scatter(user->msg_iov, user->msg_iovlen, target->skip + copied,
-                                       payload + start, event.length - start);
-        copied += n;
+        ssize_t n = shmsock_iov_scatter(user->msg_iov, user->msg_iovlen, target->skip + copied,
+                                        payload + start, event.length - start);
+        int fault = 0;
+        if (n < 0) {
+            /* The application's buffer faults (EFAULT, as the kernel's copy): a stream keeps
+             * the bytes, a SEQPACKET read drops its message, as the kernel's do. */
+            if (conn->type == SOCK_STREAM || peek) {
+                if (copied == 0)
+                    return n;
+                break;
+            }
+            fault = (int)n;
+            n = 0;
+        }
+        copied += (size_t)n;
         if (conn->type == SOCK_SEQPACKET) {
-            if (n < event.length)
+            if ((size_t)n < event.length)
                 msg_flags |= MSG_TRUNC;
             user->msg_flags = msg_flags;
             user->msg_controllen = 0; /* ring messages carry no ancillary data */
@@ -262,6 +274,8 @@ static ssize_t coalesced_read(struct shmsock_conn *conn, struct shmsock_read_tar
                 shmsock_consumer_push_release(conn, &event);
                 settle(conn);
             }
+            if (fault < 0)
+                return fault;
             return (flags & MSG_TRUNC) ? (ssize_t)event.length : (ssize_t)copied;
         }
         if (peek) {
@@ -271,7 +285,7 @@ static ssize_t coalesced_read(struct shmsock_conn *conn, struct shmsock_read_tar
                 break;
             continue;
         }
-        if (start + n < event.length) {
+        if (start + (size_t)n < event.length) {
             conn->consumer.head_consumed = start + n;
             break;
         }
@@ -304,8 +318,11 @@ ssize_t shmsock_ring_events_peek_ahead(struct shmsock_conn *conn,
             break;
         const unsigned char *payload =
             (const unsigned char *)conn->consumer.peer.base + event.offset;
-        copied += shmsock_iov_scatter(user->msg_iov, user->msg_iovlen, target->skip + copied,
-                                      payload, event.length);
+        ssize_t n = shmsock_iov_scatter(user->msg_iov, user->msg_iovlen, target->skip + copied,
+                                        payload, event.length);
+        if (n < 0)
+            break; /* the application's buffer faults there: the peek shows what it has */
+        copied += (size_t)n;
     }
     return (ssize_t)copied;
 }

@@ -236,6 +236,8 @@ int shm_connect(int sockfd, const struct sockaddr *addr, socklen_t addrlen);
  *   ECONNRESET - the peer closed with data unread, or broke the protocol;
  *   EMSGSIZE - SOCK_SEQPACKET message larger than the socket accepts (as the kernel: the send
  *             buffer size minus 32 bytes);
+ *   EFAULT  - buf is not readable memory (nothing is sent, as the kernel's; see README for
+ *             a buffer unmapped after a successful call);
  *   ENOTCONN - not connected; EINTR - interrupted before anything was sent; EBADF; ENOTSOCK;
  *   EOPNOTSUPP - unsupported flag; EPROTO - the peer broke the protocol; ENOMEM/ENOBUFS.
  * Blocking sends honour SO_SNDTIMEO (EAGAIN when it expires).
@@ -270,7 +272,9 @@ ssize_t shm_sendmsg(int sockfd, const struct msghdr *msg, int flags);
  * writing; or a zero-length SOCK_SEQPACKET message), or -1 with errno:
  *   EAGAIN/EWOULDBLOCK - non-blocking and nothing waiting, or SO_RCVTIMEO expired;
  *   EINTR - interrupted by a signal before any data; ECONNRESET - peer closed with data unread
- *   or broke the protocol; EPROTO - peer broke the protocol; ENOTCONN; EBADF; ENOTSOCK; EINVAL.
+ *   or broke the protocol; EPROTO - peer broke the protocol; ENOTCONN; EBADF; ENOTSOCK; EINVAL;
+ *   EFAULT - the bytes to be copied do not fit in writable memory (a SOCK_STREAM read leaves
+ *   them waiting; a SOCK_SEQPACKET read drops the message, as the kernel's does).
  */
 ssize_t shm_recv(int sockfd, void *buf, size_t len, int flags);
 
