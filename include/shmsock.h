@@ -290,16 +290,19 @@ ssize_t shm_recvfrom(int sockfd, void *buf, size_t len, int flags, struct sockad
  */
 ssize_t shm_recvmsg(int sockfd, struct msghdr *msg, int flags);
 
-/* shm_read - read(2) on a socket: shm_recv(fd, buf, count, 0); on other fds, read(2). */
+/* shm_read - read(2) on a socket: shm_recv(fd, buf, count, 0), except that a count of 0
+ * returns 0 at once (read(2) does not wait); on other fds, read(2). */
 ssize_t shm_read(int fd, void *buf, size_t count);
 
-/* shm_write - write(2) on a socket: shm_send(fd, buf, count, 0) (SIGPIPE as write(2)). */
+/* shm_write - write(2) on a socket: shm_send(fd, buf, count, 0) (SIGPIPE as write(2); a
+ * count of 0 sends an empty SOCK_SEQPACKET message, as write(2)); on other fds, write(2). */
 ssize_t shm_write(int fd, const void *buf, size_t count);
 
-/* shm_readv - readv(2): shm_recvmsg() with the given iovec. */
+/* shm_readv - readv(2): shm_recvmsg() with the given iovec; no bytes: 0 at once, as readv(2). */
 ssize_t shm_readv(int fd, const struct iovec *iov, int iovcnt);
 
-/* shm_writev - writev(2): shm_sendmsg() with the given iovec. */
+/* shm_writev - writev(2): shm_sendmsg() with the given iovec; no bytes: 0, nothing sent, as
+ * writev(2) (which, unlike write(2), sends no empty message). */
 ssize_t shm_writev(int fd, const struct iovec *iov, int iovcnt);
 
 /*
