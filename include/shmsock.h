@@ -268,6 +268,8 @@ ssize_t shm_sendmsg(int sockfd, const struct msghdr *msg, int flags);
  * is truncated (its rest is discarded). A SOCK_STREAM MSG_PEEK may show fewer bytes than the
  * kernel's where the peer's events travel through the kernel (event mode: SHM_COALESCE = 0
  * or SO_PASSCRED; or after the peer sent ancillary data); see README, "Behaviour and limits".
+ * SO_PEEK_OFF is honoured while the peer's bytes come through the kernel socket, not once
+ * they come from shared memory (a peek then starts at the first unread byte).
  * Returns the number of bytes received, 0 at end of stream (peer closed or shut down
  * writing; or a zero-length SOCK_SEQPACKET message), or -1 with errno:
  *   EAGAIN/EWOULDBLOCK - non-blocking and nothing waiting, or SO_RCVTIMEO expired;
