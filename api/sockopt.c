@@ -38,6 +38,8 @@ int shm_setsockopt(int sockfd, int level, int optname, const void *optval, sockl
             memcpy(&on, optval, sizeof(on));
             shmsock_conn_passcred_changed(entry->conn, on);
         }
+        if (r == 0 && entry != NULL && level == SOL_SOCKET && optname == SO_PEEK_OFF)
+            shmsock_conn_peek_off_changed(entry->conn);
         shmsock_fd_put(entry);
         return r;
     }
