@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <unistd.h>
 
 #include "fd_table.h"
@@ -38,6 +39,21 @@ ssize_t shm_send(int sockfd, const void *buf, size_t len, int flags)
     return shm_sendto(sockfd, buf, len, flags, NULL, 0);
 }
 
+/*
+ * The kernel's readv(2) and writev(2) return 0 for a vector of no bytes before they reach the
+ * socket (nothing is sent, no error is reported), while read(2) and write(2) of 0 bytes do
+ * not: write(2) sends an empty message on a datagram or SEQPACKET socket. So shm_write and
+ * shm_read are not shm_writev and shm_readv of one entry.
+ */
+static bool vector_is_empty(const struct iovec *iov, int iovcnt)
+{
+    for (int i = 0; i < iovcnt; i++) {
+        if (iov[i].iov_len != 0)
+            return false;
+    }
+    return true;
+}
+
 ssize_t shm_writev(int fd, const struct iovec *iov, int iovcnt)
 {
     struct shmsock_entry *entry = shmsock_fd_get(fd);
@@ -48,14 +64,21 @@ ssize_t shm_writev(int fd, const struct iovec *iov, int iovcnt)
         errno = EINVAL;
         return -1;
     }
+    if (vector_is_empty(iov, iovcnt))
+        return 0;
     struct msghdr msg = {.msg_iov = (struct iovec *)iov, .msg_iovlen = (size_t)iovcnt};
     return shm_sendmsg(fd, &msg, 0);
 }
 
 ssize_t shm_write(int fd, const void *buf, size_t count)
 {
+    struct shmsock_entry *entry = shmsock_fd_get(fd);
+    if (entry == NULL)
+        return write(fd, buf, count);
+    shmsock_fd_put(entry);
     struct iovec iov = {.iov_base = (void *)buf, .iov_len = count};
-    return shm_writev(fd, &iov, 1);
+    struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1};
+    return shm_sendmsg(fd, &msg, 0);
 }
 
 ssize_t shm_recvmsg(int sockfd, struct msghdr *msg, int flags)
@@ -99,12 +122,21 @@ ssize_t shm_readv(int fd, const struct iovec *iov, int iovcnt)
         errno = EINVAL;
         return -1;
     }
+    if (vector_is_empty(iov, iovcnt))
+        return 0;
     struct msghdr msg = {.msg_iov = (struct iovec *)iov, .msg_iovlen = (size_t)iovcnt};
     return shm_recvmsg(fd, &msg, 0);
 }
 
 ssize_t shm_read(int fd, void *buf, size_t count)
 {
+    struct shmsock_entry *entry = shmsock_fd_get(fd);
+    if (entry == NULL)
+        return read(fd, buf, count);
+    shmsock_fd_put(entry);
+    if (count == 0)
+        return 0; /* read(2) of nothing on a socket returns at once, as readv(2) does */
     struct iovec iov = {.iov_base = buf, .iov_len = count};
-    return shm_readv(fd, &iov, 1);
+    struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1};
+    return shm_recvmsg(fd, &msg, 0);
 }

@@ -52,9 +52,11 @@ int shm_socket(int domain, int type, int protocol)
 
 int shm_socketpair(int domain, int type, int protocol, int sv[2])
 {
-    int pair[2];
-    if (socketpair(domain, type, protocol, pair) < 0)
+    /* The kernel writes the pair into sv itself: a bad sv fails with EFAULT (the kernel closes
+     * what it made), as socketpair(2) does, before any engine state exists. */
+    if (socketpair(domain, type, protocol, sv) < 0)
         return -1;
+    int pair[2] = {sv[0], sv[1]};
     if (is_shm_type(domain, type)) {
         int err = adopt(pair[0], type, NULL);
         if (err < 0) {
@@ -67,8 +69,6 @@ int shm_socketpair(int domain, int type, int protocol, int sv[2])
             return (int)shmsock_result(err);
         }
     }
-    sv[0] = pair[0];
-    sv[1] = pair[1];
     return 0;
 }
 

@@ -47,6 +47,8 @@ int shm_setsockopt(int sockfd, int level, int optname, const void *optval, sockl
             (void)setsockopt(sockfd, SOL_SOCKET, SO_INQ, &off, sizeof(off));
             shmsock_conn_set_inq(entry->conn, on);
         }
+        if (r == 0 && entry != NULL && level == SOL_SOCKET && optname == SO_PEEK_OFF)
+            shmsock_conn_peek_off_changed(entry->conn);
         shmsock_fd_put(entry);
         return r;
     }

@@ -242,6 +242,11 @@ void shmsock_conn_passcred_changed(struct shmsock_conn *conn, int on)
     shmsock_unlock(conn, SHMSOCK_REGION_LOCK);
 }
 
+void shmsock_conn_peek_off_changed(struct shmsock_conn *conn)
+{
+    __atomic_store_n(&conn->options.peek_off, 1, __ATOMIC_RELAXED);
+}
+
 /* A producer sleeping for releases of its blocks wakes on any record on its release
  * channel, then looks at our region again. */
 static void wake_peer_producer(struct shmsock_conn *conn)

@@ -63,6 +63,8 @@ struct shmsock_options {
     int region_size;  /* bytes of blocks (SHM_REGION_SIZE); 0: follow SO_SNDBUF */
     int passcred;     /* SO_PASSCRED is on: ask the peer for kernel events */
     int inq;          /* atomic: SO_INQ is on (ours: the kernel socket's stays off) */
+    int peek_off;     /* atomic: the application set SO_PEEK_OFF: our own reads of the kernel
+                         socket keep its offset out of their way (conn_recv.c) */
 };
 
 /* Negotiation (negotiation.c): where each direction is on its way to shared memory. */
@@ -261,6 +263,8 @@ struct shmsock_read_target {
     bool batch_full;        /* the read ended at its own limit of events, not where data ended */
     bool rights_read;       /* the read brought the application's descriptors: it ends there */
     bool credentials_given; /* an earlier part of this read delivered credentials */
+    bool at_peek_off;       /* a peek on the kernel path that starts at the application's
+                               SO_PEEK_OFF: it is not continued past the peer's offer */
     bool again;             /* nothing read: the connection's state changed, read again (the
                                peer's events started, or moved to another event source) */
 };
@@ -276,5 +280,11 @@ static inline ssize_t shmsock_read_again(struct shmsock_read_target *target)
  * the zero-copy calls' fallback when the connection is not on shared memory. */
 ssize_t shmsock_send_locked(struct shmsock_conn *conn, const struct msghdr *msg, int flags);
 ssize_t shmsock_recv_locked(struct shmsock_conn *conn, struct msghdr *msg, int flags);
+
+/* The application's SO_PEEK_OFF taken out of the kernel socket for the library's own reads
+ * (returns it, or -1: none set, and then no system call if the application never set one),
+ * and put back (conn_recv.c; recv_lock). */
+int shmsock_recv_peek_off_take(struct shmsock_conn *conn);
+void shmsock_recv_peek_off_put(struct shmsock_conn *conn, int off);
 
 #endif

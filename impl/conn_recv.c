@@ -28,6 +28,43 @@
 #include "scratch.h"
 
 /*
+ * SO_PEEK_OFF belongs to the application's own peeks on the kernel path. The library's reads
+ * of the kernel socket (a look before a first read, the careful reads of a connection that is
+ * changing over, event records, doorbells) must neither start at it nor move it: they run with
+ * the offset taken out and put back after. Nothing is asked of the kernel unless the
+ * application has set SO_PEEK_OFF (conn.h).
+ */
+int shmsock_recv_peek_off_take(struct shmsock_conn *conn)
+{
+    if (!__atomic_load_n(&conn->options.peek_off, __ATOMIC_RELAXED))
+        return -1;
+    int off = -1;
+    socklen_t len = sizeof(off);
+    if (getsockopt(conn->fd, SOL_SOCKET, SO_PEEK_OFF, &off, &len) < 0 || off < 0)
+        return -1;
+    int none = -1;
+    if (setsockopt(conn->fd, SOL_SOCKET, SO_PEEK_OFF, &none, sizeof(none)) < 0)
+        return -1;
+    return off;
+}
+
+void shmsock_recv_peek_off_put(struct shmsock_conn *conn, int off)
+{
+    if (off >= 0)
+        (void)setsockopt(conn->fd, SOL_SOCKET, SO_PEEK_OFF, &off, sizeof(off));
+}
+
+/* Whether the application's SO_PEEK_OFF is set (>= 0) now. */
+static bool peek_off_active(struct shmsock_conn *conn)
+{
+    if (!__atomic_load_n(&conn->options.peek_off, __ATOMIC_RELAXED))
+        return false;
+    int off = -1;
+    socklen_t len = sizeof(off);
+    return getsockopt(conn->fd, SOL_SOCKET, SO_PEEK_OFF, &off, &len) == 0 && off >= 0;
+}
+
+/*
  * Read plain payload (at most `limit` bytes on STREAM) straight into the application's
  * buffer with the kernel call, and pick our peer's offer out of the ancillary data.
  */
@@ -56,12 +93,42 @@ static ssize_t recv_plain(struct shmsock_conn *conn, struct shmsock_read_target 
     int kernel_flags = flags & ~MSG_WAITALL;
     if (conn->type == SOCK_STREAM)
         kernel_flags &= ~MSG_TRUNC;
+    /* A SEQPACKET read that faults (EFAULT) drops its message in the kernel, and with it any
+     * offer of the peer's on it: while one may come, a buffer that could fault is read
+     * through our own, and the copy out says EFAULT (the message is gone, as the kernel's). */
+    void *bounce = NULL;
+    struct iovec bounce_iov;
+    if (conn->type == SOCK_SEQPACKET && watch_offers && !(flags & MSG_PEEK) &&
+        !__atomic_load_n(&conn->nego.peer_offered, __ATOMIC_ACQUIRE) &&
+        shmsock_iov_check(user->msg_iov, user->msg_iovlen, target->skip, want, true) < 0) {
+        bounce = malloc(want > 0 ? want : 1);
+        if (bounce == NULL) {
+            if (window != small)
+                free(window);
+            return -ENOMEM;
+        }
+        bounce_iov = (struct iovec){.iov_base = bounce, .iov_len = want};
+        m.msg_iov = &bounce_iov;
+        m.msg_iovlen = 1;
+    }
     ssize_t n = recvmsg(conn->fd, &m, kernel_flags);
     int err = errno;
+    ssize_t fault = 0;
+    if (bounce != NULL) {
+        if (n >= 0)
+            fault = shmsock_iov_scatter(user->msg_iov, user->msg_iovlen, target->skip, bounce,
+                                        (size_t)n < want ? (size_t)n : want);
+        free(bounce);
+    }
     if (window != small)
         free(window);
-    if (n < 0)
+    if (n < 0) {
+        /* A SEQPACKET read that the kernel could not copy out (EFAULT) has dropped its message:
+         * one plain unit less to come before the peer's switch point. */
+        if (err == EFAULT && conn->type == SOCK_SEQPACKET && !(flags & MSG_PEEK))
+            conn->nego.plain_received++;
         return -err;
+    }
     user->msg_namelen = m.msg_namelen;
     user->msg_flags = m.msg_flags & ~MSG_CTRUNC;
     uint64_t before = conn->nego.plain_received;
@@ -73,10 +140,15 @@ static ssize_t recv_plain(struct shmsock_conn *conn, struct shmsock_read_target 
          * offer again, which accept_offer recognises): a peek that goes on past it must know
          * where the peer's plain bytes end. */
         if (shmsock_ancillary_take_offer(&m, fds, candidate)) {
-            target->offer_seen = true;
+            target->offer_seen = !target->at_peek_off;
             if (shmsock_negotiation_accept_offer(conn, fds, candidate) < 0)
                 return shmsock_conn_error(conn);
         }
+    }
+    if (fault < 0) {
+        shmsock_ancillary_close_fds(&m); /* the application's, dropped with the message */
+        conn->nego.plain_received += units;
+        return fault;
     }
     target->rights_read = shmsock_ancillary_has_rights(&m);
     if (target->credentials_given)
@@ -93,14 +165,72 @@ static ssize_t recv_plain(struct shmsock_conn *conn, struct shmsock_read_target 
     return n;
 }
 
+/* Wait, without taking anything, for a byte `at` bytes past the head (a peek at SO_PEEK_OFF
+ * `at` waits for one): 1, 0 at end of stream, or a negative errno. */
+static ssize_t wait_for_byte_at(struct shmsock_conn *conn, int at, int flags)
+{
+    unsigned char byte;
+    struct iovec iov = {.iov_base = &byte, .iov_len = 1};
+    struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1};
+    if (setsockopt(conn->fd, SOL_SOCKET, SO_PEEK_OFF, &at, sizeof(at)) < 0)
+        return -errno;
+    ssize_t n = recvmsg(conn->fd, &m, MSG_PEEK | (flags & SHMSOCK_PASSED_FLAGS));
+    int err = errno;
+    int none = -1;
+    (void)setsockopt(conn->fd, SOL_SOCKET, SO_PEEK_OFF, &none, sizeof(none));
+    return n < 0 ? -err : n;
+}
+
+/*
+ * A careful read's kernel read, of which `limit` bytes from the head are known to be plain.
+ * With the application's SO_PEEK_OFF (*app_off >= 0, taken out of the kernel socket for our
+ * own peeks) the read runs with the offset back in place, so the kernel moves it as it would,
+ * and a STREAM peek starts at it, within the bytes known to be plain: if there are none there
+ * yet, it waits (or fails with EAGAIN) as the kernel's would. Past the peer's switch point the
+ * bytes are in blocks, where SO_PEEK_OFF is not honoured: such a peek, and a SEQPACKET peek
+ * (whose offset may skip messages we cannot count), start at the head (README).
+ */
+static ssize_t careful_plain(struct shmsock_conn *conn, struct shmsock_read_target *target,
+                             int flags, size_t limit, int *app_off)
+{
+    int at = *app_off;
+    if (at < 0 || ((flags & MSG_PEEK) && conn->type != SOCK_STREAM))
+        return recv_plain(conn, target, flags, limit, true);
+    if (flags & MSG_PEEK) {
+        if ((size_t)at >= limit) {
+            if (conn->nego.peer_switch_known)
+                return recv_plain(conn, target, flags, limit, true);
+            if (flags & MSG_DONTWAIT)
+                return -EAGAIN;
+            ssize_t n = wait_for_byte_at(conn, at, flags);
+            if (n <= 0)
+                return n < 0 ? n : shmsock_nothing_read(target->msg);
+            return shmsock_read_again(target); /* look again: the switch may be known now */
+        }
+        if (limit != SIZE_MAX)
+            limit -= (size_t)at;
+        target->at_peek_off = true; /* not continued from the head */
+    }
+    if (setsockopt(conn->fd, SOL_SOCKET, SO_PEEK_OFF, &at, sizeof(at)) < 0)
+        return -errno;
+    ssize_t n = recv_plain(conn, target, flags, limit, true);
+    int moved = at;
+    socklen_t len = sizeof(moved);
+    if (getsockopt(conn->fd, SOL_SOCKET, SO_PEEK_OFF, &moved, &len) == 0)
+        *app_off = moved;
+    int none = -1;
+    (void)setsockopt(conn->fd, SOL_SOCKET, SO_PEEK_OFF, &none, sizeof(none));
+    return n;
+}
+
 /*
  * Read while the head of the kernel socket may be payload or event records: wait for
  * something, then learn whether and where the peer switched, then read only payload.
  * Returns bytes, 0 at end, a negative errno, or 0 with target->again once the events have
- * started.
+ * started. *app_off: the application's SO_PEEK_OFF, taken out of the kernel socket (-1: none).
  */
 static ssize_t recv_careful(struct shmsock_conn *conn, struct shmsock_read_target *target,
-                            int flags)
+                            int flags, int *app_off)
 {
     shmsock_negotiation_refresh_switch(conn);
     size_t peeked = SIZE_MAX;
@@ -128,7 +258,7 @@ static ssize_t recv_careful(struct shmsock_conn *conn, struct shmsock_read_targe
             shmsock_negotiation_refresh_switch(conn);
         }
         if (!conn->nego.peer_switch_known)
-            return recv_plain(conn, target, flags, peeked, true);
+            return careful_plain(conn, target, flags, peeked, app_off);
     }
     if (conn->nego.plain_received > conn->nego.peer_switch)
         return shmsock_conn_fail(conn, -EPROTO);
@@ -144,29 +274,40 @@ static ssize_t recv_careful(struct shmsock_conn *conn, struct shmsock_read_targe
         return shmsock_read_again(target);
     }
     uint64_t left = conn->nego.peer_switch - conn->nego.plain_received;
-    return recv_plain(conn, target, flags, conn->type == SOCK_STREAM ? (size_t)left : SIZE_MAX,
-                      true);
+    return careful_plain(conn, target, flags, conn->type == SOCK_STREAM ? (size_t)left : SIZE_MAX,
+                         app_off);
 }
 
 /*
  * Before the first read of a connection that may still negotiate: if it is going to wait,
  * make our region meanwhile. The peer's offer usually rides on its first message, and our
  * answer needs the region; made now, it costs nothing on the way to the reply.
+ *
+ * Returns 0, or the socket's pending error (ECONNRESET: a listener closed before it accepted
+ * us), which our peek took from the kernel only because nothing is queued: the read that
+ * asked reports it, as the kernel's read would have.
  */
-static void prepare_if_about_to_wait(struct shmsock_conn *conn, int flags)
+static int prepare_if_about_to_wait(struct shmsock_conn *conn, int flags)
 {
     /* Our region belongs to the send side: it is looked at under send_lock only (in
      * shmsock_negotiation_prepare_while_waiting); this side remembers that it asked. */
     if (!conn->options.negotiate || conn->nego.asked_to_prepare || conn->nego.plain_received != 0 ||
         (flags & MSG_DONTWAIT))
-        return;
+        return 0;
     unsigned char byte;
     struct iovec iov = {.iov_base = &byte, .iov_len = 1};
     struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1}; /* no room: peeked descriptors drop */
-    if (recvmsg(conn->fd, &m, MSG_PEEK | MSG_DONTWAIT) < 0 && errno == EAGAIN) {
-        conn->nego.asked_to_prepare = true;
-        shmsock_negotiation_prepare_while_waiting(conn);
-    }
+    int off = shmsock_recv_peek_off_take(conn);
+    ssize_t n = recvmsg(conn->fd, &m, MSG_PEEK | MSG_DONTWAIT);
+    int err = errno;
+    shmsock_recv_peek_off_put(conn, off);
+    if (n >= 0 || err == EINTR)
+        return 0;
+    if (err != EAGAIN)
+        return -err;
+    conn->nego.asked_to_prepare = true;
+    shmsock_negotiation_prepare_while_waiting(conn);
+    return 0;
 }
 
 /* One read: what a single recvmsg(2) would return. */
@@ -183,16 +324,24 @@ static ssize_t recv_once(struct shmsock_conn *conn, struct shmsock_read_target *
             return shmsock_take_deferred_error(conn);
         ssize_t n;
         target->again = false;
+        target->at_peek_off = false;
         if (conn->nego.in_state == SHMSOCK_IN_EVENTS) {
+            int off = shmsock_recv_peek_off_take(conn); /* not honoured on shared memory (README) */
             n = shmsock_events_read(conn, target, flags);
+            shmsock_recv_peek_off_put(conn, off);
         } else if (!shmsock_negotiation_reads_careful(conn)) {
             /* The peer switches only once our region says we read carefully, which is never
              * set while a read like this one is in progress: all is payload. */
-            prepare_if_about_to_wait(conn, flags);
-            n = recv_plain(conn, target, flags, SIZE_MAX, conn->options.negotiate);
+            target->at_peek_off = (flags & MSG_PEEK) && peek_off_active(conn);
+            n = prepare_if_about_to_wait(conn, flags);
+            if (n == 0)
+                n = recv_plain(conn, target, flags, SIZE_MAX, conn->options.negotiate);
         } else {
             shmsock_negotiation_mark_reader_careful(conn);
-            n = recv_careful(conn, target, flags);
+            /* Our own peeks start at the head; the application's at its offset. */
+            int off = shmsock_recv_peek_off_take(conn);
+            n = recv_careful(conn, target, flags, &off);
+            shmsock_recv_peek_off_put(conn, off);
         }
         if (!target->again)
             return n;
@@ -233,11 +382,15 @@ static ssize_t peek_further(struct shmsock_conn *conn, struct shmsock_read_targe
     size_t limit = plain_left(conn, ahead);
     ssize_t more = 0;
     if (limit > 0) {
+        /* Our offset for this look, then the application's own again (or none). */
+        int app = shmsock_recv_peek_off_take(conn);
         int offset = (int)ahead;
-        if (setsockopt(conn->fd, SOL_SOCKET, SO_PEEK_OFF, &offset, sizeof(offset)) < 0)
+        if (setsockopt(conn->fd, SOL_SOCKET, SO_PEEK_OFF, &offset, sizeof(offset)) < 0) {
+            shmsock_recv_peek_off_put(conn, app);
             return 0;
+        }
         more = recv_plain(conn, rest, flags | MSG_DONTWAIT, limit, true);
-        offset = -1;
+        offset = app;
         setsockopt(conn->fd, SOL_SOCKET, SO_PEEK_OFF, &offset, sizeof(offset));
         limit = plain_left(conn, ahead);
         if (more > 0 && (size_t)more > limit)
@@ -289,8 +442,9 @@ static ssize_t continue_stream_read(struct shmsock_conn *conn, struct shmsock_re
             more = recv_once(conn, &rest, flags | MSG_DONTWAIT);
         }
         /* The kernel's error for the socket (ECONNRESET) comes after the data we have, as
-         * the kernel gives it: keep it for the next read. */
-        if (more < 0 && more != -EAGAIN && more != -EINTR)
+         * the kernel gives it: keep it for the next read. A buffer that faults (EFAULT) is
+         * no error of the socket's: the read ends with the bytes it has, as the kernel's. */
+        if (more < 0 && more != -EAGAIN && more != -EINTR && more != -EFAULT)
             shmsock_defer_error(conn, (int)more);
         if (more <= 0)
             break;

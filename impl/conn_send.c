@@ -64,6 +64,11 @@ static ssize_t send_plain(struct shmsock_conn *conn, const struct msghdr *msg, i
 static ssize_t send_one_run(struct shmsock_conn *conn, const struct msghdr *msg, size_t skip,
                             size_t length, bool with_control, int flags)
 {
+    /* The kernel's send fails with EFAULT where it cannot read the application's buffer:
+     * before anything is reserved or published. */
+    int fault = shmsock_iov_check(msg->msg_iov, msg->msg_iovlen, skip, length, false);
+    if (fault < 0)
+        return fault;
     uint32_t blocks = shmsock_blocks_for_length(length, conn->producer.own.geometry.block_size);
     int64_t token = shmsock_producer_reserve_blocks(conn, blocks, flags);
     if (token < 0)

@@ -200,7 +200,9 @@ ssize_t shmsock_conn_recv_view(struct shmsock_conn *conn, const void **buf, int 
         }
         struct shmsock_event event;
         uint64_t start = 0;
+        int off = shmsock_recv_peek_off_take(conn); /* its reads are the library's own */
         int got = shmsock_events_take(conn, flags, &event, &start);
+        shmsock_recv_peek_off_put(conn, off);
         if (got == SHMSOCK_LOOK_AGAIN)
             continue;
         if (got != SHMSOCK_LOOK_FOUND) {

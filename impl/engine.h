@@ -44,6 +44,11 @@ int shmsock_conn_get_info(struct shmsock_conn *conn, struct shm_sock_info *info)
  * events (credentials travel only with kernel messages). */
 void shmsock_conn_passcred_changed(struct shmsock_conn *conn, int on);
 
+/* The application set SO_PEEK_OFF on the kernel socket: from now on the library's own reads
+ * of it (peeks that look before a read, event records, doorbells) neither use nor move that
+ * offset. */
+void shmsock_conn_peek_off_changed(struct shmsock_conn *conn);
+
 /* shutdown(2) was called with `how` (the kernel socket is already shut down). After SHUT_RD
  * the peer's sends fail with EPIPE: our region says so, and a peer sleeping for releases is
  * woken to read it. */

@@ -61,6 +61,19 @@ static void deliver_control(struct shmsock_look *look, struct shmsock_read_targe
     user->msg_flags |= look->control.msg_flags & MSG_CTRUNC;
 }
 
+/* A SEQPACKET read whose buffer faults: the message is gone, its descriptors with it (the
+ * kernel's read drops it too), and the read fails with err (EFAULT). */
+static ssize_t drop_message(struct shmsock_conn *conn, const struct shmsock_event_source *source,
+                            struct shmsock_look *look, bool *took, int err)
+{
+    if (source->consume(conn, look, 1, true) < 0)
+        return shmsock_conn_fail(conn, -EPROTO);
+    *took = true;
+    conn->consumer.head_consumed = 0;
+    conn->consumer.head_control_delivered = false;
+    return err;
+}
+
 static ssize_t copy_events(struct shmsock_conn *conn, const struct shmsock_event_source *source,
                            struct shmsock_look *look, struct shmsock_read_target *target,
                            bool *took)
@@ -68,6 +81,9 @@ static ssize_t copy_events(struct shmsock_conn *conn, const struct shmsock_event
     struct msghdr *user = target->msg;
     bool peek = (look->flags & MSG_PEEK) != 0;
     bool stream = conn->type == SOCK_STREAM;
+    /* A STREAM read of no bytes waits as the kernel's does, then touches the head event only:
+     * it takes that record's descriptors, its bytes stay. */
+    bool nothing_asked = stream && target->space == 0;
     size_t copied = 0;
     for (;;) {
         /* A STREAM read takes events while it has room; a SEQPACKET read takes one message. */
@@ -84,7 +100,10 @@ static ssize_t copy_events(struct shmsock_conn *conn, const struct shmsock_event
         size_t touched = 0; /* events this look read from */
         uint64_t head_after = 0;
         bool at_marker = false;
-        for (size_t i = 0; i < look->count && (!stream || copied < target->space); i++) {
+        bool fault = false; /* the application's buffer faults (STREAM, or a peek): stop */
+        for (size_t i = 0;
+             i < look->count && (!stream || copied < target->space || (nothing_asked && i == 0));
+             i++) {
             const struct shmsock_event *event = &look->events[i];
             if (look->to_kernel && i + 1 == look->count) {
                 if (copied == 0 && !look->ahead_only) {
@@ -103,9 +122,23 @@ static ssize_t copy_events(struct shmsock_conn *conn, const struct shmsock_event
                 shmsock_ancillary_close_fds(&look->control);
                 return shmsock_conn_fail(conn, -EPROTO);
             }
-            size_t n = shmsock_iov_scatter(user->msg_iov, user->msg_iovlen, target->skip + copied,
-                                           shmsock_consumer_payload(conn, event) + start,
-                                           event->length - start);
+            ssize_t scattered = shmsock_iov_scatter(
+                user->msg_iov, user->msg_iovlen, target->skip + copied,
+                shmsock_consumer_payload(conn, event) + start, event->length - start);
+            if (scattered < 0) {
+                /* EFAULT, as the kernel's copy: a STREAM read keeps the bytes and returns what
+                 * it read before them (EFAULT if nothing), a peek shows what it has, a
+                 * SEQPACKET read drops the message and its descriptors. */
+                if ((stream || peek) && copied > 0) {
+                    fault = true; /* (the faulting event is not touched: no descriptors) */
+                    break;
+                }
+                shmsock_ancillary_close_fds(&look->control);
+                if (stream || peek)
+                    return scattered;
+                return drop_message(conn, source, look, took, (int)scattered);
+            }
+            size_t n = (size_t)scattered;
             copied += n;
             touched = i + 1;
             if (stream && start + n < event->length) {
@@ -126,12 +159,12 @@ static ssize_t copy_events(struct shmsock_conn *conn, const struct shmsock_event
             conn->consumer.head_consumed = 0; /* the head is a new event now */
             conn->consumer.head_control_delivered = false;
         }
-        bool read_through = done == look->count && copied < target->space;
+        bool read_through = !fault && done == look->count && copied < target->space;
         if (stream && read_through && look->count > 0 && !source->one_look_per_read)
             continue; /* the ring: look further */
         user->msg_flags = !stream && copied < look->events[0].length ? MSG_TRUNC : 0;
-        deliver_control(look, target, touched > 0 && (copied > 0 || !stream), touched,
-                        head_delivered);
+        deliver_control(look, target, touched > 0 && (copied > 0 || !stream || nothing_asked),
+                        touched, head_delivered);
         if (!stream)
             return (look->flags & MSG_TRUNC) ? (ssize_t)look->events[0].length : (ssize_t)copied;
         /* The read ends where more may wait: at the marker, or after a whole look of records
@@ -211,5 +244,7 @@ ssize_t shmsock_ring_events_peek_ahead(struct shmsock_conn *conn,
     look->take_head = false;
     look->ahead = 0;
     bool took = false;
-    return copy_events(conn, &shmsock_ring_events, look, &ring, &took);
+    ssize_t n = copy_events(conn, &shmsock_ring_events, look, &ring, &took);
+    return n == -EFAULT ? 0 : n; /* the buffer faults in the ring's part: the peek shows what
+                                    it has (the bytes before) */
 }

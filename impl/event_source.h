@@ -25,7 +25,7 @@
 #define SHMSOCK_LOOK_EVENTS 16
 
 enum shmsock_look_result {
-    SHMSOCK_LOOK_END = 0,   /* end of stream (or a STREAM read with no room: nothing) */
+    SHMSOCK_LOOK_END = 0,   /* end of stream */
     SHMSOCK_LOOK_FOUND = 1, /* look->count events (at least one) */
     SHMSOCK_LOOK_EMPTY = 2, /* nothing there now: wait, then look again */
     SHMSOCK_LOOK_AGAIN = 3, /* the source's state changed (stale doorbells gone): read again */
@@ -39,7 +39,8 @@ struct shmsock_look {
                         source may take it while it looks */
     bool ahead_only; /* a peek before the switch point: it never waits, the marker ends it */
     uint64_t ahead;  /* events to pass over first (a peek that goes on) */
-    size_t want;     /* bytes the reader has room for: events past them need no look */
+    size_t want;     /* bytes the reader has room for: events past them need no look (0, a
+                        STREAM read of no bytes: the head event, waited for as any) */
     /* What the source found: */
     size_t count;
     bool to_kernel;        /* the last event is the ring's TO_KERNEL marker */

@@ -223,9 +223,9 @@ static int ring_look(struct shmsock_conn *conn, struct shmsock_look *look)
         int err = reset_before_messages(conn);
         if (err < 0)
             return err;
-        if (conn->type == SOCK_STREAM && look->want == 0 && !look->take_head)
-            return SHMSOCK_LOOK_END; /* nothing asked for: nothing read, without waiting */
     }
+    /* A STREAM read of no bytes (want 0) still looks at the head event: it waits for one, or
+     * says EAGAIN, as the kernel's read does. */
     uint64_t bytes = 0;
     while (look->count < SHMSOCK_LOOK_EVENTS && (look->count == 0 || bytes < look->want)) {
         struct shmsock_event *event = &look->events[look->count];

@@ -1,7 +1,19 @@
 /* iov.c - see iov.h. */
+#define _GNU_SOURCE
 #include "iov.h"
 
+#include <errno.h>
+#include <stdint.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#ifndef MADV_POPULATE_READ
+#define MADV_POPULATE_READ 22 /* Linux 5.14 */
+#endif
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23
+#endif
 
 size_t shmsock_iov_length(const struct iovec *iov, size_t count)
 {
@@ -9,6 +21,136 @@ size_t shmsock_iov_length(const struct iovec *iov, size_t count)
     for (size_t i = 0; i < count; i++)
         total += iov[i].iov_len;
     return total;
+}
+
+/*
+ * Checking the application's memory.
+ *
+ * A kernel socket call copies the application's buffer with copy_from_user/copy_to_user and
+ * fails with EFAULT where it is not mapped, not accessible, or a file mapped past its end;
+ * our memcpy would raise SIGSEGV or SIGBUS instead. So the bytes a copy touches are first
+ * shown to the kernel: madvise(MADV_POPULATE_READ or _WRITE) over their pages fails exactly
+ * where an access would fault (ENOMEM: not mapped; EINVAL: PROT_NONE, or read-only for a
+ * write; EFAULT: SIGBUS, past the end of a file) and faults nothing in that was not going to
+ * be touched by the copy anyway.
+ *
+ * That costs a system call (2-3 us here, more than a whole small send on shared memory), so
+ * each thread remembers the page ranges it has checked (TRUSTED ranges, reads and writes
+ * apart): a program that sends from and reads into the same buffers asks the kernel once per
+ * buffer. The price: a buffer that the application unmaps (or whose file it truncates) after
+ * a successful call and then passes again still faults, where the kernel would say EFAULT
+ * (README, Behaviour and limits).
+ */
+#define TRUSTED 32
+
+struct trusted_range {
+    uintptr_t start, end; /* page aligned; end == 0: unused */
+    bool writable;        /* checked for writing (which implies reading) */
+};
+
+static __thread struct trusted_range trusted[TRUSTED];
+static __thread unsigned trusted_next;
+static __thread unsigned trusted_last; /* the range that answered last: looked at first */
+
+/* 1: MADV_POPULATE_* works; -1: this kernel has none (before 5.14), copies go unchecked. */
+static int populate_supported;
+static uintptr_t page_size;
+
+static bool covers(const struct trusted_range *t, uintptr_t start, uintptr_t end, bool write)
+{
+    return t->start <= start && end <= t->end && (t->writable || !write);
+}
+
+static bool is_trusted(uintptr_t start, uintptr_t end, bool write)
+{
+    if (covers(&trusted[trusted_last], start, end, write))
+        return true;
+    for (unsigned i = 0; i < TRUSTED; i++) {
+        if (covers(&trusted[i], start, end, write)) {
+            trusted_last = i;
+            return true;
+        }
+    }
+    return false;
+}
+
+static void trust(uintptr_t start, uintptr_t end, bool write)
+{
+    /* Grow a range that this one touches (a large buffer read in pieces stays one range). */
+    for (unsigned i = 0; i < TRUSTED; i++) {
+        struct trusted_range *t = &trusted[i];
+        if (t->end != 0 && t->writable == write && start <= t->end && t->start <= end) {
+            t->start = start < t->start ? start : t->start;
+            t->end = end > t->end ? end : t->end;
+            return;
+        }
+    }
+    trusted[trusted_next] = (struct trusted_range){.start = start, .end = end, .writable = write};
+    trusted_next = (trusted_next + 1) % TRUSTED;
+}
+
+static bool populate_works(void)
+{
+    int state = __atomic_load_n(&populate_supported, __ATOMIC_ACQUIRE);
+    if (state == 0) {
+        static const int probe_target = 1;
+        uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+        __atomic_store_n(&page_size, page, __ATOMIC_RELAXED);
+        uintptr_t at = (uintptr_t)&probe_target & ~(page - 1);
+        state = madvise((void *)at, page, MADV_POPULATE_READ) == 0 ? 1 : -1;
+        __atomic_store_n(&populate_supported, state, __ATOMIC_RELEASE);
+    }
+    return state > 0;
+}
+
+/* Whether the application's bytes [p, p + n) can be read (or written): 0 or -EFAULT. */
+static int check_range(const void *p, size_t n, bool write)
+{
+    if (n == 0)
+        return 0;
+    uintptr_t start = (uintptr_t)p;
+    if (start + n < start)
+        return -EFAULT;
+    if (!populate_works())
+        return 0;
+    uintptr_t page = __atomic_load_n(&page_size, __ATOMIC_RELAXED);
+    uintptr_t first = start & ~(page - 1);
+    uintptr_t end = (start + n + page - 1) & ~(page - 1);
+    if (end == 0) /* the last page of the address space: never the application's */
+        return -EFAULT;
+    if (is_trusted(first, end, write))
+        return 0;
+    int advice = write ? MADV_POPULATE_WRITE : MADV_POPULATE_READ;
+    for (int tries = 0; madvise((void *)first, end - first, advice) < 0; tries++) {
+        /* EINTR, EAGAIN: try again (a few times; then the copy goes unchecked). Any other
+         * answer means an access would fault. (A device mapping, VM_PFNMAP, also says EINVAL:
+         * a buffer there is reported as EFAULT.) */
+        if ((errno != EINTR && errno != EAGAIN))
+            return -EFAULT;
+        if (tries == 3)
+            return 0;
+    }
+    trust(first, end, write);
+    return 0;
+}
+
+int shmsock_iov_check(const struct iovec *iov, size_t count, size_t skip, size_t len, bool write)
+{
+    for (size_t i = 0; i < count && len > 0; i++) {
+        if (skip >= iov[i].iov_len) {
+            skip -= iov[i].iov_len;
+            continue;
+        }
+        size_t n = iov[i].iov_len - skip;
+        if (n > len)
+            n = len;
+        int err = check_range((const unsigned char *)iov[i].iov_base + skip, n, write);
+        if (err < 0)
+            return err;
+        len -= n;
+        skip = 0;
+    }
+    return 0;
 }
 
 void shmsock_iov_gather(void *dst, const struct iovec *iov, size_t count, size_t skip, size_t len)
@@ -29,9 +171,12 @@ void shmsock_iov_gather(void *dst, const struct iovec *iov, size_t count, size_t
     }
 }
 
-size_t shmsock_iov_scatter(const struct iovec *iov, size_t count, size_t skip, const void *src,
-                           size_t len)
+ssize_t shmsock_iov_scatter(const struct iovec *iov, size_t count, size_t skip, const void *src,
+                            size_t len)
 {
+    int err = shmsock_iov_check(iov, count, skip, len, true);
+    if (err < 0)
+        return err;
     const unsigned char *in = src;
     size_t done = 0;
     for (size_t i = 0; i < count && done < len; i++) {
@@ -46,7 +191,7 @@ size_t shmsock_iov_scatter(const struct iovec *iov, size_t count, size_t skip, c
         done += n;
         skip = 0;
     }
-    return done;
+    return (ssize_t)done;
 }
 
 size_t shmsock_iov_window(const struct iovec *iov, size_t count, size_t skip, size_t limit,

@@ -255,6 +255,8 @@ int shm_connect(int sockfd, const struct sockaddr *addr, socklen_t addrlen);
  *   ECONNRESET - the peer closed with data unread, or broke the protocol;
  *   EMSGSIZE - SOCK_SEQPACKET message larger than the socket accepts (as the kernel: the send
  *             buffer size minus 32 bytes);
+ *   EFAULT  - buf is not readable memory (nothing is sent, as the kernel's; see README for
+ *             a buffer unmapped after a successful call);
  *   ENOTCONN - not connected; EINTR - interrupted before anything was sent; EBADF; ENOTSOCK;
  *   EOPNOTSUPP - unsupported flag; EPROTO - the peer broke the protocol; ENOMEM/ENOBUFS.
  * Blocking sends honour SO_SNDTIMEO (EAGAIN when it expires).
@@ -285,11 +287,15 @@ ssize_t shm_sendmsg(int sockfd, const struct msghdr *msg, int flags);
  * is truncated (its rest is discarded). A SOCK_STREAM MSG_PEEK may show fewer bytes than the
  * kernel's where the peer's events travel through the kernel (event mode: SHM_COALESCE = 0
  * or SO_PASSCRED; or after the peer sent ancillary data); see README, "Behaviour and limits".
+ * SO_PEEK_OFF is honoured while the peer's bytes come through the kernel socket, not once
+ * they come from shared memory (a peek then starts at the first unread byte).
  * Returns the number of bytes received, 0 at end of stream (peer closed or shut down
  * writing; or a zero-length SOCK_SEQPACKET message), or -1 with errno:
  *   EAGAIN/EWOULDBLOCK - non-blocking and nothing waiting, or SO_RCVTIMEO expired;
  *   EINTR - interrupted by a signal before any data; ECONNRESET - peer closed with data unread
- *   or broke the protocol; EPROTO - peer broke the protocol; ENOTCONN; EBADF; ENOTSOCK; EINVAL.
+ *   or broke the protocol; EPROTO - peer broke the protocol; ENOTCONN; EBADF; ENOTSOCK; EINVAL;
+ *   EFAULT - the bytes to be copied do not fit in writable memory (a SOCK_STREAM read leaves
+ *   them waiting; a SOCK_SEQPACKET read drops the message, as the kernel's does).
  */
 ssize_t shm_recv(int sockfd, void *buf, size_t len, int flags);
 
@@ -305,16 +311,19 @@ ssize_t shm_recvfrom(int sockfd, void *buf, size_t len, int flags, struct sockad
  */
 ssize_t shm_recvmsg(int sockfd, struct msghdr *msg, int flags);
 
-/* shm_read - read(2) on a socket: shm_recv(fd, buf, count, 0); on other fds, read(2). */
+/* shm_read - read(2) on a socket: shm_recv(fd, buf, count, 0), except that a count of 0
+ * returns 0 at once (read(2) does not wait); on other fds, read(2). */
 ssize_t shm_read(int fd, void *buf, size_t count);
 
-/* shm_write - write(2) on a socket: shm_send(fd, buf, count, 0) (SIGPIPE as write(2)). */
+/* shm_write - write(2) on a socket: shm_send(fd, buf, count, 0) (SIGPIPE as write(2); a
+ * count of 0 sends an empty SOCK_SEQPACKET message, as write(2)); on other fds, write(2). */
 ssize_t shm_write(int fd, const void *buf, size_t count);
 
-/* shm_readv - readv(2): shm_recvmsg() with the given iovec. */
+/* shm_readv - readv(2): shm_recvmsg() with the given iovec; no bytes: 0 at once, as readv(2). */
 ssize_t shm_readv(int fd, const struct iovec *iov, int iovcnt);
 
-/* shm_writev - writev(2): shm_sendmsg() with the given iovec. */
+/* shm_writev - writev(2): shm_sendmsg() with the given iovec; no bytes: 0, nothing sent, as
+ * writev(2) (which, unlike write(2), sends no empty message). */
 ssize_t shm_writev(int fd, const struct iovec *iov, int iovcnt);
 
 /*

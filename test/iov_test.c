@@ -1,14 +1,19 @@
 /*
  * iov_test.c - unit tests for impl/iov.{h,c}: length, gather, scatter and window over iovec
  * arrays, with skips that cross entries and zero-length entries. Every case is also checked
- * against a byte-by-byte reference over all skip/length combinations.
+ * against a byte-by-byte reference over all skip/length combinations. The check of the
+ * application's memory: EFAULT exactly where a copy would fault (only the bytes the copy
+ * touches count), and a scatter that would fault writes nothing.
  */
+#include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/uio.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -256,6 +261,37 @@ static void test_window_exhaustive(void **state)
     }
 }
 
+static void test_check(void **state)
+{
+    (void)state;
+    const size_t pg = (size_t)sysconf(_SC_PAGESIZE);
+    unsigned char *pages =
+        mmap(NULL, 3 * pg, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    assert_true(pages != MAP_FAILED);
+    assert_int_equal(mprotect(pages + pg, pg, PROT_READ), 0); /* page 1: read-only */
+    assert_int_equal(munmap(pages + 2 * pg, pg), 0);          /* page 2: not mapped */
+    struct iovec iov[2] = {{.iov_base = pages + pg - 96, .iov_len = 96},
+                           {.iov_base = pages + pg, .iov_len = 2 * pg}};
+    /* Readable: page 0 and 1; writable: page 0 only; page 2: nothing. */
+    assert_int_equal(shmsock_iov_check(iov, 2, 0, 96 + pg, false), 0);
+    assert_int_equal(shmsock_iov_check(iov, 2, 0, 96 + pg + 1, false), -EFAULT);
+    assert_int_equal(shmsock_iov_check(iov, 2, 0, 96, true), 0);
+    assert_int_equal(shmsock_iov_check(iov, 2, 0, 97, true), -EFAULT);
+    assert_int_equal(shmsock_iov_check(iov, 2, 96 + pg, 1, false), -EFAULT);
+    /* Asked again (remembered ranges): the same answers. */
+    assert_int_equal(shmsock_iov_check(iov, 2, 0, 96 + pg, false), 0);
+    assert_int_equal(shmsock_iov_check(iov, 2, 0, 97, true), -EFAULT);
+    /* A scatter that would fault writes nothing; one that stays in page 0 works. */
+    unsigned char src[128];
+    memset(src, 0x5a, sizeof(src));
+    memset(pages, 0, pg);
+    assert_int_equal(shmsock_iov_scatter(iov, 2, 0, src, 97), -EFAULT);
+    assert_int_equal(pages[pg - 96], 0);
+    assert_int_equal(shmsock_iov_scatter(iov, 2, 0, src, 96), 96);
+    assert_int_equal(pages[pg - 1], 0x5a);
+    munmap(pages, 2 * pg);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -266,6 +302,7 @@ int main(void)
         cmocka_unit_test(test_scatter_exhaustive),
         cmocka_unit_test(test_window_examples),
         cmocka_unit_test(test_window_exhaustive),
+        cmocka_unit_test(test_check),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

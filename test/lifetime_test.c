@@ -11,6 +11,8 @@
  *   - the peer closes with our message unread while its own message waits for us: that
  *     message, the reset and the end of the stream, in the kernel's order (also when a
  *     MSG_WAITALL read is cut short by it: the kernel then reports no reset later);
+ *   - a listener closed before it accepted: the client's reads report ECONNRESET once, as
+ *     the kernel's do (the library's own peeks must not take the error from them);
  *   - shm_close sends nothing (fork-and-hand-off): the parent accepts, forks, the child serves,
  *     the parent closes its copy: the client sees no EOF until the child closes.
  */
@@ -532,6 +534,59 @@ static void test_fork_handoff_close_sends_nothing(void **state)
     SEM_FOR_EACH_VARIANT(handoff_body);
 }
 
+/*
+ * A client connects and the listener is closed before it accepts: the kernel resets the
+ * client's connection. Its reads report ECONNRESET once (blocking or not), then end of stream;
+ * with `sent_first`, the client sent a message (our offer on it) before the close. The shm
+ * library's own peeks (made to learn whether a read will wait) must not take that error from
+ * the application. Three calls, compared with the kernel's; variant 0: a blocking read first,
+ * variant 1: a non-blocking one, variant 2: the client sent first.
+ */
+static ssize_t kernel_unaccepted[2][3][3]; /* [SEQPACKET][variant][call] */
+
+static void unaccepted_reset_body(const struct sock_api *api, int type, int variant)
+{
+    print_message("    [%s %s variant %d]\n", api->name, sem_type_name(type), variant);
+    struct sockaddr_un addr;
+    socklen_t len = test_abstract_addr(&addr);
+    int listener = api->socket(AF_UNIX, type, 0);
+    assert_true(listener >= 0);
+    assert_int_equal(api->bind(listener, (struct sockaddr *)&addr, len), 0);
+    assert_int_equal(api->listen(listener, 8), 0);
+    int client = api->socket(AF_UNIX, type, 0);
+    assert_true(client >= 0);
+    assert_int_equal(api->connect(client, (struct sockaddr *)&addr, len), 0);
+    if (variant == 2)
+        assert_int_equal(api->send(client, "early", 5, MSG_NOSIGNAL), 5);
+    assert_int_equal(api->close(listener), 0);
+    char in[16];
+    ssize_t got[3];
+    errno = 0;
+    got[0] = outcome(api->recv(client, in, sizeof(in), variant == 1 ? MSG_DONTWAIT : 0));
+    errno = 0;
+    got[1] = outcome(api->recv(client, in, sizeof(in), 0));
+    errno = 0;
+    got[2] = outcome(api->recv(client, in, sizeof(in), MSG_DONTWAIT));
+    for (int k = 0; k < 3; k++)
+        same_as_kernel(api, &kernel_unaccepted[type == SOCK_SEQPACKET][variant][k], got[k],
+                       "read after the listener closed", k);
+    if (!api->is_shm)
+        assert_int_equal(got[0], -ECONNRESET);
+    api->close(client);
+}
+
+static void test_reset_of_unaccepted_connection(void **state)
+{
+    (void)state;
+    SEM_GUARD();
+    for (int i = 0; i < 2; i++) {
+        for (int variant = 0; variant < 3; variant++) {
+            unaccepted_reset_body(test_apis[i], SOCK_STREAM, variant);
+            unaccepted_reset_body(test_apis[i], SOCK_SEQPACKET, variant);
+        }
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -544,6 +599,7 @@ int main(void)
         cmocka_unit_test(test_blocked_sender_woken_by_shut_rd),
         cmocka_unit_test(test_reset_keeps_waiting_message),
         cmocka_unit_test(test_reset_during_waitall),
+        cmocka_unit_test(test_reset_of_unaccepted_connection),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     test_watchdog(0, NULL);
