@@ -35,9 +35,6 @@
 #define MIB (1024 * 1024)
 #define PAGE 4096
 
-enum { MODE_PLAIN, MODE_COALESCED, MODE_EVENTS, MODES };
-static const char *const mode_names[MODES] = {"before negotiation", "coalesced", "event mode"};
-
 #define MAX_STEPS 64
 
 struct run {
@@ -109,21 +106,6 @@ static int teardown(void **state)
     return 0;
 }
 
-static void pair_in_mode(const struct sock_api *api, int type, int mode, int *a, int *b)
-{
-    test_connect_pair(api, type, a, b);
-    if (mode == MODE_EVENTS && api->is_shm) {
-        int off = 0;
-        assert_int_equal(shm_setsockopt(*a, SOL_SHMSOCK, SHM_COALESCE, &off, sizeof(off)), 0);
-        assert_int_equal(shm_setsockopt(*b, SOL_SHMSOCK, SHM_COALESCE, &off, sizeof(off)), 0);
-    }
-    if (mode != MODE_PLAIN) {
-        test_handshake(api, *a, *b);
-        sem_assert_shm(api, *a);
-        sem_assert_shm(api, *b);
-    }
-}
-
 /* A non-blocking recv into a good buffer: its result, and (STREAM) the bytes are `expect`. */
 static ssize_t good_recv(const struct sock_api *api, int fd, const char *expect)
 {
@@ -136,9 +118,9 @@ static ssize_t good_recv(const struct sock_api *api, int fd, const char *expect)
 
 static void body(const struct sock_api *api, int type, int mode, struct run *run)
 {
-    print_message("    [%s %s %s]\n", api->name, sem_type_name(type), mode_names[mode]);
+    print_message("    [%s %s %s]\n", api->name, sem_type_name(type), sem_mode_names[mode]);
     int a, b;
-    pair_in_mode(api, type, mode, &a, &b);
+    sem_pair_in_mode(api, type, mode, &a, &b);
     unsigned char *bads[3] = {unmapped, no_access, past_eof + PAGE};
     for (int which = 0; which < 3; which++) {
         unsigned char *bad = bads[which];
@@ -201,13 +183,13 @@ static void test_bad_buffers(void **state)
     SEM_GUARD();
     for (int t = 0; t < 2; t++) {
         int type = t == 0 ? SOCK_STREAM : SOCK_SEQPACKET;
-        for (int mode = 0; mode < MODES; mode++) {
+        for (int mode = 0; mode < SEM_MODES; mode++) {
             struct run runs[2];
             memset(runs, 0, sizeof(runs));
             for (int i = 0; i < 2; i++)
                 body(test_apis[i], type, mode, &runs[i]);
             char variant[64];
-            snprintf(variant, sizeof(variant), "%s %s", sem_type_name(type), mode_names[mode]);
+            snprintf(variant, sizeof(variant), "%s %s", sem_type_name(type), sem_mode_names[mode]);
             compare(&runs[0], &runs[1], variant);
         }
     }

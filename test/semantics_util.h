@@ -140,4 +140,25 @@ static inline size_t sem_fill(const struct sock_api *api, int fd, char *buf, siz
         body(test_apis[i_], SOCK_SEQPACKET, true);                                                 \
     }
 
+/* A pair in one of three states: before negotiation (plain), or on shared memory after a
+ * handshake in coalesced or event mode (the kernel api's pair only shakes hands). */
+enum sem_mode { SEM_MODE_PLAIN, SEM_MODE_COALESCED, SEM_MODE_EVENTS, SEM_MODES };
+static const char *const sem_mode_names[SEM_MODES] = {"before negotiation", "coalesced",
+                                                      "event mode"};
+
+static inline void sem_pair_in_mode(const struct sock_api *api, int type, int mode, int *a, int *b)
+{
+    test_connect_pair(api, type, a, b);
+    if (mode == SEM_MODE_EVENTS && api->is_shm) {
+        int off = 0;
+        assert_int_equal(shm_setsockopt(*a, SOL_SHMSOCK, SHM_COALESCE, &off, sizeof(off)), 0);
+        assert_int_equal(shm_setsockopt(*b, SOL_SHMSOCK, SHM_COALESCE, &off, sizeof(off)), 0);
+    }
+    if (mode != SEM_MODE_PLAIN) {
+        test_handshake(api, *a, *b);
+        sem_assert_shm(api, *a);
+        sem_assert_shm(api, *b);
+    }
+}
+
 #endif

@@ -28,9 +28,6 @@
 #include "test_support.h"
 #include "semantics_util.h"
 
-enum { MODE_PLAIN, MODE_COALESCED, MODE_EVENTS, MODES };
-static const char *const mode_names[MODES] = {"before negotiation", "coalesced", "event mode"};
-
 enum {
     STEP_READ_EMPTY,
     STEP_READV_EMPTY,
@@ -74,22 +71,7 @@ static ssize_t outcome(ssize_t n)
     return n < 0 ? -errno : n;
 }
 
-static ssize_t kernel_results[2][MODES][STEPS]; /* [SEQPACKET][mode][step] */
-
-static void pair_in_mode(const struct sock_api *api, int type, int mode, int *a, int *b)
-{
-    test_connect_pair(api, type, a, b);
-    if (mode == MODE_EVENTS && api->is_shm) {
-        int off = 0;
-        assert_int_equal(shm_setsockopt(*a, SOL_SHMSOCK, SHM_COALESCE, &off, sizeof(off)), 0);
-        assert_int_equal(shm_setsockopt(*b, SOL_SHMSOCK, SHM_COALESCE, &off, sizeof(off)), 0);
-    }
-    if (mode != MODE_PLAIN) {
-        test_handshake(api, *a, *b);
-        sem_assert_shm(api, *a);
-        sem_assert_shm(api, *b);
-    }
-}
+static ssize_t kernel_results[2][SEM_MODES][STEPS]; /* [SEQPACKET][mode][step] */
 
 struct late_sender {
     const struct sock_api *api;
@@ -124,10 +106,10 @@ static ssize_t count_fds(struct msghdr *m)
 
 static void zero_length_body(const struct sock_api *api, int type, int mode)
 {
-    print_message("    [%s %s %s]\n", api->name, sem_type_name(type), mode_names[mode]);
+    print_message("    [%s %s %s]\n", api->name, sem_type_name(type), sem_mode_names[mode]);
     ssize_t got[STEPS];
     int a, b;
-    pair_in_mode(api, type, mode, &a, &b);
+    sem_pair_in_mode(api, type, mode, &a, &b);
     char buf[16];
     struct iovec none = {.iov_base = buf, .iov_len = 0};
 
@@ -210,7 +192,7 @@ static void zero_length_body(const struct sock_api *api, int type, int mode)
             kernel[k] = got[k];
         else if (got[k] != kernel[k])
             fail_msg("%s %s, %s: %zd (%s), the kernel's %zd (%s)", sem_type_name(type),
-                     mode_names[mode], step_names[k], got[k],
+                     sem_mode_names[mode], step_names[k], got[k],
                      got[k] < 0 ? strerror((int)-got[k]) : "", kernel[k],
                      kernel[k] < 0 ? strerror((int)-kernel[k]) : "");
     }
@@ -223,7 +205,7 @@ static void test_zero_length_calls(void **state)
     (void)state;
     SEM_GUARD();
     for (int i = 0; i < 2; i++) {
-        for (int mode = 0; mode < MODES; mode++) {
+        for (int mode = 0; mode < SEM_MODES; mode++) {
             zero_length_body(test_apis[i], SOCK_STREAM, mode);
             zero_length_body(test_apis[i], SOCK_SEQPACKET, mode);
         }
