@@ -19,8 +19,11 @@
 #include "shmsock.h"
 #include "test_support.h"
 
-/* Seconds after which a test that is still blocked is declared hung (see test_watchdog). */
-#define SEM_WATCHDOG_SECONDS 20
+/* Seconds after which a test that is still blocked is declared hung (see test_watchdog). A
+ * test function runs its steps for 8 variants; under TSan beside a two-process test in CI it
+ * took over 20 s once (a 100 ms timeout per step, memory filled and read back under the
+ * sanitizer), so the bound leaves room for that and still catches a hang. */
+#define SEM_WATCHDOG_SECONDS 60
 
 /* Arm the watchdog for the current test: a hang fails the program with the test's name. */
 #define SEM_GUARD() test_watchdog(SEM_WATCHDOG_SECONDS, __func__)
