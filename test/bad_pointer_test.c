@@ -35,37 +35,12 @@
 #define MIB (1024 * 1024)
 #define PAGE 4096
 
-#define MAX_STEPS 64
-
-struct run {
-    ssize_t rc[MAX_STEPS];
-    const char *what[MAX_STEPS];
-    int count;
-};
-
-static void record(struct run *run, const char *what, ssize_t rc)
-{
-    assert_true(run->count < MAX_STEPS);
-    run->what[run->count] = what;
-    run->rc[run->count++] = rc < 0 ? -errno : rc;
-}
-
 #define STEP(run, what, call)                                                                      \
     do {                                                                                           \
         errno = 0;                                                                                 \
-        record(run, what, (ssize_t)(call));                                                        \
+        ssize_t rc_ = (ssize_t)(call);                                                             \
+        sem_step(run, what, rc_ < 0 ? -errno : rc_);                                               \
     } while (0)
-
-static void compare(const struct run *kernel, const struct run *shm, const char *variant)
-{
-    assert_int_equal(kernel->count, shm->count);
-    for (int k = 0; k < kernel->count; k++) {
-        if (kernel->rc[k] != shm->rc[k])
-            fail_msg("%s, step %d (%s): shm %zd (%s), the kernel's %zd (%s)", variant, k + 1,
-                     kernel->what[k], shm->rc[k], shm->rc[k] < 0 ? strerror((int)-shm->rc[k]) : "",
-                     kernel->rc[k], kernel->rc[k] < 0 ? strerror((int)-kernel->rc[k]) : "");
-    }
-}
 
 /* Addresses the kernel cannot copy: `unmapped` (below the lowest address a process may map,
  * nothing there ever), `no_access` (2 MiB mapped PROT_NONE, kept so that nothing else lands
@@ -116,7 +91,7 @@ static ssize_t good_recv(const struct sock_api *api, int fd, const char *expect)
     return n;
 }
 
-static void body(const struct sock_api *api, int type, int mode, struct run *run)
+static void body(const struct sock_api *api, int type, int mode, struct sem_steps *run)
 {
     print_message("    [%s %s %s]\n", api->name, sem_type_name(type), sem_mode_names[mode]);
     int a, b;
@@ -184,13 +159,13 @@ static void test_bad_buffers(void **state)
     for (int t = 0; t < 2; t++) {
         int type = t == 0 ? SOCK_STREAM : SOCK_SEQPACKET;
         for (int mode = 0; mode < SEM_MODES; mode++) {
-            struct run runs[2];
+            struct sem_steps runs[2];
             memset(runs, 0, sizeof(runs));
             for (int i = 0; i < 2; i++)
                 body(test_apis[i], type, mode, &runs[i]);
             char variant[64];
             snprintf(variant, sizeof(variant), "%s %s", sem_type_name(type), sem_mode_names[mode]);
-            compare(&runs[0], &runs[1], variant);
+            sem_steps_compare(&runs[0], &runs[1], variant);
         }
     }
 }

@@ -83,28 +83,14 @@ static void set_offset(const struct sock_api *api, int fd, int off)
     assert_int_equal(api->setsockopt(fd, SOL_SOCKET, SO_PEEK_OFF, &off, sizeof(off)), 0);
 }
 
-struct late_sender {
-    const struct sock_api *api;
-    int fd;
-};
-
-static void *send_late(void *p)
-{
-    struct late_sender *s = p;
-    sem_sleep_ms(100);
-    assert_int_equal(s->api->send(s->fd, "late", 4, MSG_NOSIGNAL), 4);
-    return NULL;
-}
-
 /* A blocking call of `fd` while `writer` sends "late" 100 ms later. */
 static void blocking_with_late(const struct sock_api *api, const struct sock_api *writer_api,
                                struct run *run, int fd, int writer, size_t len, int flags)
 {
-    struct late_sender late = {.api = writer_api, .fd = writer};
-    pthread_t thread;
-    assert_int_equal(pthread_create(&thread, NULL, send_late, &late), 0);
+    struct sem_late_sender late = {.api = writer_api, .fd = writer, .flags = MSG_NOSIGNAL};
+    sem_late_start(&late);
     peek_recv(api, run, fd, len, flags);
-    assert_int_equal(pthread_join(thread, NULL), 0);
+    sem_late_join(&late);
 }
 
 enum { KP_FIRST_READ, KP_OFFER_UNREAD, KP_NO_NEGOTIATION, KP_CASES };

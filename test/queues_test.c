@@ -26,22 +26,7 @@
 #include "mode_util.h"
 #include "semantics_util.h"
 
-#define MAX_STEPS 64
 #define BIG 20000
-
-/* What one run of the steps recorded, in order. */
-struct record {
-    long values[MAX_STEPS];
-    const char *names[MAX_STEPS];
-    int count;
-};
-
-static void note(struct record *r, const char *name, long value)
-{
-    assert_true(r->count < MAX_STEPS);
-    r->names[r->count] = name;
-    r->values[r->count++] = value;
-}
 
 static int do_ioctl(const struct sock_api *api, int fd, unsigned long request, void *arg)
 {
@@ -66,7 +51,7 @@ static long outcome(ssize_t n)
 /* A read with room for control data; records the bytes, and the SCM_INQ value (-1: none),
  * msg_controllen and MSG_CTRUNC. */
 static void read_with_inq(const struct sock_api *api, int fd, size_t len, size_t control, int flags,
-                          struct record *r)
+                          struct sem_steps *r)
 {
     char buf[64];
     union {
@@ -79,7 +64,7 @@ static void read_with_inq(const struct sock_api *api, int fd, size_t len, size_t
                        .msg_iovlen = 1,
                        .msg_control = control > 0 ? cbuf.bytes : NULL,
                        .msg_controllen = control};
-    note(r, "read with SO_INQ", outcome(api->recvmsg(fd, &m, flags | MSG_DONTWAIT)));
+    sem_step(r, "read with SO_INQ", outcome(api->recvmsg(fd, &m, flags | MSG_DONTWAIT)));
     long inq = -1;
     if (control > 0)
         for (struct cmsghdr *c = CMSG_FIRSTHDR(&m); c != NULL; c = CMSG_NXTHDR(&m, c))
@@ -88,9 +73,9 @@ static void read_with_inq(const struct sock_api *api, int fd, size_t len, size_t
                 memcpy(&v, CMSG_DATA(c), sizeof(v));
                 inq = v;
             }
-    note(r, "SCM_INQ", inq);
-    note(r, "msg_controllen", (long)m.msg_controllen);
-    note(r, "MSG_CTRUNC", (m.msg_flags & MSG_CTRUNC) != 0);
+    sem_step(r, "SCM_INQ", inq);
+    sem_step(r, "msg_controllen", (long)m.msg_controllen);
+    sem_step(r, "MSG_CTRUNC", (m.msg_flags & MSG_CTRUNC) != 0);
 }
 
 /* Read until FIONREAD says nothing is left (each read may stop short of the kernel's). */
@@ -108,39 +93,41 @@ static long drain(const struct sock_api *api, int fd, int type)
     return total;
 }
 
-static void common_steps(const struct sock_api *api, int type, int a, int b, struct record *r)
+static void common_steps(const struct sock_api *api, int type, int a, int b, struct sem_steps *r)
 {
     char buf[BIG];
     test_fill_pattern(buf, sizeof(buf), 7);
-    note(r, "INQ empty", queued(api, b, SIOCINQ));
-    note(r, "FIONREAD empty", queued(api, b, FIONREAD));
-    note(r, "OUTQ empty", queued(api, a, SIOCOUTQ) > 0);
+    sem_step(r, "INQ empty", queued(api, b, SIOCINQ));
+    sem_step(r, "FIONREAD empty", queued(api, b, FIONREAD));
+    sem_step(r, "OUTQ empty", queued(api, a, SIOCOUTQ) > 0);
     assert_int_equal(api->send(a, "hello", 5, 0), 5);
     assert_int_equal(api->send(a, "worldxx", 7, 0), 7);
-    note(r, "INQ two sent", queued(api, b, SIOCINQ));
-    note(r, "INQ of the sender", queued(api, a, SIOCINQ));
-    note(r, "OUTQ two sent", queued(api, a, SIOCOUTQ) > 0);
-    note(r, "OUTQ of the reader", queued(api, b, SIOCOUTQ) > 0);
-    note(r, "read 3", outcome(api->recv(b, buf, 3, 0)));
-    note(r, "INQ after 3", queued(api, b, SIOCINQ));
-    note(r, "peek 2", outcome(api->recv(b, buf, 2, MSG_PEEK)));
-    note(r, "INQ after peek", queued(api, b, SIOCINQ));
-    note(r, "OUTQ partly read", queued(api, a, SIOCOUTQ) > 0);
+    sem_step(r, "INQ two sent", queued(api, b, SIOCINQ));
+    sem_step(r, "INQ of the sender", queued(api, a, SIOCINQ));
+    sem_step(r, "OUTQ two sent", queued(api, a, SIOCOUTQ) > 0);
+    sem_step(r, "OUTQ of the reader", queued(api, b, SIOCOUTQ) > 0);
+    sem_step(r, "read 3", outcome(api->recv(b, buf, 3, 0)));
+    sem_step(r, "INQ after 3", queued(api, b, SIOCINQ));
+    sem_step(r, "peek 2", outcome(api->recv(b, buf, 2, MSG_PEEK)));
+    sem_step(r, "INQ after peek", queued(api, b, SIOCINQ));
+    sem_step(r, "OUTQ partly read", queued(api, a, SIOCOUTQ) > 0);
     assert_int_equal(api->send(a, buf, sizeof(buf), 0), (ssize_t)sizeof(buf));
-    note(r, "INQ big", queued(api, b, SIOCINQ));
-    note(r, "read 1000", outcome(api->recv(b, buf, 1000, 0)));
-    note(r, "INQ after 1000", queued(api, b, SIOCINQ));
-    note(r, "drained", drain(api, b, type));
-    note(r, "INQ drained", queued(api, b, SIOCINQ));
-    note(r, "OUTQ all read", queued(api, a, SIOCOUTQ) > 0);
+    sem_step(r, "INQ big", queued(api, b, SIOCINQ));
+    sem_step(r, "read 1000", outcome(api->recv(b, buf, 1000, 0)));
+    sem_step(r, "INQ after 1000", queued(api, b, SIOCINQ));
+    sem_step(r, "drained", drain(api, b, type));
+    sem_step(r, "INQ drained", queued(api, b, SIOCINQ));
+    sem_step(r, "OUTQ all read", queued(api, a, SIOCOUTQ) > 0);
     /* SO_INQ: STREAM only; getsockopt is not supported by AF_UNIX. */
     int on = 1;
     errno = 0;
-    note(r, "SO_INQ set", api->setsockopt(b, SOL_SOCKET, SO_INQ, &on, sizeof(on)) < 0 ? -errno : 0);
+    sem_step(r, "SO_INQ set",
+             api->setsockopt(b, SOL_SOCKET, SO_INQ, &on, sizeof(on)) < 0 ? -errno : 0);
     int value = 0;
     socklen_t len = sizeof(value);
     errno = 0;
-    note(r, "SO_INQ get", api->getsockopt(b, SOL_SOCKET, SO_INQ, &value, &len) < 0 ? -errno : 0);
+    sem_step(r, "SO_INQ get",
+             api->getsockopt(b, SOL_SOCKET, SO_INQ, &value, &len) < 0 ? -errno : 0);
     assert_int_equal(api->send(a, "abcdef", 6, 0), 6);
     assert_int_equal(api->send(a, "ghij", 4, 0), 4);
     read_with_inq(api, b, 4, 256, 0, r);
@@ -157,24 +144,16 @@ static void common_steps(const struct sock_api *api, int type, int a, int b, str
     read_with_inq(api, b, 1, 256, 0, r);
     on = 2;
     errno = 0;
-    note(r, "SO_INQ 2", api->setsockopt(b, SOL_SOCKET, SO_INQ, &on, sizeof(on)) < 0 ? -errno : 0);
+    sem_step(r, "SO_INQ 2",
+             api->setsockopt(b, SOL_SOCKET, SO_INQ, &on, sizeof(on)) < 0 ? -errno : 0);
     errno = 0;
-    note(r, "INQ NULL", do_ioctl(api, b, SIOCINQ, NULL) < 0 ? -errno : 0);
+    sem_step(r, "INQ NULL", do_ioctl(api, b, SIOCINQ, NULL) < 0 ? -errno : 0);
     errno = 0;
-    note(r, "unknown request", do_ioctl(api, b, 0x89ff, &value) < 0 ? -errno : 0);
-    note(r, "INQ end", queued(api, b, SIOCINQ));
+    sem_step(r, "unknown request", do_ioctl(api, b, 0x89ff, &value) < 0 ? -errno : 0);
+    sem_step(r, "INQ end", queued(api, b, SIOCINQ));
 }
 
-static struct record kernel_records[2][3]; /* [SEQPACKET][before, after, mixed] */
-
-static void compare(const struct record *kernel, const struct record *got, const char *what)
-{
-    assert_int_equal(got->count, kernel->count);
-    for (int i = 0; i < got->count; i++)
-        if (got->values[i] != kernel->values[i])
-            fail_msg("%s, step %d (%s): %ld, the kernel's %ld", what, i + 1, got->names[i],
-                     got->values[i], kernel->values[i]);
-}
+static struct sem_steps kernel_records[2][3]; /* [SEQPACKET][before, after, mixed] */
 
 /* A pair on kernel sockets, or on shm sockets in `mode`. */
 static void make_pair(const struct sock_api *api, int type, const struct shm_mode *mode, bool shake,
@@ -193,11 +172,11 @@ static void run_steps(const struct sock_api *api, int type, const struct shm_mod
                   api->is_shm ? mode->name : "", shake ? "after handshake" : "before negotiation");
     int a, b;
     make_pair(api, type, mode, shake, &a, &b);
-    struct record r = {.count = 0};
+    struct sem_steps r = {.count = 0};
     common_steps(api, type, a, b, &r);
-    struct record *kernel = &kernel_records[type == SOCK_SEQPACKET][shake];
+    struct sem_steps *kernel = &kernel_records[type == SOCK_SEQPACKET][shake];
     if (api->is_shm)
-        compare(kernel, &r, shake ? "after handshake" : "before negotiation");
+        sem_steps_compare(kernel, &r, shake ? "after handshake" : "before negotiation");
     else
         *kernel = r;
     api->close(a);
@@ -216,7 +195,7 @@ static void run_mixed(const struct sock_api *api, int type, const struct shm_mod
                   api->is_shm ? mode->name : "");
     int a, b;
     make_pair(api, type, mode, false, &a, &b);
-    struct record r = {.count = 0};
+    struct sem_steps r = {.count = 0};
     char c;
     int on = 1;
     if (type == SOCK_STREAM)
@@ -227,20 +206,20 @@ static void run_mixed(const struct sock_api *api, int type, const struct shm_mod
     assert_int_equal(api->send(a, "events7", 7, 0), 7);
     if (api->is_shm)
         assert_int_equal(test_shm_status(a), SHM_STATUS_SHM); /* that one went by shm */
-    note(&r, "INQ plain and events", queued(api, b, SIOCINQ));
-    note(&r, "OUTQ", queued(api, a, SIOCOUTQ) > 0);
+    sem_step(&r, "INQ plain and events", queued(api, b, SIOCINQ));
+    sem_step(&r, "OUTQ", queued(api, a, SIOCOUTQ) > 0);
     read_with_inq(api, b, 4, 256, 0, &r);
-    note(&r, "INQ after 4", queued(api, b, SIOCINQ));
+    sem_step(&r, "INQ after 4", queued(api, b, SIOCINQ));
     assert_int_equal(api->send(a, "more", 4, 0), 4);
-    note(&r, "INQ after more", queued(api, b, SIOCINQ));
+    sem_step(&r, "INQ after more", queued(api, b, SIOCINQ));
     read_with_inq(api, b, 3, 256, 0, &r);
-    note(&r, "INQ after 3 more", queued(api, b, SIOCINQ));
-    note(&r, "drained", drain(api, b, type));
-    note(&r, "INQ drained", queued(api, b, SIOCINQ));
-    note(&r, "OUTQ all read", queued(api, a, SIOCOUTQ) > 0);
-    struct record *kernel = &kernel_records[type == SOCK_SEQPACKET][2];
+    sem_step(&r, "INQ after 3 more", queued(api, b, SIOCINQ));
+    sem_step(&r, "drained", drain(api, b, type));
+    sem_step(&r, "INQ drained", queued(api, b, SIOCINQ));
+    sem_step(&r, "OUTQ all read", queued(api, a, SIOCOUTQ) > 0);
+    struct sem_steps *kernel = &kernel_records[type == SOCK_SEQPACKET][2];
     if (api->is_shm)
-        compare(kernel, &r, "plain bytes then events");
+        sem_steps_compare(kernel, &r, "plain bytes then events");
     else
         *kernel = r;
     api->close(a);

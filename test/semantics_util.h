@@ -16,6 +16,8 @@
 #include <sys/un.h>
 #include <time.h>
 
+#include <pthread.h>
+
 #include "shmsock.h"
 #include "test_support.h"
 
@@ -162,6 +164,64 @@ static inline void sem_pair_in_mode(const struct sock_api *api, int type, int mo
         sem_assert_shm(api, *a);
         sem_assert_shm(api, *b);
     }
+}
+
+/* The results of one run of steps, in order, each with what it was: a shm run is compared with
+ * the kernel's step by step (sem_steps_compare). */
+#define SEM_MAX_STEPS 64
+
+struct sem_steps {
+    long value[SEM_MAX_STEPS];
+    const char *name[SEM_MAX_STEPS];
+    int count;
+};
+
+static inline void sem_step(struct sem_steps *steps, const char *name, long value)
+{
+    assert_true(steps->count < SEM_MAX_STEPS);
+    steps->name[steps->count] = name;
+    steps->value[steps->count++] = value;
+}
+
+/* Every step of `shm` as the kernel's; a negative value is an errno and is named. */
+static inline void sem_steps_compare(const struct sem_steps *kernel, const struct sem_steps *shm,
+                                     const char *variant)
+{
+    assert_int_equal(shm->count, kernel->count);
+    for (int k = 0; k < kernel->count; k++) {
+        long got = shm->value[k], want = kernel->value[k];
+        if (got != want)
+            fail_msg("%s, step %d (%s): shm %ld (%s), the kernel's %ld (%s)", variant, k + 1,
+                     kernel->name[k], got, got < 0 ? strerror((int)-got) : "", want,
+                     want < 0 ? strerror((int)-want) : "");
+    }
+}
+
+/* A thread that sends "late" (4 bytes, `flags`) on `fd` 100 ms after it starts: the data a
+ * blocking call waits for. */
+struct sem_late_sender {
+    const struct sock_api *api;
+    int fd;
+    int flags;
+    pthread_t thread;
+};
+
+static inline void *sem_send_late(void *p)
+{
+    struct sem_late_sender *s = p;
+    sem_sleep_ms(100);
+    assert_int_equal(s->api->send(s->fd, "late", 4, s->flags), 4);
+    return NULL;
+}
+
+static inline void sem_late_start(struct sem_late_sender *s)
+{
+    assert_int_equal(pthread_create(&s->thread, NULL, sem_send_late, s), 0);
+}
+
+static inline void sem_late_join(struct sem_late_sender *s)
+{
+    assert_int_equal(pthread_join(s->thread, NULL), 0);
 }
 
 #endif

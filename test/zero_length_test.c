@@ -73,19 +73,6 @@ static ssize_t outcome(ssize_t n)
 
 static ssize_t kernel_results[2][SEM_MODES][STEPS]; /* [SEQPACKET][mode][step] */
 
-struct late_sender {
-    const struct sock_api *api;
-    int fd;
-};
-
-static void *send_late(void *p)
-{
-    struct late_sender *s = p;
-    sem_sleep_ms(100);
-    assert_int_equal(s->api->send(s->fd, "late", 4, 0), 4);
-    return NULL;
-}
-
 /* Descriptors in a received control buffer (closed). */
 static ssize_t count_fds(struct msghdr *m)
 {
@@ -131,14 +118,13 @@ static void zero_length_body(const struct sock_api *api, int type, int mode)
     got[STEP_RECVMSG_EMPTY] = outcome(api->recvmsg(b, &m, MSG_DONTWAIT));
 
     /* Blocking: the read of nothing waits for the message and (STREAM) leaves its bytes. */
-    struct late_sender late = {.api = api, .fd = a};
-    pthread_t thread;
-    assert_int_equal(pthread_create(&thread, NULL, send_late, &late), 0);
+    struct sem_late_sender late = {.api = api, .fd = a, .flags = 0};
+    sem_late_start(&late);
     int64_t start = sem_now_ms();
     errno = 0;
     got[STEP_RECV_BLOCKING] = outcome(api->recv(b, buf, 0, 0));
     got[STEP_RECV_BLOCKING_WAITED] = sem_now_ms() - start >= 50;
-    assert_int_equal(pthread_join(thread, NULL), 0);
+    sem_late_join(&late);
     errno = 0;
     got[STEP_AFTER_BLOCKING] = outcome(api->recv(b, buf, sizeof(buf), MSG_DONTWAIT));
 
