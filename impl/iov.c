@@ -134,40 +134,56 @@ static int check_range(const void *p, size_t n, bool write)
     return 0;
 }
 
-int shmsock_iov_check(const struct iovec *iov, size_t count, size_t skip, size_t len, bool write)
+/* The bytes [skip, skip + len) of an iovec array, walked one entry's piece at a time: every
+ * copy and check below goes through it. */
+struct iov_walk {
+    const struct iovec *iov;
+    size_t count;
+    size_t i;    /* the entry to look at next */
+    size_t skip; /* bytes still to pass over */
+    size_t left; /* bytes still to hand out */
+};
+
+static inline bool iov_next(struct iov_walk *w, unsigned char **at, size_t *n)
 {
-    for (size_t i = 0; i < count && len > 0; i++) {
-        if (skip >= iov[i].iov_len) {
-            skip -= iov[i].iov_len;
+    for (; w->i < w->count && w->left > 0; w->i++) {
+        size_t len = w->iov[w->i].iov_len;
+        if (w->skip >= len) {
+            w->skip -= len;
             continue;
         }
-        size_t n = iov[i].iov_len - skip;
-        if (n > len)
-            n = len;
-        int err = check_range((const unsigned char *)iov[i].iov_base + skip, n, write);
+        size_t piece = len - w->skip < w->left ? len - w->skip : w->left;
+        *at = (unsigned char *)w->iov[w->i].iov_base + w->skip;
+        *n = piece;
+        w->left -= piece;
+        w->skip = 0;
+        w->i++;
+        return true;
+    }
+    return false;
+}
+
+int shmsock_iov_check(const struct iovec *iov, size_t count, size_t skip, size_t len, bool write)
+{
+    struct iov_walk walk = {.iov = iov, .count = count, .skip = skip, .left = len};
+    unsigned char *at;
+    size_t n;
+    while (iov_next(&walk, &at, &n)) {
+        int err = check_range(at, n, write);
         if (err < 0)
             return err;
-        len -= n;
-        skip = 0;
     }
     return 0;
 }
 
 void shmsock_iov_gather(void *dst, const struct iovec *iov, size_t count, size_t skip, size_t len)
 {
-    unsigned char *out = dst;
-    for (size_t i = 0; i < count && len > 0; i++) {
-        if (skip >= iov[i].iov_len) {
-            skip -= iov[i].iov_len;
-            continue;
-        }
-        size_t n = iov[i].iov_len - skip;
-        if (n > len)
-            n = len;
-        memcpy(out, (const unsigned char *)iov[i].iov_base + skip, n);
+    struct iov_walk walk = {.iov = iov, .count = count, .skip = skip, .left = len};
+    unsigned char *out = dst, *at;
+    size_t n;
+    while (iov_next(&walk, &at, &n)) {
+        memcpy(out, at, n);
         out += n;
-        len -= n;
-        skip = 0;
     }
 }
 
@@ -177,19 +193,13 @@ ssize_t shmsock_iov_scatter(const struct iovec *iov, size_t count, size_t skip, 
     int err = shmsock_iov_check(iov, count, skip, len, true);
     if (err < 0)
         return err;
+    struct iov_walk walk = {.iov = iov, .count = count, .skip = skip, .left = len};
     const unsigned char *in = src;
-    size_t done = 0;
-    for (size_t i = 0; i < count && done < len; i++) {
-        if (skip >= iov[i].iov_len) {
-            skip -= iov[i].iov_len;
-            continue;
-        }
-        size_t n = iov[i].iov_len - skip;
-        if (n > len - done)
-            n = len - done;
-        memcpy((unsigned char *)iov[i].iov_base + skip, in + done, n);
+    unsigned char *at;
+    size_t n, done = 0;
+    while (iov_next(&walk, &at, &n)) {
+        memcpy(at, in + done, n);
         done += n;
-        skip = 0;
     }
     return (ssize_t)done;
 }
@@ -197,20 +207,10 @@ ssize_t shmsock_iov_scatter(const struct iovec *iov, size_t count, size_t skip, 
 size_t shmsock_iov_window(const struct iovec *iov, size_t count, size_t skip, size_t limit,
                           struct iovec *out)
 {
-    size_t used = 0;
-    for (size_t i = 0; i < count && limit > 0; i++) {
-        if (skip >= iov[i].iov_len) {
-            skip -= iov[i].iov_len;
-            continue;
-        }
-        size_t n = iov[i].iov_len - skip;
-        if (n > limit)
-            n = limit;
-        out[used].iov_base = (unsigned char *)iov[i].iov_base + skip;
-        out[used].iov_len = n;
-        used++;
-        limit -= n;
-        skip = 0;
-    }
+    struct iov_walk walk = {.iov = iov, .count = count, .skip = skip, .left = limit};
+    unsigned char *at;
+    size_t n, used = 0;
+    while (iov_next(&walk, &at, &n))
+        out[used++] = (struct iovec){.iov_base = at, .iov_len = n};
     return used;
 }
