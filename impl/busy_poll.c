@@ -3,6 +3,7 @@
  * machine-wide "is a core idle" hint. See busy_poll.h; the spin itself is in events_ring.c.
  */
 #define _GNU_SOURCE
+#include "libc.h"
 #include "busy_poll.h"
 
 #include <fcntl.h>
@@ -42,8 +43,8 @@ static long runnable_tasks(void)
     if (fd < 0)
         return -1;
     char buf[128];
-    ssize_t n = read(fd, buf, sizeof(buf) - 1);
-    close(fd);
+    ssize_t n = shmsock_libc.read(fd, buf, sizeof(buf) - 1);
+    shmsock_libc.close(fd);
     if (n <= 0)
         return -1;
     buf[n] = '\0';

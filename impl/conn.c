@@ -1,5 +1,6 @@
 /* conn.c - a connection's life (create, destroy), its options and what SHM_INFO shows. */
 #define _GNU_SOURCE
+#include "libc.h"
 #include "conn.h"
 
 #include <errno.h>
@@ -78,6 +79,24 @@ void shmsock_conn_destroy(struct shmsock_conn *conn)
     free(conn);
 }
 
+void shmsock_conn_rename(struct shmsock_conn *conn, int fd)
+{
+    __atomic_store_n(&conn->fd, fd, __ATOMIC_RELEASE);
+}
+
+int shmsock_conn_decline_offers(struct shmsock_conn *conn)
+{
+    int err = shmsock_conn_set_option(conn, SHM_NEGOTIATE, 0);
+    if (err == 0)
+        __atomic_store_n(&conn->options.decline_offers, 1, __ATOMIC_RELEASE);
+    return err;
+}
+
+bool shmsock_conn_negotiation_started(struct shmsock_conn *conn)
+{
+    return shmsock_negotiation_started(conn);
+}
+
 int shmsock_conn_type(const struct shmsock_conn *conn)
 {
     return conn->type;
@@ -142,7 +161,8 @@ static int status(struct shmsock_conn *conn)
 {
     int listening = 0;
     socklen_t len = sizeof(listening);
-    if (getsockopt(conn->fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) == 0 && listening)
+    if (shmsock_libc.getsockopt(conn->fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) == 0 &&
+        listening)
         return SHM_STATUS_PASSTHROUGH; /* a listener carries no payload itself */
     int out = __atomic_load_n(&conn->nego.out_state, __ATOMIC_ACQUIRE);
     int peer = __atomic_load_n(&conn->nego.peer_offered, __ATOMIC_ACQUIRE);

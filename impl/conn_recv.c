@@ -16,6 +16,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "libc.h"
 #include "ancillary.h"
 #include "conn.h"
 #include "event_source.h"
@@ -40,10 +41,10 @@ int shmsock_recv_peek_off_take(struct shmsock_conn *conn)
         return -1;
     int off = -1;
     socklen_t len = sizeof(off);
-    if (getsockopt(conn->fd, SOL_SOCKET, SO_PEEK_OFF, &off, &len) < 0 || off < 0)
+    if (shmsock_libc.getsockopt(conn->fd, SOL_SOCKET, SO_PEEK_OFF, &off, &len) < 0 || off < 0)
         return -1;
     int none = -1;
-    if (setsockopt(conn->fd, SOL_SOCKET, SO_PEEK_OFF, &none, sizeof(none)) < 0)
+    if (shmsock_libc.setsockopt(conn->fd, SOL_SOCKET, SO_PEEK_OFF, &none, sizeof(none)) < 0)
         return -1;
     return off;
 }
@@ -51,7 +52,7 @@ int shmsock_recv_peek_off_take(struct shmsock_conn *conn)
 void shmsock_recv_peek_off_put(struct shmsock_conn *conn, int off)
 {
     if (off >= 0)
-        (void)setsockopt(conn->fd, SOL_SOCKET, SO_PEEK_OFF, &off, sizeof(off));
+        (void)shmsock_libc.setsockopt(conn->fd, SOL_SOCKET, SO_PEEK_OFF, &off, sizeof(off));
 }
 
 /* Whether the application's SO_PEEK_OFF is set (>= 0) now. */
@@ -61,7 +62,7 @@ static bool peek_off_active(struct shmsock_conn *conn)
         return false;
     int off = -1;
     socklen_t len = sizeof(off);
-    return getsockopt(conn->fd, SOL_SOCKET, SO_PEEK_OFF, &off, &len) == 0 && off >= 0;
+    return shmsock_libc.getsockopt(conn->fd, SOL_SOCKET, SO_PEEK_OFF, &off, &len) == 0 && off >= 0;
 }
 
 /*
@@ -111,7 +112,7 @@ static ssize_t recv_plain(struct shmsock_conn *conn, struct shmsock_read_target 
         m.msg_iov = &bounce_iov;
         m.msg_iovlen = 1;
     }
-    ssize_t n = recvmsg(conn->fd, &m, kernel_flags);
+    ssize_t n = shmsock_libc.recvmsg(conn->fd, &m, kernel_flags);
     int err = errno;
     ssize_t fault = 0;
     if (bounce != NULL) {
@@ -144,6 +145,14 @@ static ssize_t recv_plain(struct shmsock_conn *conn, struct shmsock_read_target 
             if (shmsock_negotiation_accept_offer(conn, fds, candidate) < 0)
                 return shmsock_conn_error(conn);
         }
+    } else if (__atomic_load_n(&conn->options.decline_offers, __ATOMIC_ACQUIRE)) {
+        /* The peer may still offer; its offer must not reach the program. Closing it
+         * unanswered is what a plain program does: the peer stays on the kernel path. */
+        int fds[2];
+        if (shmsock_ancillary_take_offer(&m, fds, NULL)) {
+            shmsock_close_fd(fds[0]);
+            shmsock_close_fd(fds[1]);
+        }
     }
     if (fault < 0) {
         shmsock_ancillary_close_fds(&m); /* the application's, dropped with the message */
@@ -172,12 +181,12 @@ static ssize_t wait_for_byte_at(struct shmsock_conn *conn, int at, int flags)
     unsigned char byte;
     struct iovec iov = {.iov_base = &byte, .iov_len = 1};
     struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1};
-    if (setsockopt(conn->fd, SOL_SOCKET, SO_PEEK_OFF, &at, sizeof(at)) < 0)
+    if (shmsock_libc.setsockopt(conn->fd, SOL_SOCKET, SO_PEEK_OFF, &at, sizeof(at)) < 0)
         return -errno;
-    ssize_t n = recvmsg(conn->fd, &m, MSG_PEEK | (flags & SHMSOCK_PASSED_FLAGS));
+    ssize_t n = shmsock_libc.recvmsg(conn->fd, &m, MSG_PEEK | (flags & SHMSOCK_PASSED_FLAGS));
     int err = errno;
     int none = -1;
-    (void)setsockopt(conn->fd, SOL_SOCKET, SO_PEEK_OFF, &none, sizeof(none));
+    (void)shmsock_libc.setsockopt(conn->fd, SOL_SOCKET, SO_PEEK_OFF, &none, sizeof(none));
     return n < 0 ? -err : n;
 }
 
@@ -211,15 +220,15 @@ static ssize_t careful_plain(struct shmsock_conn *conn, struct shmsock_read_targ
             limit -= (size_t)at;
         target->at_peek_off = true; /* not continued from the head */
     }
-    if (setsockopt(conn->fd, SOL_SOCKET, SO_PEEK_OFF, &at, sizeof(at)) < 0)
+    if (shmsock_libc.setsockopt(conn->fd, SOL_SOCKET, SO_PEEK_OFF, &at, sizeof(at)) < 0)
         return -errno;
     ssize_t n = recv_plain(conn, target, flags, limit, true);
     int moved = at;
     socklen_t len = sizeof(moved);
-    if (getsockopt(conn->fd, SOL_SOCKET, SO_PEEK_OFF, &moved, &len) == 0)
+    if (shmsock_libc.getsockopt(conn->fd, SOL_SOCKET, SO_PEEK_OFF, &moved, &len) == 0)
         *app_off = moved;
     int none = -1;
-    (void)setsockopt(conn->fd, SOL_SOCKET, SO_PEEK_OFF, &none, sizeof(none));
+    (void)shmsock_libc.setsockopt(conn->fd, SOL_SOCKET, SO_PEEK_OFF, &none, sizeof(none));
     return n;
 }
 
@@ -243,7 +252,7 @@ static ssize_t recv_careful(struct shmsock_conn *conn, struct shmsock_read_targe
         /* No room for control data: a peeked offer's descriptors are not duplicated into our
          * table (the kernel drops the copies; the real read brings them). */
         struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1};
-        ssize_t n = recvmsg(conn->fd, &m, MSG_PEEK | (flags & SHMSOCK_PASSED_FLAGS));
+        ssize_t n = shmsock_libc.recvmsg(conn->fd, &m, MSG_PEEK | (flags & SHMSOCK_PASSED_FLAGS));
         if (n < 0)
             return -errno;
         shmsock_negotiation_take_answer(conn);
@@ -251,7 +260,7 @@ static ssize_t recv_careful(struct shmsock_conn *conn, struct shmsock_read_targe
         if (!conn->nego.peer_switch_known && conn->type == SOCK_STREAM) {
             int available = 0;
             /* Bytes present now were all sent before the switch if it is still unknown below. */
-            if (ioctl(conn->fd, FIONREAD, &available) == 0 && available > 0)
+            if (shmsock_libc.ioctl(conn->fd, FIONREAD, &available) == 0 && available > 0)
                 peeked = (size_t)available;
             shmsock_negotiation_take_answer(
                 conn); /* an answer sent meanwhile precedes any event counted */
@@ -298,7 +307,7 @@ static int prepare_if_about_to_wait(struct shmsock_conn *conn, int flags)
     struct iovec iov = {.iov_base = &byte, .iov_len = 1};
     struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1}; /* no room: peeked descriptors drop */
     int off = shmsock_recv_peek_off_take(conn);
-    ssize_t n = recvmsg(conn->fd, &m, MSG_PEEK | MSG_DONTWAIT);
+    ssize_t n = shmsock_libc.recvmsg(conn->fd, &m, MSG_PEEK | MSG_DONTWAIT);
     int err = errno;
     shmsock_recv_peek_off_put(conn, off);
     if (n >= 0 || err == EINTR)
@@ -385,13 +394,14 @@ static ssize_t peek_further(struct shmsock_conn *conn, struct shmsock_read_targe
         /* Our offset for this look, then the application's own again (or none). */
         int app = shmsock_recv_peek_off_take(conn);
         int offset = (int)ahead;
-        if (setsockopt(conn->fd, SOL_SOCKET, SO_PEEK_OFF, &offset, sizeof(offset)) < 0) {
+        if (shmsock_libc.setsockopt(conn->fd, SOL_SOCKET, SO_PEEK_OFF, &offset, sizeof(offset)) <
+            0) {
             shmsock_recv_peek_off_put(conn, app);
             return 0;
         }
         more = recv_plain(conn, rest, flags | MSG_DONTWAIT, limit, true);
         offset = app;
-        setsockopt(conn->fd, SOL_SOCKET, SO_PEEK_OFF, &offset, sizeof(offset));
+        shmsock_libc.setsockopt(conn->fd, SOL_SOCKET, SO_PEEK_OFF, &offset, sizeof(offset));
         limit = plain_left(conn, ahead);
         if (more > 0 && (size_t)more > limit)
             more = (ssize_t)limit;

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include "libc.h"
 #include "ancillary.h"
 #include "conn.h"
 #include "iov.h"
@@ -47,7 +48,7 @@ static ssize_t send_plain(struct shmsock_conn *conn, const struct msghdr *msg, i
         out.msg_controllen = shmsock_ancillary_build_offer(control, conn->producer.own.memfd,
                                                            conn->producer.release_offered);
     }
-    ssize_t n = sendmsg(conn->fd, &out, flags | MSG_NOSIGNAL);
+    ssize_t n = shmsock_libc.sendmsg(conn->fd, &out, flags | MSG_NOSIGNAL);
     if (n < 0) {
         int err = -errno;
         if (offer && reader_idle) /* the region stays ours alone: no mark until it leaves */

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "libc.h"
 #include "conn.h"
 #include "consumer.h"
 #include "event_source.h"
@@ -48,7 +49,7 @@ void *shmsock_conn_send_alloc(struct shmsock_conn *conn, size_t len, int flags, 
         int sndbuf = 0;
         socklen_t optlen = sizeof(sndbuf);
         if (conn->type == SOCK_SEQPACKET &&
-            getsockopt(conn->fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, &optlen) == 0 &&
+            shmsock_libc.getsockopt(conn->fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, &optlen) == 0 &&
             len + 32 > (size_t)sndbuf) {
             *err = -EMSGSIZE; /* as the kernel will say at commit */
             shmsock_negotiation_unlock_send(conn);

@@ -4,6 +4,7 @@
  * channel).
  */
 #define _GNU_SOURCE
+#include "libc.h"
 #include "consumer.h"
 
 #include <errno.h>
@@ -85,7 +86,7 @@ void shmsock_consumer_flush_releases(struct shmsock_conn *conn)
     /* The peer keeps at most SHMSOCK_MAX_TOKENS_IN_FLIGHT tokens out, so this never fills. A
      * peer that has gone needs no releases: errors are ignored. */
     while (used > 0) {
-        ssize_t n = send(conn->consumer.peer_release_fd, records, used, MSG_NOSIGNAL);
+        ssize_t n = shmsock_libc.send(conn->consumer.peer_release_fd, records, used, MSG_NOSIGNAL);
         if (n < 0 && errno == EINTR)
             continue;
         break;

@@ -17,6 +17,7 @@
 #include <sys/socket.h>
 #include <sys/types.h>
 
+#include "libc.h"
 #include "shmsock.h"
 
 struct shmsock_conn;
@@ -26,6 +27,21 @@ int shmsock_conn_create(int fd, int type, struct shmsock_conn **out);
 
 /* Free everything the connection holds in this process. Does not close fd, sends nothing. */
 void shmsock_conn_destroy(struct shmsock_conn *conn);
+
+/* The connection's kernel socket is now descriptor fd (the one it used is being closed while a
+ * duplicate stays open). */
+void shmsock_conn_rename(struct shmsock_conn *conn, int fd);
+
+/* Stay on the kernel path for good, and take the peer's offers out of what we read (closed
+ * unanswered, as a plain program's kernel would: the peer stays on the kernel path too), so
+ * that the program never sees one. For a socket other processes hold. 0, or -EISCONN if
+ * negotiation has begun. */
+int shmsock_conn_decline_offers(struct shmsock_conn *conn);
+
+/* Whether negotiation has begun: we offered or answered, or the peer's offer has come. From
+ * then on the connection may run over shared memory, and its state in this process is not
+ * a plain socket's. */
+bool shmsock_conn_negotiation_started(struct shmsock_conn *conn);
 
 /* SOCK_STREAM or SOCK_SEQPACKET: the type the connection was created with. */
 int shmsock_conn_type(const struct shmsock_conn *conn);

@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <sys/socket.h>
 
+#include "libc.h"
 #include "ancillary.h"
 #include "consumer.h"
 #include "event_source.h"
@@ -37,7 +38,7 @@ static int kernel_look(struct shmsock_conn *conn, struct shmsock_look *look)
                                     .msg_controllen = sizeof(look->buffer)};
     if (look->first && (look->flags & MSG_PEEK) && conn->consumer.pending_count > 0)
         shmsock_consumer_flush_releases(conn);
-    ssize_t n = recvmsg(conn->fd, &look->control, kernel_flags);
+    ssize_t n = shmsock_libc.recvmsg(conn->fd, &look->control, kernel_flags);
     if (n <= 0) /* 0: end of stream (events are never empty) */
         return n < 0 ? -errno : SHMSOCK_LOOK_END;
     look->count = (size_t)n / SHMSOCK_EVENT_SIZE;
@@ -65,7 +66,7 @@ static int kernel_look(struct shmsock_conn *conn, struct shmsock_look *look)
         if (look->take_head)
             return SHMSOCK_LOOK_AGAIN;
         size_t take = stream ? doorbells * SHMSOCK_EVENT_SIZE : sizeof(look->records);
-        n = recv(conn->fd, look->records, take, MSG_DONTWAIT);
+        n = shmsock_libc.recv(conn->fd, look->records, take, MSG_DONTWAIT);
         if (stream && n != (ssize_t)take)
             return -EPROTO;
         return n < 0 ? -errno : SHMSOCK_LOOK_AGAIN;
@@ -87,7 +88,7 @@ static int kernel_consume(struct shmsock_conn *conn, struct shmsock_look *look, 
                               .msg_iovlen = 1,
                               .msg_control = real_control->bytes,
                               .msg_controllen = sizeof(*real_control)};
-        ssize_t got = recvmsg(conn->fd, &real, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+        ssize_t got = shmsock_libc.recvmsg(conn->fd, &real, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
         shmsock_ancillary_close_fds(&real); /* the application got the peeked copies */
         if (got != (ssize_t)(k * SHMSOCK_EVENT_SIZE))
             return -EPROTO;

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include "libc.h"
 #include "busy_poll.h"
 #include "consumer.h"
 #include "event_source.h"
@@ -164,8 +165,8 @@ static int wait_for_event(struct shmsock_conn *conn, int flags)
         /* Sleep until a doorbell (or end of stream) arrives, without taking it: it keeps the
          * descriptor readable until the ring is empty again. */
         unsigned char record[SHMSOCK_EVENT_SIZE];
-        ssize_t n =
-            recv(conn->fd, record, sizeof(record), MSG_PEEK | (flags & SHMSOCK_PASSED_FLAGS));
+        ssize_t n = shmsock_libc.recv(conn->fd, record, sizeof(record),
+                                      MSG_PEEK | (flags & SHMSOCK_PASSED_FLAGS));
         int saved = errno;
         struct shmsock_event head;
         bool doorbell = n == (ssize_t)sizeof(record) && shmsock_event_decode(record, &head) == 0 &&

@@ -1,5 +1,6 @@
 /* liveness.c - errors and the kernel's word on the connection. See liveness.h. */
 #define _GNU_SOURCE
+#include "libc.h"
 #include "liveness.h"
 
 #include <errno.h>
@@ -11,14 +12,16 @@ int shmsock_conn_fail(struct shmsock_conn *conn, int err)
     __atomic_compare_exchange_n(&conn->live.error, &expected, err, false, __ATOMIC_ACQ_REL,
                                 __ATOMIC_ACQUIRE);
     /* End the connection for the peer too, as a kernel socket reset would. */
-    shutdown(conn->fd, SHUT_RDWR);
+    shmsock_libc.shutdown(conn->fd, SHUT_RDWR);
     return __atomic_load_n(&conn->live.error, __ATOMIC_ACQUIRE);
 }
 
 int shmsock_kernel_empty_send(struct shmsock_conn *conn, int flags)
 {
     struct msghdr empty = {0};
-    return sendmsg(conn->fd, &empty, (flags & MSG_DONTWAIT) | MSG_NOSIGNAL) < 0 ? -errno : 0;
+    return shmsock_libc.sendmsg(conn->fd, &empty, (flags & MSG_DONTWAIT) | MSG_NOSIGNAL) < 0
+               ? -errno
+               : 0;
 }
 
 int shmsock_take_deferred_error(struct shmsock_conn *conn)
@@ -32,7 +35,7 @@ int shmsock_kernel_error(struct shmsock_conn *conn)
 {
     int pending = 0;
     socklen_t len = sizeof(pending);
-    if (getsockopt(conn->fd, SOL_SOCKET, SO_ERROR, &pending, &len) < 0)
+    if (shmsock_libc.getsockopt(conn->fd, SOL_SOCKET, SO_ERROR, &pending, &len) < 0)
         return 0;
     return -pending;
 }

@@ -7,6 +7,7 @@
  * receive paths.
  */
 #define _GNU_SOURCE
+#include "libc.h"
 #include "negotiation.h"
 
 #include <errno.h>
@@ -69,7 +70,7 @@ int shmsock_negotiation_prepare_blind_offer(struct shmsock_conn *conn)
     if (err < 0 || conn->producer.release_offered >= 0)
         return err;
     int channel[2];
-    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, channel) < 0)
+    if (shmsock_libc.socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, channel) < 0)
         return -errno;
     conn->producer.release_rx = channel[0];
     conn->producer.release_offered = channel[1];
@@ -136,8 +137,8 @@ int shmsock_negotiation_send_answer(struct shmsock_conn *conn, int flags)
         .msg_controllen = shmsock_ancillary_build_offer(control, conn->producer.own.memfd,
                                                         conn->producer.release_offered),
     };
-    ssize_t n =
-        sendmsg(conn->consumer.peer_release_fd, &msg, MSG_NOSIGNAL | (flags & MSG_DONTWAIT));
+    ssize_t n = shmsock_libc.sendmsg(conn->consumer.peer_release_fd, &msg,
+                                     MSG_NOSIGNAL | (flags & MSG_DONTWAIT));
     if (n < 0)
         return -errno;
     if (conn->producer.release_rx < 0)
@@ -161,14 +162,14 @@ int shmsock_negotiation_accept_offer(struct shmsock_conn *conn, const int fds[2]
     const struct stat st = candidate->st;
     if (__atomic_load_n(&conn->nego.peer_offered, __ATOMIC_ACQUIRE)) {
         /* The same offer seen again (once peeked, once read) is fine; a second one is not. */
-        close(fds[0]);
+        shmsock_libc.close(fds[0]);
         shmsock_close_fd(fds[1]);
         if (st.st_dev == conn->nego.peer_region_dev && st.st_ino == conn->nego.peer_region_ino)
             return 0;
         return shmsock_conn_fail(conn, -EPROTO);
     }
     int err = shmsock_consumer_attach(conn, fds[0], candidate);
-    close(fds[0]);
+    shmsock_libc.close(fds[0]);
     if (err < 0) {
         shmsock_close_fd(fds[1]);
         return shmsock_conn_fail(conn, err == -ENOMEM ? err : -EPROTO);
@@ -240,7 +241,7 @@ static bool ready_to_switch(struct shmsock_conn *conn)
      * for more than that would keep a sender whose reader lags from ever switching. */
     int queued = 0;
     int sndbuf = __atomic_load_n(&conn->producer.sndbuf, __ATOMIC_ACQUIRE);
-    return ioctl(conn->fd, SIOCOUTQ, &queued) < 0 || sndbuf - queued >= DOORBELL_ROOM;
+    return shmsock_libc.ioctl(conn->fd, SIOCOUTQ, &queued) < 0 || sndbuf - queued >= DOORBELL_ROOM;
 }
 
 int shmsock_negotiation_try_switch(struct shmsock_conn *conn)

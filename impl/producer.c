@@ -6,6 +6,7 @@
  * the application's writes, then commit (conn_zerocopy.c).
  */
 #define _GNU_SOURCE
+#include "libc.h"
 #include "producer.h"
 
 #include <errno.h>
@@ -39,7 +40,7 @@ void shmsock_producer_read_sndbuf(struct shmsock_conn *conn)
 {
     int value = 0;
     socklen_t len = sizeof(value);
-    if (getsockopt(conn->fd, SOL_SOCKET, SO_SNDBUF, &value, &len) == 0)
+    if (shmsock_libc.getsockopt(conn->fd, SOL_SOCKET, SO_SNDBUF, &value, &len) == 0)
         __atomic_store_n(&conn->producer.sndbuf, value, __ATOMIC_RELEASE);
 }
 
@@ -150,7 +151,8 @@ void shmsock_producer_drain_channel(struct shmsock_conn *conn)
                            .msg_iovlen = 1,
                            .msg_control = control->bytes,
                            .msg_controllen = sizeof(*control)};
-        ssize_t n = recvmsg(conn->producer.release_rx, &m, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+        ssize_t n =
+            shmsock_libc.recvmsg(conn->producer.release_rx, &m, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0)
@@ -244,7 +246,7 @@ static bool would_block(struct shmsock_conn *conn, int flags)
 {
     if (flags & MSG_DONTWAIT)
         return true;
-    int fl = fcntl(conn->fd, F_GETFL);
+    int fl = shmsock_libc.fcntl(conn->fd, F_GETFL);
     return fl >= 0 && (fl & O_NONBLOCK);
 }
 
@@ -253,7 +255,7 @@ static int64_t send_deadline(struct shmsock_conn *conn)
 {
     struct timeval tv = {0};
     socklen_t len = sizeof(tv);
-    if (getsockopt(conn->fd, SOL_SOCKET, SO_SNDTIMEO, &tv, &len) < 0 ||
+    if (shmsock_libc.getsockopt(conn->fd, SOL_SOCKET, SO_SNDTIMEO, &tv, &len) < 0 ||
         (tv.tv_sec == 0 && tv.tv_usec == 0))
         return -1;
     struct timespec now;
@@ -333,7 +335,7 @@ static int wait_for_release(struct shmsock_conn *conn, int64_t deadline)
     };
     int timeout = remaining_ms(deadline);
     shmsock_producer_set_active(conn, 0); /* the reader must not wait for us while we sleep */
-    int n = poll(fds, 2, timeout);
+    int n = shmsock_libc.poll(fds, 2, timeout);
     shmsock_producer_set_active(conn, 1);
     if (n < 0)
         return -errno;
@@ -395,7 +397,7 @@ static int publish_data(struct shmsock_conn *conn, uint32_t token, uint32_t bloc
         out.msg_control = msg->msg_control;
         out.msg_controllen = msg->msg_controllen;
     }
-    if (sendmsg(conn->fd, &out, MSG_NOSIGNAL | (flags & MSG_DONTWAIT)) < 0)
+    if (shmsock_libc.sendmsg(conn->fd, &out, MSG_NOSIGNAL | (flags & MSG_DONTWAIT)) < 0)
         return -errno;
     return 0;
 }
@@ -524,7 +526,7 @@ int shmsock_producer_probe(struct shmsock_conn *conn, int flags)
          * reports (and clears) a reset first (the peer closed with messages unread), then
          * EPIPE; SO_ERROR does the same. */
         struct pollfd p = {.fd = conn->fd, .events = POLLOUT};
-        if (poll(&p, 1, 0) == 1 && (p.revents & (POLLHUP | POLLERR))) {
+        if (shmsock_libc.poll(&p, 1, 0) == 1 && (p.revents & (POLLHUP | POLLERR))) {
             err = shmsock_producer_socket_error(conn);
             if (err == 0)
                 err = -EPIPE; /* no reset (or one only doorbells caused): the peer is gone */

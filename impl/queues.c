@@ -8,6 +8,7 @@
  * direction's unread data is the blocks the peer has not given back.
  */
 #define _GNU_SOURCE
+#include "libc.h"
 #include "queues.h"
 
 #include <errno.h>
@@ -31,14 +32,16 @@
 
 static int kernel_count(int fd, unsigned long request, int *value)
 {
-    return ioctl(fd, request, value) < 0 ? -errno : 0;
+    return shmsock_libc.ioctl(fd, request, value) < 0 ? -errno : 0;
 }
 
 /* Peek from `offset` on (bytes; for SEQPACKET, the bytes of the messages passed over), or
  * from the head again with -1. Under recv_lock: the read paths set it back the same way. */
 static int peek_from(int fd, int offset)
 {
-    return setsockopt(fd, SOL_SOCKET, SO_PEEK_OFF, &offset, sizeof(offset)) < 0 ? -errno : 0;
+    return shmsock_libc.setsockopt(fd, SOL_SOCKET, SO_PEEK_OFF, &offset, sizeof(offset)) < 0
+               ? -errno
+               : 0;
 }
 
 /*
@@ -50,7 +53,7 @@ static int peek_from(int fd, int offset)
 static ssize_t peek(struct shmsock_conn *conn, struct msghdr *m, int flags)
 {
     for (int kept = 0;; kept++) {
-        ssize_t n = recvmsg(conn->fd, m, flags);
+        ssize_t n = shmsock_libc.recvmsg(conn->fd, m, flags);
         if (n >= 0)
             return n;
         int err = -errno;
@@ -66,7 +69,8 @@ static ssize_t peek(struct shmsock_conn *conn, struct msghdr *m, int flags)
 static bool error_pending(struct shmsock_conn *conn)
 {
     struct pollfd p = {.fd = conn->fd, .events = 0};
-    return conn->type == SOCK_SEQPACKET && poll(&p, 1, 0) == 1 && (p.revents & POLLERR);
+    return conn->type == SOCK_SEQPACKET && shmsock_libc.poll(&p, 1, 0) == 1 &&
+           (p.revents & POLLERR);
 }
 
 /* A DATA event's payload, once checked against the peer's region (anything else: none). */

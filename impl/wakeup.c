@@ -18,6 +18,7 @@
  * release ring and rings the producer's release channel only when the producer sleeps.
  */
 #define _GNU_SOURCE
+#include "libc.h"
 #include "wakeup.h"
 
 #include <errno.h>
@@ -32,7 +33,8 @@ int shmsock_doorbell_send(int fd, uint64_t gen)
     struct shmsock_event event = {.type = SHMSOCK_EVENT_DOORBELL, .offset = gen};
     unsigned char record[SHMSOCK_EVENT_SIZE];
     shmsock_event_encode(&event, record);
-    if (send(fd, record, sizeof(record), MSG_DONTWAIT | MSG_NOSIGNAL) == (ssize_t)sizeof(record))
+    if (shmsock_libc.send(fd, record, sizeof(record), MSG_DONTWAIT | MSG_NOSIGNAL) ==
+        (ssize_t)sizeof(record))
         return 0;
     if (errno == EPIPE || errno == ECONNRESET)
         return -errno;
@@ -142,7 +144,7 @@ int shmsock_wakeup_take_old_doorbells(struct shmsock_conn *conn, bool force)
         /* The one doorbell rung since we last cleared is the one our wait saw at the head:
          * take exactly that record, without looking first. */
         unsigned char record[SHMSOCK_EVENT_SIZE];
-        ssize_t n = recv(conn->fd, record, sizeof(record), MSG_DONTWAIT);
+        ssize_t n = shmsock_libc.recv(conn->fd, record, sizeof(record), MSG_DONTWAIT);
         if (n < 0 && errno != EAGAIN && errno != EINTR)
             return -errno;
         if (n == (ssize_t)sizeof(record)) {
@@ -156,8 +158,9 @@ int shmsock_wakeup_take_old_doorbells(struct shmsock_conn *conn, bool force)
     unsigned char *records = conn->scratch->peek; /* (recv_lock) */
     size_t room = sizeof(conn->scratch->peek);
     for (;;) {
-        ssize_t n = recv(conn->fd, records, conn->type == SOCK_STREAM ? room : SHMSOCK_EVENT_SIZE,
-                         MSG_PEEK | MSG_DONTWAIT);
+        ssize_t n = shmsock_libc.recv(conn->fd, records,
+                                      conn->type == SOCK_STREAM ? room : SHMSOCK_EVENT_SIZE,
+                                      MSG_PEEK | MSG_DONTWAIT);
         if (n < 0 && errno != EAGAIN && errno != EINTR)
             return -errno;
         if (n < 0)
@@ -175,7 +178,7 @@ int shmsock_wakeup_take_old_doorbells(struct shmsock_conn *conn, bool force)
         if (old == 0)
             break;
         size_t take = conn->type == SOCK_STREAM ? old * SHMSOCK_EVENT_SIZE : SHMSOCK_EVENT_SIZE;
-        if (recv(conn->fd, records, take, MSG_DONTWAIT) != (ssize_t)take)
+        if (shmsock_libc.recv(conn->fd, records, take, MSG_DONTWAIT) != (ssize_t)take)
             break;
         __atomic_add_fetch(&shmsock_own_header(conn)->counters.doorbells_received,
                            conn->type == SOCK_STREAM ? old : 1u, __ATOMIC_RELAXED);
