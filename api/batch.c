@@ -7,13 +7,24 @@
 #include <time.h>
 
 #include "fd_table.h"
+#include "result.h"
+#include "share.h"
 #include "shmsock.h"
 
 int shm_sendmmsg(int sockfd, struct mmsghdr *msgvec, unsigned int vlen, int flags)
 {
     struct shmsock_entry *entry = shmsock_fd_get(sockfd);
-    if (entry == NULL)
-        return sendmmsg(sockfd, msgvec, vlen, flags);
+    if (entry == NULL) {
+        /* A shm socket passed on a kernel socket is handed over as by shm_sendmsg. */
+        for (unsigned int i = 0; i < vlen; i++) {
+            int err = shmsock_share_hand_over_rights(&msgvec[i].msg_hdr);
+            if (err < 0 && i == 0)
+                return (int)shmsock_result(err);
+            if (err < 0)
+                return (int)shmsock_libc.sendmmsg(sockfd, msgvec, i, flags);
+        }
+        return shmsock_libc.sendmmsg(sockfd, msgvec, vlen, flags);
+    }
     unsigned int sent = 0;
     int saved = 0;
     for (; sent < vlen; sent++) {
@@ -48,7 +59,7 @@ int shm_recvmmsg(int sockfd, struct mmsghdr *msgvec, unsigned int vlen, int flag
 {
     struct shmsock_entry *entry = shmsock_fd_get(sockfd);
     if (entry == NULL)
-        return recvmmsg(sockfd, msgvec, vlen, flags, timeout);
+        return shmsock_libc.recvmmsg(sockfd, msgvec, vlen, flags, timeout);
     shmsock_fd_put(entry);
     if (timeout != NULL &&
         (timeout->tv_sec < 0 || timeout->tv_nsec < 0 || timeout->tv_nsec >= 1000000000)) {

@@ -13,6 +13,8 @@
 #include <pthread.h>
 #include <stdlib.h>
 
+#include "share.h"
+
 /* Two levels, so the table never moves: 1024 pages of 1024 descriptors. */
 #define PAGE_BITS 10
 #define PAGE_SIZE_ENTRIES (1u << PAGE_BITS)
@@ -21,6 +23,7 @@
 static struct shmsock_entry **pages[PAGE_COUNT];               /* atomic pointers, set once */
 static pthread_mutex_t table_lock = PTHREAD_MUTEX_INITIALIZER; /* installs, removals, free list */
 static struct shmsock_entry *free_entries;                     /* under table_lock */
+static unsigned walks;                                         /* under table_lock */
 
 /* The slot of fd, or NULL if fd is out of range or its page does not exist (and !create). */
 static struct shmsock_entry **slot(int fd, int create)
@@ -42,12 +45,23 @@ static struct shmsock_entry **slot(int fd, int create)
     return &entries[(unsigned)fd & (PAGE_SIZE_ENTRIES - 1)];
 }
 
+/* The last descriptor of a socket has gone: so does its state in this process. */
+static void socket_put(struct shmsock_socket *socket)
+{
+    if (__atomic_sub_fetch(&socket->names, 1, __ATOMIC_ACQ_REL) != 0)
+        return;
+    shmsock_share_leave(socket->share);
+    shmsock_conn_destroy(socket->conn);
+    free(socket);
+}
+
 void shmsock_fd_put(struct shmsock_entry *entry)
 {
     if (entry == NULL || __atomic_sub_fetch(&entry->refs, 1, __ATOMIC_ACQ_REL) != 0)
         return;
     /* The last reference: nobody can take a new one (lookups only add to a non-zero count). */
-    shmsock_conn_destroy(entry->conn);
+    socket_put(entry->socket);
+    entry->socket = NULL;
     entry->conn = NULL;
     pthread_mutex_lock(&table_lock);
     entry->next_free = free_entries;
@@ -55,9 +69,9 @@ void shmsock_fd_put(struct shmsock_entry *entry)
     pthread_mutex_unlock(&table_lock);
 }
 
-int shmsock_fd_install(int fd, struct shmsock_conn *conn)
+/* Put socket in slot fd (table_lock held); *stale gets what the slot held. 0 or -ENOMEM. */
+static int put_in_slot(int fd, struct shmsock_socket *socket, struct shmsock_entry **stale)
 {
-    pthread_mutex_lock(&table_lock);
     struct shmsock_entry **s = slot(fd, 1);
     struct shmsock_entry *entry = free_entries;
     if (entry != NULL)
@@ -69,17 +83,53 @@ int shmsock_fd_install(int fd, struct shmsock_conn *conn)
             entry->next_free = free_entries;
             free_entries = entry;
         }
-        pthread_mutex_unlock(&table_lock);
         return -ENOMEM;
     }
-    entry->conn = conn;
+    entry->socket = socket;
+    entry->conn = socket->conn;
     entry->next_free = NULL;
     __atomic_store_n(&entry->refs, 1, __ATOMIC_RELEASE); /* the table's reference */
-    struct shmsock_entry *stale = *s; /* left by a close() that bypassed shm_close() */
+    *stale = *s; /* left by a close() that bypassed shm_close(), or a dup over it */
     __atomic_store_n(s, entry, __ATOMIC_RELEASE);
-    pthread_mutex_unlock(&table_lock);
-    shmsock_fd_put(stale);
     return 0;
+}
+
+int shmsock_fd_install(int fd, struct shmsock_conn *conn)
+{
+    struct shmsock_socket *socket = calloc(1, sizeof(*socket));
+    if (socket == NULL)
+        return -ENOMEM;
+    socket->names = 1;
+    socket->conn = conn;
+    struct shmsock_entry *stale = NULL;
+    pthread_mutex_lock(&table_lock);
+    int err = put_in_slot(fd, socket, &stale);
+    pthread_mutex_unlock(&table_lock);
+    if (err < 0)
+        free(socket);
+    shmsock_fd_put(stale);
+    return err;
+}
+
+int shmsock_fd_alias(int oldfd, int newfd)
+{
+    struct shmsock_entry *old = shmsock_fd_get(oldfd);
+    if (old == NULL) {
+        shmsock_fd_remove(newfd); /* the kernel closed what newfd was */
+        return 0;
+    }
+    struct shmsock_entry *stale = NULL;
+    __atomic_add_fetch(&old->socket->names, 1, __ATOMIC_ACQ_REL);
+    pthread_mutex_lock(&table_lock);
+    int err = put_in_slot(newfd, old->socket, &stale);
+    pthread_mutex_unlock(&table_lock);
+    if (err < 0)
+        __atomic_sub_fetch(&old->socket->names, 1, __ATOMIC_ACQ_REL); /* oldfd still names it */
+    if (stale != NULL && stale->socket != old->socket)
+        shmsock_conn_socket_closed(stale->conn); /* dup2 over a shm socket closed it */
+    shmsock_fd_put(stale);
+    shmsock_fd_put(old);
+    return err < 0 ? err : 1;
 }
 
 struct shmsock_entry *shmsock_fd_get(int fd)
@@ -106,6 +156,25 @@ struct shmsock_entry *shmsock_fd_get(int fd)
     }
 }
 
+/* Another descriptor naming socket, other than fd, or -1 (table_lock held). */
+static int other_name(const struct shmsock_socket *socket, int fd)
+{
+    for (unsigned page = 0; page < PAGE_COUNT; page++) {
+        struct shmsock_entry **entries = __atomic_load_n(&pages[page], __ATOMIC_ACQUIRE);
+        for (unsigned i = 0; entries != NULL && i < PAGE_SIZE_ENTRIES; i++) {
+            int candidate = (int)((page << PAGE_BITS) | i);
+            if (entries[i] != NULL && entries[i]->socket == socket && candidate != fd)
+                return candidate;
+        }
+    }
+    return -1;
+}
+
+bool shmsock_fd_has_other_names(const struct shmsock_entry *entry)
+{
+    return __atomic_load_n(&entry->socket->names, __ATOMIC_ACQUIRE) > 1;
+}
+
 void shmsock_fd_remove(int fd)
 {
     pthread_mutex_lock(&table_lock);
@@ -113,6 +182,50 @@ void shmsock_fd_remove(int fd)
     struct shmsock_entry *entry = s != NULL ? *s : NULL;
     if (s != NULL)
         __atomic_store_n(s, NULL, __ATOMIC_RELEASE);
+    if (entry != NULL && __atomic_load_n(&entry->socket->names, __ATOMIC_ACQUIRE) > 1) {
+        /* Before the kernel closes fd: the connection's own calls must not use a number
+         * that may name something else a moment later. */
+        int other = other_name(entry->socket, fd);
+        if (other >= 0)
+            shmsock_conn_rename(entry->conn, other);
+    }
     pthread_mutex_unlock(&table_lock);
     shmsock_fd_put(entry);
+}
+
+void shmsock_fd_for_each_socket(void (*visit)(struct shmsock_socket *socket, void *arg), void *arg)
+{
+    unsigned walk = ++walks;
+    for (unsigned page = 0; page < PAGE_COUNT; page++) {
+        struct shmsock_entry **entries = __atomic_load_n(&pages[page], __ATOMIC_ACQUIRE);
+        for (unsigned i = 0; entries != NULL && i < PAGE_SIZE_ENTRIES; i++) {
+            struct shmsock_entry *entry = entries[i];
+            if (entry == NULL || entry->socket->visit == walk)
+                continue;
+            entry->socket->visit = walk;
+            visit(entry->socket, arg);
+        }
+    }
+}
+
+void shmsock_fd_for_each_descriptor(void (*visit)(int fd, struct shmsock_socket *socket, void *arg),
+                                    void *arg)
+{
+    for (unsigned page = 0; page < PAGE_COUNT; page++) {
+        struct shmsock_entry **entries = __atomic_load_n(&pages[page], __ATOMIC_ACQUIRE);
+        for (unsigned i = 0; entries != NULL && i < PAGE_SIZE_ENTRIES; i++) {
+            if (entries[i] != NULL)
+                visit((int)((page << PAGE_BITS) | i), entries[i]->socket, arg);
+        }
+    }
+}
+
+void shmsock_fd_table_lock(void)
+{
+    pthread_mutex_lock(&table_lock);
+}
+
+void shmsock_fd_table_unlock(void)
+{
+    pthread_mutex_unlock(&table_lock);
 }

@@ -12,13 +12,22 @@
 
 #include "fd_table.h"
 #include "result.h"
+#include "share.h"
 #include "shmsock.h"
 
 ssize_t shm_sendmsg(int sockfd, const struct msghdr *msg, int flags)
 {
+    int err = shmsock_share_hand_over_rights(msg);
+    if (err < 0)
+        return shmsock_result(err);
     struct shmsock_entry *entry = shmsock_fd_get(sockfd);
     if (entry == NULL)
-        return sendmsg(sockfd, msg, flags);
+        return shmsock_libc.sendmsg(sockfd, msg, flags);
+    err = shmsock_share_use(entry->socket);
+    if (err < 0) {
+        shmsock_fd_put(entry);
+        return shmsock_result(err);
+    }
     ssize_t r = shmsock_conn_send(entry->conn, msg, flags);
     int type = shmsock_conn_type(entry->conn);
     shmsock_fd_put(entry);
@@ -58,7 +67,7 @@ ssize_t shm_writev(int fd, const struct iovec *iov, int iovcnt)
 {
     struct shmsock_entry *entry = shmsock_fd_get(fd);
     if (entry == NULL)
-        return writev(fd, iov, iovcnt);
+        return shmsock_libc.writev(fd, iov, iovcnt);
     shmsock_fd_put(entry);
     if (iovcnt < 0 || iovcnt > IOV_MAX) {
         errno = EINVAL;
@@ -74,7 +83,7 @@ ssize_t shm_write(int fd, const void *buf, size_t count)
 {
     struct shmsock_entry *entry = shmsock_fd_get(fd);
     if (entry == NULL)
-        return write(fd, buf, count);
+        return shmsock_libc.write(fd, buf, count);
     shmsock_fd_put(entry);
     struct iovec iov = {.iov_base = (void *)buf, .iov_len = count};
     struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1};
@@ -85,7 +94,12 @@ ssize_t shm_recvmsg(int sockfd, struct msghdr *msg, int flags)
 {
     struct shmsock_entry *entry = shmsock_fd_get(sockfd);
     if (entry == NULL)
-        return recvmsg(sockfd, msg, flags);
+        return shmsock_libc.recvmsg(sockfd, msg, flags);
+    int err = shmsock_share_use(entry->socket);
+    if (err < 0) {
+        shmsock_fd_put(entry);
+        return shmsock_result(err);
+    }
     ssize_t r = shmsock_conn_recv(entry->conn, msg, flags);
     shmsock_fd_put(entry);
     return shmsock_result(r);
@@ -116,7 +130,7 @@ ssize_t shm_readv(int fd, const struct iovec *iov, int iovcnt)
 {
     struct shmsock_entry *entry = shmsock_fd_get(fd);
     if (entry == NULL)
-        return readv(fd, iov, iovcnt);
+        return shmsock_libc.readv(fd, iov, iovcnt);
     shmsock_fd_put(entry);
     if (iovcnt < 0 || iovcnt > IOV_MAX) {
         errno = EINVAL;
@@ -132,7 +146,7 @@ ssize_t shm_read(int fd, void *buf, size_t count)
 {
     struct shmsock_entry *entry = shmsock_fd_get(fd);
     if (entry == NULL)
-        return read(fd, buf, count);
+        return shmsock_libc.read(fd, buf, count);
     shmsock_fd_put(entry);
     if (count == 0)
         return 0; /* read(2) of nothing on a socket returns at once, as readv(2) does */

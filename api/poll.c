@@ -1,29 +1,48 @@
 /*
- * poll.c - shm_poll: poll(2) where POLLOUT on a shm socket also means "a block is free".
+ * poll.c - shm_poll, shm_ppoll: poll(2) and ppoll(2) where POLLOUT on a shm socket also means
+ * "a block is free".
  *
  * For each shm socket whose writer is out of blocks, POLLOUT is taken out of the kernel
  * socket's entry and the release channel is watched instead; when releases arrive we check
  * again. Everything else is plain poll(2).
  */
 #include <errno.h>
+#include <signal.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "fd_table.h"
+#include "poll_wait.h"
 #include "result.h"
 #include "shmsock.h"
 
-static int64_t now_ms(void)
+static int64_t now_ns(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
 #define SMALL_SET 16
 
-int shm_poll(struct pollfd *fds, nfds_t nfds, int timeout)
+/* Whether any entry asks POLLOUT of a shm socket (else the kernel's poll tells the truth). */
+static bool asks_shm_writability(const struct pollfd *fds, nfds_t nfds)
+{
+    for (nfds_t i = 0; i < nfds; i++) {
+        if (!(fds[i].events & POLLOUT))
+            continue;
+        struct shmsock_entry *entry = shmsock_fd_get(fds[i].fd);
+        shmsock_fd_put(entry);
+        if (entry != NULL)
+            return true;
+    }
+    return false;
+}
+
+int shmsock_poll_wait(struct pollfd *fds, nfds_t nfds, const struct timespec *timeout,
+                      const sigset_t *sigmask)
 {
     if (nfds > 65536)
         return (int)shmsock_result(-EINVAL);
@@ -44,7 +63,8 @@ int shm_poll(struct pollfd *fds, nfds_t nfds, int timeout)
     for (nfds_t i = 0; i < nfds; i++)
         entries[i] = (fds[i].events & POLLOUT) ? shmsock_fd_get(fds[i].fd) : NULL;
 
-    int64_t deadline = timeout >= 0 ? now_ms() + timeout : -1;
+    int64_t deadline =
+        timeout != NULL ? now_ns() + timeout->tv_sec * 1000000000 + timeout->tv_nsec : -1;
     int ready;
     for (;;) {
         /* set[i]: the caller's entry; set[nfds + i]: the release channel when starved. */
@@ -57,8 +77,14 @@ int shm_poll(struct pollfd *fds, nfds_t nfds, int timeout)
                 set[nfds + i] = (struct pollfd){.fd = space_fd, .events = POLLIN};
             }
         }
-        int wait = deadline < 0 ? -1 : (int)(deadline > now_ms() ? deadline - now_ms() : 0);
-        int n = poll(set, nfds * 2, wait);
+        struct timespec left;
+        if (deadline >= 0) {
+            int64_t ns = deadline - now_ns();
+            if (ns < 0)
+                ns = 0;
+            left = (struct timespec){.tv_sec = ns / 1000000000, .tv_nsec = ns % 1000000000};
+        }
+        int n = shmsock_libc.ppoll(set, nfds * 2, deadline >= 0 ? &left : NULL, sigmask);
         if (n < 0) {
             ready = -1;
             break;
@@ -85,4 +111,23 @@ int shm_poll(struct pollfd *fds, nfds_t nfds, int timeout)
     }
     errno = saved;
     return ready;
+}
+
+int shm_poll(struct pollfd *fds, nfds_t nfds, int timeout)
+{
+    if (!asks_shm_writability(fds, nfds))
+        return shmsock_libc.poll(fds, nfds, timeout);
+    struct timespec ts = {.tv_sec = timeout / 1000, .tv_nsec = (long)(timeout % 1000) * 1000000};
+    return shmsock_poll_wait(fds, nfds, timeout >= 0 ? &ts : NULL, NULL);
+}
+
+int shm_ppoll(struct pollfd *fds, nfds_t nfds, const struct timespec *timeout,
+              const sigset_t *sigmask)
+{
+    if (!asks_shm_writability(fds, nfds))
+        return shmsock_libc.ppoll(fds, nfds, timeout, sigmask);
+    if (timeout != NULL &&
+        (timeout->tv_sec < 0 || timeout->tv_nsec < 0 || timeout->tv_nsec >= 1000000000))
+        return (int)shmsock_result(-EINVAL);
+    return shmsock_poll_wait(fds, nfds, timeout, sigmask);
 }

@@ -1,7 +1,7 @@
 /*
  * socket.c - creating, connecting and closing sockets: shm_socket, shm_socketpair,
  * shm_bind, shm_listen, shm_accept, shm_accept4, shm_connect, shm_shutdown, shm_close,
- * shm_getsockname, shm_getpeername, shm_fcntl.
+ * shm_getsockname, shm_getpeername, shm_fcntl, shm_dup, shm_dup2, shm_dup3.
  *
  * Every call is the kernel's call on the kernel socket; for AF_UNIX STREAM/SEQPACKET sockets
  * we also keep a connection (impl/conn.h) in the descriptor table.
@@ -10,9 +10,11 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <unistd.h>
 
 #include "fd_table.h"
+#include "fork.h"
 #include "result.h"
 #include "shmsock.h"
 
@@ -26,6 +28,7 @@ static int is_shm_type(int domain, int type)
 /* Attach engine state to a fresh kernel socket; on failure close it. Returns fd or -errno. */
 static int adopt(int fd, int type, const struct shmsock_conn *inherit_from)
 {
+    shmsock_fork_watch();
     struct shmsock_conn *conn = NULL;
     int err = shmsock_conn_create(fd, type & ~(SOCK_NONBLOCK | SOCK_CLOEXEC), &conn);
     if (err == 0) {
@@ -36,15 +39,27 @@ static int adopt(int fd, int type, const struct shmsock_conn *inherit_from)
             shmsock_conn_destroy(conn);
     }
     if (err < 0) {
-        close(fd);
+        shmsock_libc.close(fd);
         return err;
     }
     return fd;
 }
 
+/* newfd is a duplicate of oldfd: if oldfd is a shm socket, so is newfd (the same one). Returns
+ * newfd, or -1 with errno ENOMEM (newfd is then closed, as if the dup had failed). */
+static int adopt_duplicate(int oldfd, int newfd)
+{
+    int r = shmsock_fd_alias(oldfd, newfd);
+    if (r < 0) {
+        shmsock_libc.close(newfd);
+        return (int)shmsock_result(r);
+    }
+    return newfd;
+}
+
 int shm_socket(int domain, int type, int protocol)
 {
-    int fd = socket(domain, type, protocol);
+    int fd = shmsock_libc.socket(domain, type, protocol);
     if (fd < 0 || !is_shm_type(domain, type))
         return fd;
     return (int)shmsock_result(adopt(fd, type, NULL));
@@ -54,13 +69,13 @@ int shm_socketpair(int domain, int type, int protocol, int sv[2])
 {
     /* The kernel writes the pair into sv itself: a bad sv fails with EFAULT (the kernel closes
      * what it made), as socketpair(2) does, before any engine state exists. */
-    if (socketpair(domain, type, protocol, sv) < 0)
+    if (shmsock_libc.socketpair(domain, type, protocol, sv) < 0)
         return -1;
     int pair[2] = {sv[0], sv[1]};
     if (is_shm_type(domain, type)) {
         int err = adopt(pair[0], type, NULL);
         if (err < 0) {
-            close(pair[1]);
+            shmsock_libc.close(pair[1]);
             return (int)shmsock_result(err);
         }
         err = adopt(pair[1], type, NULL);
@@ -74,17 +89,17 @@ int shm_socketpair(int domain, int type, int protocol, int sv[2])
 
 int shm_bind(int sockfd, const struct sockaddr *addr, socklen_t addrlen)
 {
-    return bind(sockfd, addr, addrlen);
+    return shmsock_libc.bind(sockfd, addr, addrlen);
 }
 
 int shm_listen(int sockfd, int backlog)
 {
-    return listen(sockfd, backlog);
+    return shmsock_libc.listen(sockfd, backlog);
 }
 
 int shm_accept4(int sockfd, struct sockaddr *addr, socklen_t *addrlen, int flags)
 {
-    int fd = accept4(sockfd, addr, addrlen, flags);
+    int fd = shmsock_libc.accept4(sockfd, addr, addrlen, flags);
     if (fd < 0)
         return fd;
     struct shmsock_entry *listener = shmsock_fd_get(sockfd);
@@ -102,14 +117,14 @@ int shm_accept(int sockfd, struct sockaddr *addr, socklen_t *addrlen)
 
 int shm_connect(int sockfd, const struct sockaddr *addr, socklen_t addrlen)
 {
-    return connect(sockfd, addr, addrlen);
+    return shmsock_libc.connect(sockfd, addr, addrlen);
 }
 
 int shm_shutdown(int sockfd, int how)
 {
     /* Releases travel on their own channel, so the kernel's shutdown is the whole story;
      * the connection only notes it, for sends that do not touch the kernel socket. */
-    int r = shutdown(sockfd, how);
+    int r = shmsock_libc.shutdown(sockfd, how);
     if (r == 0) {
         struct shmsock_entry *entry = shmsock_fd_get(sockfd);
         if (entry != NULL)
@@ -122,12 +137,14 @@ int shm_shutdown(int sockfd, int how)
 int shm_close(int fd)
 {
     struct shmsock_entry *entry = shmsock_fd_get(fd);
+    bool last_name = entry != NULL && !shmsock_fd_has_other_names(entry);
     shmsock_fd_remove(fd);
-    int r = close(fd);
+    int r = shmsock_libc.close(fd);
     if (entry != NULL) {
-        /* Only now, once the kernel has seen the close: the peer asks it at its next send. */
+        /* Only now, once the kernel has seen the close: the peer asks it at its next send. A
+         * duplicate still open keeps the socket open, and the peer need not ask. */
         int saved = errno;
-        if (r == 0)
+        if (r == 0 && last_name)
             shmsock_conn_socket_closed(entry->conn);
         shmsock_fd_put(entry);
         errno = saved;
@@ -135,22 +152,44 @@ int shm_close(int fd)
     return r;
 }
 
+int shm_dup(int oldfd)
+{
+    int newfd = shmsock_libc.dup(oldfd);
+    return newfd < 0 ? newfd : adopt_duplicate(oldfd, newfd);
+}
+
+int shm_dup2(int oldfd, int newfd)
+{
+    int r = shmsock_libc.dup2(oldfd, newfd);
+    return r < 0 || oldfd == newfd ? r : adopt_duplicate(oldfd, r);
+}
+
+int shm_dup3(int oldfd, int newfd, int flags)
+{
+    int r = shmsock_libc.dup3(oldfd, newfd, flags);
+    return r < 0 ? r : adopt_duplicate(oldfd, r);
+}
+
 int shm_getsockname(int sockfd, struct sockaddr *addr, socklen_t *addrlen)
 {
-    return getsockname(sockfd, addr, addrlen);
+    return shmsock_libc.getsockname(sockfd, addr, addrlen);
 }
 
 int shm_getpeername(int sockfd, struct sockaddr *addr, socklen_t *addrlen)
 {
-    return getpeername(sockfd, addr, addrlen);
+    return shmsock_libc.getpeername(sockfd, addr, addrlen);
 }
 
 int shm_fcntl(int fd, int cmd, ...)
 {
+    /* Every command's argument is an int, a pointer (F_GETLK, F_SETLK, F_OFD_*, F_GETOWN_EX,
+     * ...) or nothing: taken as a pointer-sized value, each reaches the kernel intact. */
     va_list ap;
     va_start(ap, cmd);
-    /* Commands that take no argument ignore this; all others used on sockets take an int. */
-    int arg = va_arg(ap, int);
+    void *arg = va_arg(ap, void *);
     va_end(ap);
-    return fcntl(fd, cmd, arg);
+    int r = shmsock_libc.fcntl(fd, cmd, arg);
+    if (r >= 0 && (cmd == F_DUPFD || cmd == F_DUPFD_CLOEXEC))
+        return adopt_duplicate(fd, r);
+    return r;
 }

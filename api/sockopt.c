@@ -14,7 +14,7 @@ static int passthrough_status(int sockfd, void *optval, socklen_t *optlen)
 {
     int type;
     socklen_t len = sizeof(type);
-    if (getsockopt(sockfd, SOL_SOCKET, SO_TYPE, &type, &len) < 0)
+    if (shmsock_libc.getsockopt(sockfd, SOL_SOCKET, SO_TYPE, &type, &len) < 0)
         return -1;
     if (optlen == NULL || optval == NULL || *optlen < sizeof(int))
         return (int)shmsock_result(-EINVAL);
@@ -28,7 +28,7 @@ int shm_setsockopt(int sockfd, int level, int optname, const void *optval, sockl
 {
     struct shmsock_entry *entry = shmsock_fd_get(sockfd);
     if (level != SOL_SHMSOCK) {
-        int r = setsockopt(sockfd, level, optname, optval, optlen);
+        int r = shmsock_libc.setsockopt(sockfd, level, optname, optval, optlen);
         if (r == 0 && entry != NULL && level == SOL_SOCKET &&
             (optname == SO_SNDBUF || optname == SO_SNDBUFFORCE))
             shmsock_conn_sndbuf_changed(entry->conn);
@@ -44,7 +44,7 @@ int shm_setsockopt(int sockfd, int level, int optname, const void *optval, sockl
             int on;
             memcpy(&on, optval, sizeof(on));
             int off = 0;
-            (void)setsockopt(sockfd, SOL_SOCKET, SO_INQ, &off, sizeof(off));
+            (void)shmsock_libc.setsockopt(sockfd, SOL_SOCKET, SO_INQ, &off, sizeof(off));
             shmsock_conn_set_inq(entry->conn, on);
         }
         if (r == 0 && entry != NULL && level == SOL_SOCKET && optname == SO_PEEK_OFF)
@@ -56,7 +56,7 @@ int shm_setsockopt(int sockfd, int level, int optname, const void *optval, sockl
     if (entry == NULL) {
         int type;
         socklen_t len = sizeof(type);
-        if (getsockopt(sockfd, SOL_SOCKET, SO_TYPE, &type, &len) < 0)
+        if (shmsock_libc.getsockopt(sockfd, SOL_SOCKET, SO_TYPE, &type, &len) < 0)
             return -1;
         r = -ENOPROTOOPT;
     } else if (optval == NULL || optlen < sizeof(int)) {
@@ -73,14 +73,14 @@ int shm_setsockopt(int sockfd, int level, int optname, const void *optval, sockl
 int shm_getsockopt(int sockfd, int level, int optname, void *optval, socklen_t *optlen)
 {
     if (level != SOL_SHMSOCK)
-        return getsockopt(sockfd, level, optname, optval, optlen);
+        return shmsock_libc.getsockopt(sockfd, level, optname, optval, optlen);
     struct shmsock_entry *entry = shmsock_fd_get(sockfd);
     if (entry == NULL) {
         if (optname == SHM_STATUS)
             return passthrough_status(sockfd, optval, optlen);
         int type;
         socklen_t len = sizeof(type);
-        if (getsockopt(sockfd, SOL_SOCKET, SO_TYPE, &type, &len) < 0)
+        if (shmsock_libc.getsockopt(sockfd, SOL_SOCKET, SO_TYPE, &type, &len) < 0)
             return -1;
         return (int)shmsock_result(-ENOPROTOOPT);
     }

@@ -5,6 +5,7 @@
 #include <errno.h>
 
 #include "fd_table.h"
+#include "share.h"
 #include "result.h"
 #include "shmsock.h"
 
@@ -15,8 +16,15 @@ static struct shmsock_entry *shm_entry(int fd)
     if (entry == NULL) {
         int type;
         socklen_t len = sizeof(type);
-        if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) == 0)
+        if (shmsock_libc.getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) == 0)
             errno = EOPNOTSUPP; /* a socket, but not one that runs over shared memory */
+        return NULL;
+    }
+    int err = shmsock_share_use(entry->socket);
+    if (err < 0) {
+        shmsock_fd_put(entry);
+        errno = -err;
+        return NULL;
     }
     return entry;
 }

@@ -34,6 +34,14 @@
  * the end of the connection when the last copy of the descriptor is closed, as with kernel
  * sockets (fork-and-hand-off servers keep working).
  *
+ * Several processes (fork): a socket first used while more than one process holds it stays on
+ * the kernel path for good, in every process (correct, not faster). A socket already on shared
+ * memory when the process forks is used by whichever process calls on it first after the
+ * fork; calls from another process then fail with EOPNOTSUPP (logged with SHMSOCK_LOG), since
+ * a connection cannot yet move back to the kernel path. Passing a shm socket with SCM_RIGHTS
+ * keeps it on the kernel path if it has not begun to negotiate, and fails with EOPNOTSUPP if it
+ * has (the receiving process could not read it).
+ *
  * Readiness: the descriptor is readable whenever a message (or the peer's end) is waiting,
  * for level- and edge-triggered epoll alike. Writability is the exception: the kernel socket
  * reports POLLOUT even when every block of the region is in use. A non-blocking sender that
@@ -48,7 +56,9 @@
 #define SHMSOCK_H
 
 #include <poll.h>
+#include <signal.h>
 #include <stddef.h>
+#include <sys/select.h>
 #include <sys/socket.h>
 #include <sys/types.h>
 #include <sys/uio.h>
@@ -368,13 +378,25 @@ int shm_getsockname(int sockfd, struct sockaddr *addr, socklen_t *addrlen);
 int shm_getpeername(int sockfd, struct sockaddr *addr, socklen_t *addrlen);
 
 /*
- * shm_fcntl - fcntl(2), for the commands that take an int or no argument (F_GETFL, F_SETFL
- * with O_NONBLOCK, F_GETFD, F_SETFD, F_DUPFD, ...). O_NONBLOCK set here applies to the
- * shared-memory path too. A descriptor duplicated with F_DUPFD is a plain kernel descriptor of
- * the same socket: use the original for shm_* calls. Returns as fcntl(2); -1 with errno
- * EBADF, EINVAL, ... on failure.
+ * shm_fcntl - fcntl(2), with every command: the argument (an int, a pointer such as F_GETLK's
+ * or F_OFD_SETLK's struct flock, or none) reaches the kernel intact. O_NONBLOCK set here applies
+ * to the shared-memory path too. A descriptor made with F_DUPFD or F_DUPFD_CLOEXEC names the
+ * same shm socket as fd (see shm_dup). Returns as fcntl(2); -1 with errno EBADF, EINVAL,
+ * EMFILE, ... on failure, or ENOMEM if the duplicate could not be recorded (it is then closed).
  */
-int shm_fcntl(int fd, int cmd, ... /* int arg */);
+int shm_fcntl(int fd, int cmd, ... /* arg */);
+
+/*
+ * shm_dup, shm_dup2, shm_dup3 - dup(2), dup2(2), dup3(2). If oldfd is a shm socket, the new
+ * descriptor names the same socket and connection, usable with every shm_ call; closing one
+ * of them with shm_close leaves the other working (the connection ends when the last is
+ * closed, as a kernel socket does). A shm socket that newfd named before is closed, as the
+ * kernel closes it. Return the new descriptor, or -1 with errno: EBADF, EBUSY, EINTR, EINVAL,
+ * EMFILE, or ENOMEM if the duplicate could not be recorded (it is then closed).
+ */
+int shm_dup(int oldfd);
+int shm_dup2(int oldfd, int newfd);
+int shm_dup3(int oldfd, int newfd, int flags);
 
 /*
  * shm_ioctl - ioctl(2). On a shm socket, FIONREAD (SIOCINQ) stores in the int at the third
@@ -399,6 +421,28 @@ int shm_ioctl(int fd, unsigned long request, ... /* void *argp */);
  * errno: EFAULT, EINTR, EINVAL, ENOMEM.
  */
 int shm_poll(struct pollfd *fds, nfds_t nfds, int timeout);
+
+/*
+ * shm_ppoll - ppoll(2) with shm_poll's writability: POLLOUT on a shm socket only when a send
+ * would make progress. timeout NULL waits for ever; sigmask is installed for the wait only, as
+ * ppoll does. Returns the number of ready entries, 0 on timeout, or -1 with errno: EFAULT,
+ * EINTR, EINVAL (bad timeout, nfds too large), ENOMEM.
+ */
+int shm_ppoll(struct pollfd *fds, nfds_t nfds, const struct timespec *timeout,
+              const sigset_t *sigmask);
+
+/*
+ * shm_select, shm_pselect - select(2) and pselect(2) with shm_poll's writability: a shm socket
+ * in writefds is reported only when a send would make progress, so a writer waiting for room
+ * does not spin. Readable and exceptional conditions, and every other descriptor, are as the
+ * kernel reports them; shm_select leaves the time not slept in *timeout, as Linux does.
+ * Returns the number of bits set in the three sets, 0 on timeout, or -1 with errno: EBADF (a
+ * descriptor in a set is not open), EINTR, EINVAL (nfds < 0, bad timeout), ENOMEM.
+ */
+int shm_select(int nfds, fd_set *readfds, fd_set *writefds, fd_set *exceptfds,
+               struct timeval *timeout);
+int shm_pselect(int nfds, fd_set *readfds, fd_set *writefds, fd_set *exceptfds,
+                const struct timespec *timeout, const sigset_t *sigmask);
 
 /* ---- Batches: the kernel's sendmmsg(2)/recvmmsg(2) ---- */
 

@@ -113,22 +113,28 @@ static void stream_body(const struct variant *v)
     assert_memory_equal(got, data, 50);
     /* EAGAIN */
     EXPECT_ERR(api->recv(b, got, 10, MSG_DONTWAIT), EAGAIN);
-    /* WAITALL across several sends from another process */
+    /* WAITALL across several sends from another process. The child alone sends on its own
+     * pair's `wa`: a socket on shared memory is driven by one process after a fork (the
+     * parent's later calls on `wa` would fail, see fork_share_test.c). */
+    int wa, wb;
+    make_pair(v, &wa, &wb);
     pid_t pid = fork();
     assert_true(pid >= 0);
     if (pid == 0) {
         for (int i = 0; i < 4; i++) {
             sleep_ms(20);
-            if (api->send(a, data + 250 * i, 250, MSG_NOSIGNAL) != 250)
+            if (api->send(wa, data + 250 * i, 250, MSG_NOSIGNAL) != 250)
                 _exit(1);
         }
         _exit(0);
     }
-    assert_int_equal(api->recv(b, got, 1000, MSG_WAITALL), 1000);
+    assert_int_equal(api->recv(wb, got, 1000, MSG_WAITALL), 1000);
     assert_memory_equal(got, data, 1000);
     int st;
     assert_int_equal(waitpid(pid, &st, 0), pid);
     assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    api->close(wa);
+    api->close(wb);
     /* half-close: a shuts down writing; b reads the rest then 0; b -> a still works */
     assert_int_equal(api->send(a, data, 10, 0), 10);
     assert_int_equal(api->shutdown(a, SHUT_WR), 0);

@@ -1,0 +1,241 @@
+/*
+ * share.c - see share.h.
+ */
+#define _GNU_SOURCE
+#include "share.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "log.h"
+
+struct shmsock_share {
+    unsigned holders; /* atomic: processes holding the socket's state */
+    unsigned flags;   /* atomic: SHARE_* */
+    pid_t user;       /* atomic: the process using it since the last fork; 0 = none yet */
+};
+
+enum {
+    SHARE_NEGOTIATING = 1u, /* one process may run it over shared memory */
+    SHARE_KERNEL_ONLY = 2u, /* every process keeps it on the kernel path */
+};
+
+/*
+ * Records come from pages shared with every child forked after they were made. Only the
+ * process that made a page takes records from it: a child starts a page of its own, so two
+ * processes never hand out the same record. Records are not reused (a few bytes per socket
+ * that was held across a fork).
+ */
+#define RECORDS_PER_PAGE (4096 / sizeof(struct shmsock_share))
+
+static pthread_mutex_t page_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct shmsock_share *page; /* under page_lock: the page records come from */
+static size_t page_used;           /* under page_lock */
+static pid_t self;                 /* this process (getpid() is a system call) */
+
+static pid_t self_pid(void)
+{
+    pid_t pid = __atomic_load_n(&self, __ATOMIC_RELAXED);
+    if (pid == 0) {
+        pid = getpid();
+        __atomic_store_n(&self, pid, __ATOMIC_RELAXED);
+    }
+    return pid;
+}
+
+struct shmsock_share *shmsock_share_create(void)
+{
+    pthread_mutex_lock(&page_lock);
+    if (page == NULL || page_used == RECORDS_PER_PAGE) {
+        void *fresh = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+        if (fresh == MAP_FAILED) {
+            pthread_mutex_unlock(&page_lock);
+            return NULL;
+        }
+        page = fresh;
+        page_used = 0;
+    }
+    struct shmsock_share *share = &page[page_used++];
+    pthread_mutex_unlock(&page_lock);
+    share->holders = 1;
+    share->flags = 0;
+    share->user = self_pid();
+    return share;
+}
+
+void shmsock_share_before_fork(struct shmsock_socket *socket)
+{
+    if (socket->share == NULL) {
+        socket->share = shmsock_share_create();
+        if (socket->share == NULL) {
+            /* No record: keep the connection on the kernel path in both processes if it can
+             * be; if it cannot, two processes may drive it, so say so. */
+            if (shmsock_share_hand_over(socket) < 0)
+                shmsock_log("fork: out of memory for a socket's record; parent and child "
+                            "must not both use a socket on shared memory");
+            return;
+        }
+    }
+    struct shmsock_share *share = socket->share;
+    /* We alone hold it: our state says whether it has begun (a decision made at an earlier
+     * call that never came to negotiate is taken back). */
+    if (__atomic_load_n(&share->holders, __ATOMIC_ACQUIRE) == 1 &&
+        !(__atomic_load_n(&share->flags, __ATOMIC_ACQUIRE) & SHARE_KERNEL_ONLY))
+        __atomic_store_n(&share->flags,
+                         shmsock_conn_negotiation_started(socket->conn) ? SHARE_NEGOTIATING : 0u,
+                         __ATOMIC_RELEASE);
+    __atomic_add_fetch(&share->holders, 1u, __ATOMIC_ACQ_REL);
+    __atomic_store_n(&share->user, 0, __ATOMIC_RELEASE); /* the first to use it after the fork */
+}
+
+void shmsock_share_after_fork_child(void)
+{
+    __atomic_store_n(&self, getpid(), __ATOMIC_RELAXED);
+    pthread_mutex_init(&page_lock, NULL);
+    page = NULL; /* the parent's page stays the parent's to hand out */
+    page_used = 0;
+}
+
+void shmsock_share_leave(struct shmsock_share *share)
+{
+    if (share != NULL)
+        __atomic_sub_fetch(&share->holders, 1u, __ATOMIC_ACQ_REL);
+}
+
+/* Negotiation off in this process (the record says kernel path for everyone). */
+static void kernel_path_here(struct shmsock_socket *socket)
+{
+    if (__atomic_exchange_n(&socket->kernel_only_here, 1, __ATOMIC_ACQ_REL))
+        return;
+    (void)shmsock_conn_decline_offers(socket->conn);
+}
+
+int shmsock_share_use(struct shmsock_socket *socket)
+{
+    struct shmsock_share *share = socket->share;
+    if (share == NULL)
+        return 0;
+    unsigned flags = __atomic_load_n(&share->flags, __ATOMIC_ACQUIRE);
+    while ((flags & (SHARE_NEGOTIATING | SHARE_KERNEL_ONLY)) == 0) {
+        /* Nobody has decided yet: the first call decides, and the record keeps it. */
+        unsigned decided = __atomic_load_n(&share->holders, __ATOMIC_ACQUIRE) == 1
+                               ? SHARE_NEGOTIATING
+                               : SHARE_KERNEL_ONLY;
+        if (__atomic_compare_exchange_n(&share->flags, &flags, flags | decided, false,
+                                        __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+            flags |= decided;
+    }
+    if (flags & SHARE_KERNEL_ONLY) {
+        kernel_path_here(socket);
+        return 0;
+    }
+    pid_t me = self_pid();
+    pid_t user = __atomic_load_n(&share->user, __ATOMIC_ACQUIRE);
+    if (user == me)
+        return 0;
+    if (user == 0 && __atomic_compare_exchange_n(&share->user, &user, me, false, __ATOMIC_ACQ_REL,
+                                                 __ATOMIC_ACQUIRE))
+        return 0;
+    shmsock_log("pid %d: a socket on shared memory is in use by pid %d since fork(); "
+                "this call fails with EOPNOTSUPP (moving a connection back to the kernel "
+                "path is not supported yet)",
+                (int)me, (int)user);
+    return -EOPNOTSUPP;
+}
+
+/* A listening socket carries no payload: what it accepts is new, and held by one process. */
+static bool is_listening(struct shmsock_socket *socket)
+{
+    int status = 0;
+    return shmsock_conn_get_option(socket->conn, SHM_STATUS, &status) == 0 &&
+           status == SHM_STATUS_PASSTHROUGH;
+}
+
+int shmsock_share_hand_over(struct shmsock_socket *socket)
+{
+    struct shmsock_share *share = socket->share;
+    if (is_listening(socket))
+        return 0;
+    if (share == NULL) {
+        if (shmsock_conn_negotiation_started(socket->conn))
+            return -EOPNOTSUPP;
+        kernel_path_here(socket);
+        return 0;
+    }
+    unsigned flags = __atomic_load_n(&share->flags, __ATOMIC_ACQUIRE);
+    for (;;) {
+        if (flags & SHARE_KERNEL_ONLY) {
+            kernel_path_here(socket);
+            return 0;
+        }
+        /* Negotiating, but only in name if we are its user and it never began. */
+        if ((flags & SHARE_NEGOTIATING) &&
+            (__atomic_load_n(&share->user, __ATOMIC_ACQUIRE) != self_pid() ||
+             shmsock_conn_negotiation_started(socket->conn)))
+            return -EOPNOTSUPP;
+        if (__atomic_compare_exchange_n(&share->flags, &flags, SHARE_KERNEL_ONLY, false,
+                                        __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+            break;
+    }
+    kernel_path_here(socket);
+    return 0;
+}
+
+int shmsock_share_hand_over_rights(const struct msghdr *msg)
+{
+    if (msg == NULL || msg->msg_control == NULL || msg->msg_controllen < sizeof(struct cmsghdr))
+        return 0;
+    /* The kernel checks the control buffer itself (EFAULT, EINVAL); a header we cannot walk
+     * is left to it. */
+    for (struct cmsghdr *c = CMSG_FIRSTHDR((struct msghdr *)msg); c != NULL;
+         c = CMSG_NXTHDR((struct msghdr *)msg, c)) {
+        if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS || c->cmsg_len < CMSG_LEN(0))
+            continue;
+        size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+        for (size_t i = 0; i < count; i++) {
+            int fd;
+            memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof(fd));
+            struct shmsock_entry *entry = shmsock_fd_get(fd);
+            if (entry == NULL)
+                continue;
+            int err = shmsock_share_hand_over(entry->socket);
+            shmsock_fd_put(entry);
+            if (err < 0) {
+                shmsock_log("SCM_RIGHTS: fd %d is a socket on shared memory; the receiving "
+                            "process could not read it, so sendmsg fails with EOPNOTSUPP",
+                            fd);
+                return err;
+            }
+        }
+    }
+    return 0;
+}
+
+/* One descriptor of the table, before an exec: handed over if the exec keeps it open. */
+static void hand_over_if_inherited(int fd, struct shmsock_socket *socket, void *arg)
+{
+    int *result = arg;
+    int flags = shmsock_libc.fcntl(fd, F_GETFD);
+    if (flags < 0 || (flags & FD_CLOEXEC))
+        return;
+    if (shmsock_share_hand_over(socket) < 0) {
+        shmsock_log("exec: fd %d is a socket on shared memory without FD_CLOEXEC; the new "
+                    "program could not read it, so the exec fails with EOPNOTSUPP",
+                    fd);
+        *result = -EOPNOTSUPP;
+    }
+}
+
+int shmsock_share_before_exec(void)
+{
+    int result = 0;
+    shmsock_fd_table_lock();
+    shmsock_fd_for_each_descriptor(hand_over_if_inherited, &result);
+    shmsock_fd_table_unlock();
+    return result;
+}

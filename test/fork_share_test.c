@@ -1,0 +1,313 @@
+/*
+ * fork_share_test.c - one socket held by several processes (fork), several descriptors of one
+ * socket (dup), and sockets handed to other processes (SCM_RIGHTS), as share.h describes:
+ *
+ *   - a socket first used while several processes hold it stays on the kernel path, in every
+ *     process, and works there as a kernel socket does (forked writers on one end);
+ *   - a socket whose other holders have closed it negotiates as usual (fork-per-connection);
+ *   - a socket on shared memory at the fork is driven by the first process that uses it; a
+ *     second process gets EOPNOTSUPP, never misread data;
+ *   - a kernel-path socket never shows the peer's offer to the program;
+ *   - a duplicate names the same connection, on shared memory, until the last one closes;
+ *   - SCM_RIGHTS hands a socket that has not negotiated over (kernel path for good), and
+ *     refuses one on shared memory with EOPNOTSUPP.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "shmsock.h"
+#include "test_support.h"
+
+#define WRITERS 24
+#define MESSAGES 200
+#define MSG_SIZE 256
+
+static void wait_ok(pid_t pid)
+{
+    int st;
+    assert_int_equal(waitpid(pid, &st, 0), pid);
+    assert_true(WIFEXITED(st));
+    assert_int_equal(WEXITSTATUS(st), 0);
+}
+
+/* A message that says who wrote it and which one it is, so the reader can check each. */
+static void fill_message(char *msg, int writer, int seq)
+{
+    test_fill_pattern(msg, MSG_SIZE, (unsigned)(writer * MESSAGES + seq));
+    memcpy(msg, &writer, sizeof(writer));
+    memcpy(msg + sizeof(writer), &seq, sizeof(seq));
+}
+
+/* Many forked writers on one inherited SOCK_SEQPACKET end, one reader: every message arrives
+ * whole and in each writer's order, as on a kernel socket (it stays on the kernel path). */
+static void test_forked_writers_on_one_end(void **state)
+{
+    (void)state;
+    test_watchdog(60, "forked writers");
+    int sv[2];
+    assert_int_equal(shm_socketpair(AF_UNIX, SOCK_SEQPACKET, 0, sv), 0);
+    pid_t pids[WRITERS];
+    for (int w = 0; w < WRITERS; w++) {
+        pids[w] = fork();
+        assert_true(pids[w] >= 0);
+        if (pids[w] == 0) {
+            shm_close(sv[1]);
+            char msg[MSG_SIZE];
+            for (int seq = 0; seq < MESSAGES; seq++) {
+                fill_message(msg, w, seq);
+                if (shm_send(sv[0], msg, sizeof(msg), MSG_NOSIGNAL) != (ssize_t)sizeof(msg))
+                    _exit(1);
+            }
+            _exit(0);
+        }
+    }
+    int next[WRITERS] = {0};
+    char msg[MSG_SIZE + 1];
+    for (int i = 0; i < WRITERS * MESSAGES; i++) {
+        assert_int_equal(shm_recv(sv[1], msg, sizeof(msg), 0), MSG_SIZE);
+        int w, seq;
+        memcpy(&w, msg, sizeof(w));
+        memcpy(&seq, msg + sizeof(w), sizeof(seq));
+        assert_in_range(w, 0, WRITERS - 1);
+        assert_int_equal(seq, next[w]);
+        char want[MSG_SIZE];
+        fill_message(want, w, seq);
+        assert_memory_equal(msg, want, MSG_SIZE);
+        next[w]++;
+    }
+    for (int w = 0; w < WRITERS; w++)
+        wait_ok(pids[w]);
+    /* Several processes held it when it was first used: the kernel path, for good. */
+    assert_int_equal(test_shm_status(sv[0]), SHM_STATUS_PLAIN);
+    assert_int_equal(test_shm_status(sv[1]), SHM_STATUS_PLAIN);
+    shm_close(sv[0]);
+    shm_close(sv[1]);
+    test_watchdog(0, NULL);
+}
+
+/* The fork-per-connection server: the parent closes its copies, the child negotiates and
+ * runs on shared memory. */
+static void test_child_alone_negotiates(void **state)
+{
+    (void)state;
+    test_watchdog(30, "child alone");
+    int sv[2];
+    assert_int_equal(shm_socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+    int ready[2];
+    assert_int_equal(pipe(ready), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        char c;
+        if (read(ready[0], &c, 1) != 1) /* until the parent has closed its copies */
+            _exit(2);
+        test_handshake(&test_shm_api, sv[0], sv[1]);
+        _exit(test_shm_status(sv[0]) == SHM_STATUS_SHM && test_shm_status(sv[1]) == SHM_STATUS_SHM
+                  ? 0
+                  : 1);
+    }
+    assert_int_equal(shm_close(sv[0]), 0);
+    assert_int_equal(shm_close(sv[1]), 0);
+    assert_int_equal(write(ready[1], "x", 1), 1);
+    wait_ok(pid);
+    close(ready[0]);
+    close(ready[1]);
+    test_watchdog(0, NULL);
+}
+
+/* On shared memory at the fork: the child uses it first and its bytes arrive; the parent's
+ * later call is refused with EOPNOTSUPP (its copy of the state is stale). */
+static void test_first_user_after_fork_drives_it(void **state)
+{
+    (void)state;
+    test_watchdog(30, "first user");
+    int sv[2];
+    assert_int_equal(shm_socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+    test_handshake(&test_shm_api, sv[0], sv[1]);
+    assert_int_equal(test_shm_status(sv[0]), SHM_STATUS_SHM);
+    char data[4096], got[4096];
+    test_fill_pattern(data, sizeof(data), 7);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        ssize_t n = shm_send(sv[0], data, sizeof(data), MSG_NOSIGNAL);
+        _exit(n == (ssize_t)sizeof(data) ? 0 : 1);
+    }
+    test_recv_all(&test_shm_api, sv[1], got, sizeof(got));
+    assert_memory_equal(got, data, sizeof(data));
+    wait_ok(pid);
+    errno = 0;
+    assert_int_equal(shm_send(sv[0], data, 10, MSG_NOSIGNAL), -1);
+    assert_int_equal(errno, EOPNOTSUPP);
+    /* The end the parent used first stays the parent's. */
+    assert_int_equal(shm_send(sv[1], data, 10, MSG_NOSIGNAL), 10);
+    shm_close(sv[0]);
+    shm_close(sv[1]);
+    test_watchdog(0, NULL);
+}
+
+/* A kernel-path socket (shared at first use) whose peer offers: a reader with a control
+ * buffer gets the payload and no descriptors (the offer is closed unanswered), and the
+ * connection goes on as a kernel one. */
+static void test_kernel_path_hides_offers(void **state)
+{
+    (void)state;
+    test_watchdog(30, "hidden offer");
+    int sv[2], ready[2], closed[2];
+    assert_int_equal(shm_socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+    assert_int_equal(pipe(ready), 0);
+    assert_int_equal(pipe(closed), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) { /* holds sv[1] until told, lets sv[0] go at once */
+        char c;
+        shm_close(sv[0]);
+        if (write(closed[1], "c", 1) != 1)
+            _exit(2);
+        _exit(read(ready[0], &c, 1) == 1 ? 0 : 1);
+    }
+    char c;
+    assert_int_equal(read(closed[0], &c, 1), 1);
+    /* sv[0] is ours alone again: its first send offers. sv[1] is shared: kernel path. */
+    char buf[16];
+    char control[CMSG_SPACE(4 * sizeof(int))];
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(shm_send(sv[0], "offer", 5, 0), 5);
+        struct iovec iov = {buf, sizeof(buf)};
+        struct msghdr m = {.msg_iov = &iov,
+                           .msg_iovlen = 1,
+                           .msg_control = control,
+                           .msg_controllen = sizeof(control)};
+        assert_int_equal(shm_recvmsg(sv[1], &m, 0), 5);
+        assert_memory_equal(buf, "offer", 5);
+        assert_int_equal(m.msg_controllen, 0);
+        assert_int_equal(shm_send(sv[1], "back", 4, 0), 4);
+        assert_int_equal(shm_recv(sv[0], buf, sizeof(buf), 0), 4);
+        assert_memory_equal(buf, "back", 4);
+    }
+    assert_int_equal(test_shm_status(sv[1]), SHM_STATUS_PLAIN);
+    assert_int_not_equal(test_shm_status(sv[0]), SHM_STATUS_SHM);
+    assert_int_equal(write(ready[1], "x", 1), 1);
+    wait_ok(pid);
+    shm_close(sv[0]);
+    shm_close(sv[1]);
+    close(ready[0]);
+    close(ready[1]);
+    close(closed[0]);
+    close(closed[1]);
+    test_watchdog(0, NULL);
+}
+
+/* A duplicate is the same connection: usable with every call, on shared memory, after the
+ * original is closed; the peer sees the end only when the last descriptor closes. */
+static void test_duplicate_is_the_same_socket(void **state)
+{
+    (void)state;
+    test_watchdog(30, "dup");
+    int sv[2];
+    assert_int_equal(shm_socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+    test_handshake(&test_shm_api, sv[0], sv[1]);
+    int d = shm_dup(sv[0]);
+    assert_true(d >= 0);
+    int d2 = shm_fcntl(sv[0], F_DUPFD_CLOEXEC, 100);
+    assert_true(d2 >= 100);
+    int d3 = 200;
+    assert_int_equal(shm_dup2(sv[0], d3), d3);
+    assert_int_equal(shm_close(sv[0]), 0);
+    char data[1000], got[1000];
+    test_fill_pattern(data, sizeof(data), 3);
+    assert_int_equal(shm_send(d, data, 500, 0), 500);
+    assert_int_equal(shm_send(d2, data + 500, 300, 0), 300);
+    assert_int_equal(shm_send(d3, data + 800, 200, 0), 200);
+    assert_int_equal(test_shm_status(d), SHM_STATUS_SHM);
+    test_recv_all(&test_shm_api, sv[1], got, sizeof(got));
+    assert_memory_equal(got, data, sizeof(got));
+    assert_int_equal(shm_send(sv[1], "back", 4, 0), 4);
+    assert_int_equal(shm_recv(d2, got, sizeof(got), 0), 4);
+    assert_int_equal(shm_close(d), 0);
+    assert_int_equal(shm_close(d2), 0);
+    assert_int_equal(shm_recv(sv[1], got, sizeof(got), MSG_DONTWAIT), -1); /* d3 still open */
+    assert_int_equal(errno, EAGAIN);
+    assert_int_equal(shm_close(d3), 0);
+    assert_int_equal(shm_recv(sv[1], got, sizeof(got), 0), 0); /* now the end */
+    shm_close(sv[1]);
+    test_watchdog(0, NULL);
+}
+
+/* SCM_RIGHTS: a socket that has not negotiated is handed over (kernel path for good; the
+ * receiving process reads plain payload); one on shared memory is refused. */
+static void test_passing_a_socket(void **state)
+{
+    (void)state;
+    test_watchdog(30, "passing");
+    int carrier[2], fresh[2], busy[2];
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, carrier), 0); /* a kernel socket */
+    assert_int_equal(shm_socketpair(AF_UNIX, SOCK_STREAM, 0, fresh), 0);
+    assert_int_equal(shm_socketpair(AF_UNIX, SOCK_STREAM, 0, busy), 0);
+    test_handshake(&test_shm_api, busy[0], busy[1]);
+
+    char control[CMSG_SPACE(sizeof(int))];
+    char f = 'f';
+    struct iovec iov = {&f, 1};
+    struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1};
+    test_attach_fds(&m, control, &busy[0], 1);
+    errno = 0;
+    assert_int_equal(shm_sendmsg(carrier[0], &m, 0), -1);
+    assert_int_equal(errno, EOPNOTSUPP);
+
+    test_attach_fds(&m, control, &fresh[0], 1);
+    assert_int_equal(shm_sendmsg(carrier[0], &m, 0), 1);
+    char c;
+    struct iovec riov = {&c, 1};
+    struct msghdr r = {.msg_iov = &riov,
+                       .msg_iovlen = 1,
+                       .msg_control = control,
+                       .msg_controllen = sizeof(control)};
+    assert_int_equal(recvmsg(carrier[1], &r, 0), 1);
+    int passed;
+    memcpy(&passed, CMSG_DATA(CMSG_FIRSTHDR(&r)), sizeof(passed));
+    /* The passed descriptor, read as a plain kernel socket, gets exactly the payload the
+     * shm peer sends, before and after the peer's own offer would have switched it. */
+    char got[64];
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(shm_send(fresh[1], "payload", 7, 0), 7);
+        assert_int_equal(recv(passed, got, sizeof(got), 0), 7);
+        assert_memory_equal(got, "payload", 7);
+        assert_int_equal(send(passed, "answer", 6, 0), 6);
+        assert_int_equal(shm_recv(fresh[1], got, sizeof(got), 0), 6);
+    }
+    assert_int_equal(test_shm_status(fresh[0]), SHM_STATUS_PLAIN);
+    close(passed);
+    shm_close(fresh[0]);
+    shm_close(fresh[1]);
+    shm_close(busy[0]);
+    shm_close(busy[1]);
+    close(carrier[0]);
+    close(carrier[1]);
+    test_watchdog(0, NULL);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_forked_writers_on_one_end),
+        cmocka_unit_test(test_child_alone_negotiates),
+        cmocka_unit_test(test_first_user_after_fork_drives_it),
+        cmocka_unit_test(test_kernel_path_hides_offers),
+        cmocka_unit_test(test_duplicate_is_the_same_socket),
+        cmocka_unit_test(test_passing_a_socket),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
