@@ -1,7 +1,15 @@
 # Makefile - build and install shmsock without Bazel (GNU make, gcc or clang).
 #
-#   make                                  # build/libshmsock.a, build/libshmsock.so.X.Y.Z
-#   make install PREFIX=/usr/local        # header, libraries, shmsock.pc, man pages, shmsock-ss
+#   make                                  # build/libshmsock.a, build/libshmsock.so.X.Y.Z,
+#                                         # build/libshmsock-preload.so, the tools
+#   make install PREFIX=/usr/local        # what goes where:
+#       $(BINDIR)         shmsock-ss, shmsock-run
+#       $(INCLUDEDIR)     shmsock.h
+#       $(LIBDIR)         libshmsock.a, libshmsock.so.X.Y.Z (+ .so.X, .so links),
+#                         libshmsock-preload.so (LD_PRELOAD library, found by shmsock-run in
+#                         its ../lib: keep LIBDIR = PREFIX/lib and BINDIR = PREFIX/bin for that)
+#       $(PKGCONFIGDIR)   shmsock.pc
+#       $(MANDIR)/man1, man3, man7   the man pages
 #   make install PREFIX=/usr DESTDIR=pkg  # staged install (packagers)
 #   make uninstall PREFIX=...             # remove what `make install` put there
 #   make clean
@@ -12,6 +20,9 @@
 #   - warning flags: read from SHMSOCK_COPTS in tools/copts.bzl;
 #   - version: SHMSOCK_VERSION_MAJOR/MINOR/PATCH in include/shmsock.h.
 # The shared library exports only the public shm_* calls (build/shmsock.map).
+# libshmsock-preload.so (for shmsock-run) is the same sources plus api/preload/*.c, each
+# compiled again with -DSHMSOCK_PRELOAD. (Bazel's //api/preload:libshmsock-preload.so links
+# //:shmsock as consumers get it: there only api/preload/*.c see SHMSOCK_PRELOAD.)
 
 PREFIX     ?= /usr/local
 DESTDIR    ?=
@@ -34,6 +45,13 @@ SRCS := $(sort $(wildcard api/*.c impl/*.c))
 HDRS := $(sort $(wildcard api/*.h impl/*.h)) include/shmsock.h
 OBJS := $(patsubst %.c,$(BUILDDIR)/obj/%.o,$(SRCS))
 
+# The LD_PRELOAD library: the library's sources and the interposition (api/preload/), its own
+# objects (built with -DSHMSOCK_PRELOAD). Still builds while api/preload/ has no .c file.
+PRELOAD_SRCS := $(sort $(wildcard api/preload/*.c))
+PRELOAD_HDRS := $(sort $(wildcard api/preload/*.h))
+PRELOAD_OBJS := $(patsubst %.c,$(BUILDDIR)/obj-preload/%.o,$(SRCS) $(PRELOAD_SRCS))
+PRELOAD      := $(BUILDDIR)/libshmsock-preload.so
+
 # Warning flags and -std: the list SHMSOCK_COPTS in tools/copts.bzl, one quoted flag a line.
 COPTS := $(shell sed -n 's/^ *"\(-[^"]*\)",.*$$/\1/p' tools/copts.bzl)
 
@@ -55,13 +73,14 @@ MAN7 := $(sort $(wildcard man/man7/*.7))
 
 ALL_CFLAGS := $(COPTS) -Iinclude -fPIC -pthread $(CFLAGS)
 
-.PHONY: all static shared install uninstall clean print-sources print-copts print-version
+.PHONY: all static shared preload install uninstall clean print-sources print-copts print-version
 .DELETE_ON_ERROR:
 
-all: static shared $(BUILDDIR)/shmsock.pc $(BUILDDIR)/shmsock-ss
+all: static shared preload $(BUILDDIR)/shmsock.pc $(BUILDDIR)/shmsock-ss $(BUILDDIR)/shmsock-run
 
 static: $(STATIC)
 shared: $(SHARED) $(BUILDDIR)/$(SONAME) $(BUILDDIR)/libshmsock.so
+preload: $(PRELOAD)
 
 ifeq ($(MAJOR),)
 $(error cannot read SHMSOCK_VERSION_MAJOR from include/shmsock.h)
@@ -94,6 +113,22 @@ $(SHARED): $(OBJS) $(BUILDDIR)/shmsock.map
 $(BUILDDIR)/shmsock-ss: tools/shmsock_ss.c impl/wire.h impl/wire_check.h $(STATIC)
 	$(CC) $(ALL_CFLAGS) -I. -o $@ tools/shmsock_ss.c $(STATIC) $(LDFLAGS) -pthread
 
+# The preload library exports what it interposes (socket, connect, ...), so no version script;
+# -z defs: a symbol missing at link time would otherwise fail only inside the program.
+# -iquote .: "api/fd_table.h" resolves from the root, as Bazel's include path has it.
+$(BUILDDIR)/obj-preload/%.o: %.c $(HDRS) $(PRELOAD_HDRS) tools/copts.bzl
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -iquote . -DSHMSOCK_PRELOAD -c $< -o $@
+
+$(PRELOAD): $(PRELOAD_OBJS)
+	$(CC) -shared -Wl,-z,defs $(LDFLAGS) -o $@ $(PRELOAD_OBJS) -ldl -pthread
+
+# The launcher needs no library: the version (include/shmsock.h) and the block size limits
+# (impl/wire.h) are macros. It finds libshmsock-preload.so beside itself here.
+$(BUILDDIR)/shmsock-run: tools/shmsock_run.c include/shmsock.h impl/wire.h tools/copts.bzl
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -I. -o $@ tools/shmsock_run.c $(LDFLAGS)
+
 $(BUILDDIR)/$(SONAME) $(BUILDDIR)/libshmsock.so: $(SHARED)
 	ln -sf $(REALNAME) $@
 
@@ -115,6 +150,8 @@ install: all
 	    $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man3 $(DESTDIR)$(MANDIR)/man7 \
 	    $(DESTDIR)$(BINDIR)
 	$(INSTALL) -m 755 $(BUILDDIR)/shmsock-ss $(DESTDIR)$(BINDIR)/shmsock-ss
+	$(INSTALL) -m 755 $(BUILDDIR)/shmsock-run $(DESTDIR)$(BINDIR)/shmsock-run
+	$(INSTALL) -m 755 $(PRELOAD) $(DESTDIR)$(LIBDIR)/libshmsock-preload.so
 	$(INSTALL) -m 644 include/shmsock.h $(DESTDIR)$(INCLUDEDIR)/shmsock.h
 	$(INSTALL) -m 644 $(STATIC) $(DESTDIR)$(LIBDIR)/libshmsock.a
 	$(INSTALL) -m 755 $(SHARED) $(DESTDIR)$(LIBDIR)/$(REALNAME)
@@ -129,7 +166,8 @@ install: all
 	done
 
 uninstall:
-	rm -f $(DESTDIR)$(BINDIR)/shmsock-ss
+	rm -f $(DESTDIR)$(BINDIR)/shmsock-ss $(DESTDIR)$(BINDIR)/shmsock-run \
+	    $(DESTDIR)$(LIBDIR)/libshmsock-preload.so
 	rm -f $(DESTDIR)$(INCLUDEDIR)/shmsock.h $(DESTDIR)$(LIBDIR)/libshmsock.a \
 	    $(DESTDIR)$(LIBDIR)/libshmsock.so $(DESTDIR)$(LIBDIR)/$(SONAME) \
 	    $(DESTDIR)$(LIBDIR)/$(REALNAME) $(DESTDIR)$(PKGCONFIGDIR)/shmsock.pc \

@@ -3,8 +3,12 @@
 # and run programs against the installed copy with nothing but pkg-config.
 #
 #   - `make install PREFIX=$tmp` installs the header, libshmsock.a, libshmsock.so.X.Y.Z (soname
-#     libshmsock.so.X), shmsock.pc and the man pages; every expected file must be there;
-#   - the shared library exports the shm_* calls only;
+#     libshmsock.so.X), libshmsock-preload.so, shmsock.pc, the man pages, shmsock-ss and
+#     shmsock-run; every expected file must be there;
+#   - the shared library exports the shm_* calls only (libshmsock-preload.so, which exports the
+#     calls it interposes, is not checked for that);
+#   - the installed shmsock-run prints its version, finds the installed libshmsock-preload.so
+#     (bin/../lib), runs `true` (exit 0) and exits 127 for a program that does not exist;
 #   - examples/bazel_consumer/ping.c and examples/demo.c are compiled with
 #     `cc ... $(pkg-config --cflags --libs shmsock)` and run (shared library, LD_LIBRARY_PATH);
 #     demo.c is also linked with the static library and run;
@@ -29,7 +33,8 @@ version="$(make -s --no-print-directory print-version)"
 major="${version%%.*}"
 for f in include/shmsock.h lib/libshmsock.a "lib/libshmsock.so.$version" "lib/libshmsock.so.$major" \
          lib/libshmsock.so lib/pkgconfig/shmsock.pc share/man/man7/shmsock.7 \
-         share/man/man3/shm_socket.3 share/man/man3/shm_send.3; do
+         share/man/man3/shm_socket.3 share/man/man3/shm_send.3 bin/shmsock-ss bin/shmsock-run \
+         lib/libshmsock-preload.so share/man/man1/shmsock-ss.1 share/man/man1/shmsock-run.1; do
     [[ -e "$prefix/$f" ]] || die "missing after make install: $f"
 done
 soname="$(readelf -d "$prefix/lib/libshmsock.so.$version" | sed -n 's/.*(SONAME).*\[\(.*\)\]/\1/p')"
@@ -38,6 +43,18 @@ exported="$(nm -D --defined-only "$prefix/lib/libshmsock.so" | awk '$2 ~ /^[TDBR
 if grep -v '^shm_' <<<"$exported"; then
     die "the shared library exports symbols other than shm_* (listed above)"
 fi
+
+# The launcher, as installed: it must find the installed preload library by itself.
+run=(env -u SHMSOCK_PRELOAD_LIB -u LD_PRELOAD "$prefix/bin/shmsock-run")
+out="$("${run[@]}" --version)" || die "shmsock-run --version failed"
+[[ "$out" == "shmsock-run $version" ]] || die "shmsock-run --version printed '$out', expected 'shmsock-run $version'"
+"${run[@]}" true || die "shmsock-run true exited $?"
+preload="$("${run[@]}" printenv LD_PRELOAD)" || die "shmsock-run printenv LD_PRELOAD failed"
+[[ "$preload" == "$(realpath "$prefix/lib/libshmsock-preload.so")" ]] \
+    || die "the installed shmsock-run set LD_PRELOAD=$preload, not the installed library"
+status=0
+"${run[@]}" /nonexistent/prog 2>/dev/null || status=$?
+[[ "$status" == 127 ]] || die "shmsock-run /nonexistent/prog exited $status, expected 127"
 
 export PKG_CONFIG_PATH="$prefix/lib/pkgconfig"
 [[ "$(pkg-config --modversion shmsock)" == "$version" ]] || die "pkg-config --modversion != $version"
@@ -66,7 +83,7 @@ if [[ "$libs" == *libshmsock* ]]; then die "demo_static still needs libshmsock.s
 tail -n 1 "$tmp/out"
 
 # Man pages render from the installed tree, .so links included (man(1) runs in the man root).
-(cd "$prefix/share/man" && for page in man3/*.3 man7/*.7; do
+(cd "$prefix/share/man" && for page in man1/*.1 man3/*.3 man7/*.7; do
     mandoc -T ascii "$page" >"$tmp/page" 2>&1 || die "cannot render installed $page"
     [[ -s "$tmp/page" ]] || die "installed $page renders empty"
 done)

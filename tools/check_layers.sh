@@ -6,16 +6,17 @@
 #
 # The layers (CONTRIBUTING.md, "Layers"): include/shmsock.h, the facade api/, the engine
 # impl/ reached through impl/engine.h only, and the wire format impl/wire.h (with the pure
-# checks of //impl:wire) that the fuzzers and shmsock-ss use. Checks:
+# checks of //impl:wire) that the fuzzers and the tools use. Checks:
 #   - calls: every impl/*.c and api/*.c is compiled on its own (cc -std=gnu11 -Iinclude -c)
 #     and its symbols read with nm; "A calls B" when A leaves undefined a symbol B defines.
 #     The impl/ files must call each other without a cycle (each cycle is printed: its files
 #     and the symbols on each edge), and no impl/ file may call into api/;
 #   - includes (#include "..." or <...> naming a file of this project, resolved from the
 #     including file's directory, the root or include/): api/ includes only shmsock.h, api/'s
-#     own headers and impl/engine.h; impl/ includes nothing from api/; fuzz/*.c and
-#     tools/shmsock_ss.c include from impl/ only the headers of //impl:wire, and nothing from
-#     api/, except for the exceptions listed below with their reasons (see fuzz/BUILD).
+#     own headers and impl/engine.h; impl/ includes nothing from api/; fuzz/*.c,
+#     tools/shmsock_ss.c and tools/shmsock_run.c include from impl/ only the headers of
+#     //impl:wire, and nothing from api/, except for the exceptions listed below with their
+#     reasons (see fuzz/BUILD).
 # Uses $CC (default cc), nm and python3.
 set -euo pipefail
 
@@ -162,15 +163,15 @@ for file in impl/*.c impl/*.h; do
     done < <(project_includes "$file")
 done
 
-for file in fuzz/*.c tools/shmsock_ss.c; do
+for file in fuzz/*.c tools/shmsock_ss.c tools/shmsock_run.c; do
     allowed=" $wire_headers ${exceptions[$file]:-} "
     while read -r header; do
         case "$header" in
         impl/*)
             [[ "$allowed" == *" $header "* ]] ||
-                fail "$file includes $header: fuzz/ and shmsock-ss may include from impl/" \
+                fail "$file includes $header: fuzz/ and the tools may include from impl/" \
                      "only the wire format (//impl:wire: $wire_headers)" ;;
-        api/*) fail "$file includes $header: fuzz/ and shmsock-ss never include api/" ;;
+        api/*) fail "$file includes $header: fuzz/ and the tools never include api/" ;;
         esac
     done < <(project_includes "$file")
 done
