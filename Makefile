@@ -20,9 +20,8 @@
 #   - warning flags: read from SHMSOCK_COPTS in tools/copts.bzl;
 #   - version: SHMSOCK_VERSION_MAJOR/MINOR/PATCH in include/shmsock.h.
 # The shared library exports only the public shm_* calls (build/shmsock.map).
-# libshmsock-preload.so (for shmsock-run) is the same sources plus api/preload/*.c, each
-# compiled again with -DSHMSOCK_PRELOAD. (Bazel's //api/preload:libshmsock-preload.so links
-# //:shmsock as consumers get it: there only api/preload/*.c see SHMSOCK_PRELOAD.)
+# libshmsock-preload.so (for shmsock-run) is the library's objects plus api/preload/*.c (as
+# Bazel's //api/preload:libshmsock-preload.so links //:shmsock).
 
 PREFIX     ?= /usr/local
 DESTDIR    ?=
@@ -45,11 +44,10 @@ SRCS := $(sort $(wildcard api/*.c impl/*.c))
 HDRS := $(sort $(wildcard api/*.h impl/*.h)) include/shmsock.h
 OBJS := $(patsubst %.c,$(BUILDDIR)/obj/%.o,$(SRCS))
 
-# The LD_PRELOAD library: the library's sources and the interposition (api/preload/), its own
-# objects (built with -DSHMSOCK_PRELOAD). Still builds while api/preload/ has no .c file.
+# The LD_PRELOAD library: the library's objects and the interposition (api/preload/).
 PRELOAD_SRCS := $(sort $(wildcard api/preload/*.c))
 PRELOAD_HDRS := $(sort $(wildcard api/preload/*.h))
-PRELOAD_OBJS := $(patsubst %.c,$(BUILDDIR)/obj-preload/%.o,$(SRCS) $(PRELOAD_SRCS))
+PRELOAD_OBJS := $(OBJS) $(patsubst %.c,$(BUILDDIR)/obj/%.o,$(PRELOAD_SRCS))
 PRELOAD      := $(BUILDDIR)/libshmsock-preload.so
 
 # Warning flags and -std: the list SHMSOCK_COPTS in tools/copts.bzl, one quoted flag a line.
@@ -116,9 +114,9 @@ $(BUILDDIR)/shmsock-ss: tools/shmsock_ss.c impl/wire.h impl/wire_check.h $(STATI
 # The preload library exports what it interposes (socket, connect, ...), so no version script;
 # -z defs: a symbol missing at link time would otherwise fail only inside the program.
 # -iquote .: "api/fd_table.h" resolves from the root, as Bazel's include path has it.
-$(BUILDDIR)/obj-preload/%.o: %.c $(HDRS) $(PRELOAD_HDRS) tools/copts.bzl
+$(BUILDDIR)/obj/api/preload/%.o: api/preload/%.c $(HDRS) $(PRELOAD_HDRS) tools/copts.bzl
 	@mkdir -p $(@D)
-	$(CC) $(ALL_CFLAGS) -iquote . -DSHMSOCK_PRELOAD -c $< -o $@
+	$(CC) $(ALL_CFLAGS) -iquote . -c $< -o $@
 
 $(PRELOAD): $(PRELOAD_OBJS)
 	$(CC) -shared -Wl,-z,defs $(LDFLAGS) -o $@ $(PRELOAD_OBJS) -ldl -pthread
