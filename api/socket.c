@@ -13,6 +13,7 @@
 #include <stdbool.h>
 #include <unistd.h>
 
+#include "epoll_watch.h"
 #include "fd_table.h"
 #include "fork.h"
 #include "result.h"
@@ -137,6 +138,8 @@ int shm_shutdown(int sockfd, int how)
 int shm_close(int fd)
 {
     struct shmsock_entry *entry = shmsock_fd_get(fd);
+    if (entry == NULL)
+        shmsock_epoll_forget(fd);
     bool last_name = entry != NULL && !shmsock_fd_has_other_names(entry);
     shmsock_fd_remove(fd);
     int r = shmsock_libc.close(fd);

@@ -58,6 +58,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <stddef.h>
+#include <sys/epoll.h>
 #include <sys/select.h>
 #include <sys/socket.h>
 #include <sys/types.h>
@@ -443,6 +444,27 @@ int shm_select(int nfds, fd_set *readfds, fd_set *writefds, fd_set *exceptfds,
                struct timeval *timeout);
 int shm_pselect(int nfds, fd_set *readfds, fd_set *writefds, fd_set *exceptfds,
                 const struct timespec *timeout, const sigset_t *sigmask);
+
+/*
+ * shm_epoll_create1, shm_epoll_ctl, shm_epoll_wait, shm_epoll_pwait, shm_epoll_pwait2 -
+ * epoll(7) where EPOLLOUT on a shm socket is reported only when a send would make progress (a
+ * free block), so a writer whose reader is slow sleeps instead of spinning. Level-triggered,
+ * EPOLLET (a new edge when blocks come back after a send met EAGAIN), EPOLLONESHOT and
+ * EPOLLEXCLUSIVE behave as on the kernel socket. Use them together: a set filled with
+ * shm_epoll_ctl is waited on with shm_epoll_wait (the kernel's epoll_wait would return the
+ * library's own data for shm sockets watched for EPOLLOUT). Everything else, and every other
+ * descriptor, is the kernel's epoll. Close the set with shm_close. Return as the kernel's:
+ * shm_epoll_create1 a descriptor; shm_epoll_ctl 0; the waits the number of events, 0 on
+ * timeout; -1 with errno on failure: EBADF, EEXIST, EFAULT, EINTR, EINVAL, ELOOP, ENOENT,
+ * ENOMEM, ENOSPC, EPERM, as epoll_create1(2), epoll_ctl(2) and epoll_wait(2).
+ */
+int shm_epoll_create1(int flags);
+int shm_epoll_ctl(int epfd, int op, int fd, struct epoll_event *event);
+int shm_epoll_wait(int epfd, struct epoll_event *events, int maxevents, int timeout);
+int shm_epoll_pwait(int epfd, struct epoll_event *events, int maxevents, int timeout,
+                    const sigset_t *sigmask);
+int shm_epoll_pwait2(int epfd, struct epoll_event *events, int maxevents,
+                     const struct timespec *timeout, const sigset_t *sigmask);
 
 /* ---- Batches: the kernel's sendmmsg(2)/recvmmsg(2) ---- */
 

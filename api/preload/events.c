@@ -1,5 +1,6 @@
 /*
- * events.c - the preload's waits: poll, ppoll, select, pselect and their _FORTIFY_SOURCE forms.
+ * events.c - the preload's waits: poll, ppoll, select, pselect, their _FORTIFY_SOURCE forms, and
+ * epoll_ctl, epoll_wait, epoll_pwait, epoll_pwait2.
  * Each is the shm_ call of the same name, whose POLLOUT on a shm socket means a send would
  * make progress (the kernel socket alone would say "writable" with every block in use, and a
  * writer waiting for room would spin).
@@ -54,4 +55,30 @@ int pselect(int nfds, fd_set *readfds, fd_set *writefds, fd_set *exceptfds,
 {
     shmsock_preload_ready();
     return shm_pselect(nfds, readfds, writefds, exceptfds, timeout, sigmask);
+}
+
+int epoll_ctl(int epfd, int op, int fd, struct epoll_event *event)
+{
+    shmsock_preload_ready();
+    return shm_epoll_ctl(epfd, op, fd, event);
+}
+
+int epoll_wait(int epfd, struct epoll_event *events, int maxevents, int timeout)
+{
+    shmsock_preload_ready();
+    return shm_epoll_wait(epfd, events, maxevents, timeout);
+}
+
+int epoll_pwait(int epfd, struct epoll_event *events, int maxevents, int timeout,
+                const sigset_t *sigmask)
+{
+    shmsock_preload_ready();
+    return shm_epoll_pwait(epfd, events, maxevents, timeout, sigmask);
+}
+
+int epoll_pwait2(int epfd, struct epoll_event *events, int maxevents,
+                 const struct timespec *timeout, const sigset_t *sigmask)
+{
+    shmsock_preload_ready();
+    return shm_epoll_pwait2(epfd, events, maxevents, timeout, sigmask);
 }
