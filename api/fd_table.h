@@ -20,6 +20,7 @@ struct shmsock_socket {
     struct shmsock_conn *conn;
     struct shmsock_share *share; /* which processes hold it; NULL until a fork (sharing.c) */
     int kernel_only_here;        /* atomic: negotiation turned off here because it is shared */
+    int listening;               /* atomic: shm_listen succeeded on it */
     unsigned visit;              /* a walk of the table that has seen it (under table_lock) */
 };
 

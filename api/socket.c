@@ -95,7 +95,24 @@ int shm_bind(int sockfd, const struct sockaddr *addr, socklen_t addrlen)
 
 int shm_listen(int sockfd, int backlog)
 {
-    return shmsock_libc.listen(sockfd, backlog);
+    int r = shmsock_libc.listen(sockfd, backlog);
+    struct shmsock_entry *entry = r == 0 ? shmsock_fd_get(sockfd) : NULL;
+    if (entry != NULL)
+        __atomic_store_n(&entry->socket->listening, 1, __ATOMIC_RELEASE);
+    shmsock_fd_put(entry);
+    return r;
+}
+
+int shm_status(int fd)
+{
+    struct shmsock_entry *entry = shmsock_fd_get(fd);
+    if (entry == NULL)
+        return SHM_STATUS_PASSTHROUGH;
+    int status = __atomic_load_n(&entry->socket->listening, __ATOMIC_ACQUIRE)
+                     ? SHM_STATUS_PASSTHROUGH
+                     : shmsock_conn_path(entry->conn);
+    shmsock_fd_put(entry);
+    return status;
 }
 
 int shm_accept4(int sockfd, struct sockaddr *addr, socklen_t *addrlen, int flags)

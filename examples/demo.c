@@ -152,15 +152,6 @@ static const char *status_name(int status)
     }
 }
 
-static int shm_status(int fd)
-{
-    int status = -1;
-    socklen_t len = sizeof(status);
-    if (shm_getsockopt(fd, SOL_SHMSOCK, SHM_STATUS, &status, &len) < 0)
-        return -1;
-    return status;
-}
-
 static void fill_message(unsigned char *buf, size_t len, uint32_t seed)
 {
     uint32_t x = seed * 2654435761u + 1u;

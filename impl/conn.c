@@ -157,13 +157,8 @@ int shmsock_conn_set_option(struct shmsock_conn *conn, int optname, int value)
     }
 }
 
-static int status(struct shmsock_conn *conn)
+int shmsock_conn_path(struct shmsock_conn *conn)
 {
-    int listening = 0;
-    socklen_t len = sizeof(listening);
-    if (shmsock_libc.getsockopt(conn->fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) == 0 &&
-        listening)
-        return SHM_STATUS_PASSTHROUGH; /* a listener carries no payload itself */
     int out = __atomic_load_n(&conn->nego.out_state, __ATOMIC_ACQUIRE);
     int peer = __atomic_load_n(&conn->nego.peer_offered, __ATOMIC_ACQUIRE);
     if (out == SHMSOCK_OUT_SHM && peer)
@@ -171,6 +166,16 @@ static int status(struct shmsock_conn *conn)
     if (out != SHMSOCK_OUT_PLAIN || peer)
         return SHM_STATUS_OFFERED;
     return SHM_STATUS_PLAIN;
+}
+
+static int status(struct shmsock_conn *conn)
+{
+    int listening = 0;
+    socklen_t len = sizeof(listening);
+    if (shmsock_libc.getsockopt(conn->fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) == 0 &&
+        listening)
+        return SHM_STATUS_PASSTHROUGH; /* a listener carries no payload itself */
+    return shmsock_conn_path(conn);
 }
 
 /* Why the connection does not run over shared memory (SHM_FALLBACK_*). */

@@ -53,6 +53,10 @@ void shmsock_conn_inherit_options(struct shmsock_conn *conn, const struct shmsoc
 int shmsock_conn_set_option(struct shmsock_conn *conn, int optname, int value);
 int shmsock_conn_get_option(struct shmsock_conn *conn, int optname, int *value);
 
+/* SHM_STATUS_PLAIN, SHM_STATUS_OFFERED or SHM_STATUS_SHM, from memory alone (SHM_STATUS
+ * also asks the kernel whether the socket is listening). */
+int shmsock_conn_path(struct shmsock_conn *conn);
+
 /* SHM_INFO: fill the public description of the connection. Returns 0. */
 int shmsock_conn_get_info(struct shmsock_conn *conn, struct shm_sock_info *info);
 

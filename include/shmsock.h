@@ -122,6 +122,15 @@ extern "C" {
 #define SHM_STATUS_PASSTHROUGH 3
 
 /*
+ * shm_status - SHM_STATUS of fd without a system call (an atomic load or two): what carries
+ * its payload, SHM_STATUS_PLAIN, SHM_STATUS_OFFERED or SHM_STATUS_SHM, for a shm socket;
+ * SHM_STATUS_PASSTHROUGH for any other descriptor (another family or type, a socket made
+ * listening with shm_listen, a file, a closed number: it is not checked with the kernel) and
+ * for a negative fd. Never fails; safe in a signal handler.
+ */
+int shm_status(int fd);
+
+/*
  * SHM_COALESCE (int, read/write, default 1): how this socket's events travel once on shared
  * memory. 1: coalesced mode - events and releases go through rings in shared memory, and the
  * kernel socket carries a doorbell only when the reader is about to sleep. 0: event mode (the
