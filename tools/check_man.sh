@@ -31,7 +31,8 @@ for fn in "${functions[@]}"; do
         fail "$fn is declared in include/shmsock.h but has no man page ($page)"
         continue
     fi
-    name_line="$(sed -n '/^\.SH NAME/{n;p;q}' "$page")"
+    # The NAME section, its lines joined (a long list of names wraps to keep lines short).
+    name_line="$(sed -n '/^\.SH NAME/,/^\.SH [^N]/{/^\.SH/!p}' "$page" | tr '\n' ' ')"
     grep -qw -- "$fn" <<<"${name_line%%\\-*}" || fail "$page: NAME does not list $fn"
 done
 for page in man/man3/*.3; do
