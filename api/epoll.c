@@ -57,8 +57,11 @@ struct epoll_set {
 };
 
 static pthread_mutex_t sets_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct epoll_set *sets; /* under sets_lock; sets are freed only by forget */
-static uint64_t next_id;       /* under sets_lock */
+static struct epoll_set *sets;      /* under sets_lock; sets are freed only by forget */
+static uint64_t next_id;            /* under sets_lock */
+static struct epoll_set *dead_sets; /* closed sets, freed by the next find_set(create) */
+
+static void free_dead_sets(void);
 
 static struct epoll_set *find_set(int epfd, bool create)
 {
@@ -67,6 +70,7 @@ static struct epoll_set *find_set(int epfd, bool create)
     while (set != NULL && set->epfd != epfd)
         set = set->next;
     if (set == NULL && create) {
+        free_dead_sets();
         set = calloc(1, sizeof(*set));
         if (set != NULL) {
             set->epfd = epfd;
@@ -334,7 +338,9 @@ void shmsock_epoll_forget(int epfd)
 {
     if (__atomic_load_n(&sets, __ATOMIC_ACQUIRE) == NULL)
         return; /* every close() comes here: no lock while no set has watches */
-    pthread_mutex_lock(&sets_lock);
+    /* A try: shm_close is async-signal-safe. A set not forgotten only keeps a few bytes. */
+    if (pthread_mutex_trylock(&sets_lock) != 0)
+        return;
     struct epoll_set **p = &sets;
     while (*p != NULL && (*p)->epfd != epfd)
         p = &(*p)->next;
@@ -345,12 +351,27 @@ void shmsock_epoll_forget(int epfd)
     if (set == NULL)
         return;
     /* The kernel has dropped the set's registrations with it. A thread still waiting on the
-     * closed set is the program's bug, as with the kernel's epoll. */
-    while (set->watches != NULL) {
-        struct watch *w = set->watches;
-        set->watches = w->next;
-        free(w);
+     * closed set is the program's bug, as with the kernel's epoll. Its memory is not freed
+     * here (free() is not async-signal-safe): it waits for the next set made. */
+    set->next = __atomic_load_n(&dead_sets, __ATOMIC_ACQUIRE);
+    while (!__atomic_compare_exchange_n(&dead_sets, &set->next, set, true, __ATOMIC_ACQ_REL,
+                                        __ATOMIC_ACQUIRE)) {
     }
-    pthread_mutex_destroy(&set->lock);
-    free(set);
+}
+
+/* Free the sets that were closed (from find_set, where malloc is allowed). */
+static void free_dead_sets(void)
+{
+    struct epoll_set *set = __atomic_exchange_n(&dead_sets, NULL, __ATOMIC_ACQ_REL);
+    while (set != NULL) {
+        struct epoll_set *next = set->next;
+        while (set->watches != NULL) {
+            struct watch *w = set->watches;
+            set->watches = w->next;
+            free(w);
+        }
+        pthread_mutex_destroy(&set->lock);
+        free(set);
+        set = next;
+    }
 }

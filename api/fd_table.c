@@ -6,6 +6,12 @@
  * races with shm_close() may touch an entry that has just been removed, sees that its
  * reference count is zero or that the slot now holds something else, and lets go. Removed
  * entries wait in a free list for the next shm socket.
+ *
+ * Closing is async-signal-safe (shm_close may run in a signal handler that interrupted any
+ * call of ours, malloc included): removal is an atomic exchange, entries go back to the free
+ * list with a compare-and-swap push (pops are serialised by table_lock, so no ABA), and the
+ * last reference of a socket unmaps and closes its resources at once but leaves its memory in
+ * a graveyard, freed by the next socket made (where malloc is allowed anyway).
  */
 #include "fd_table.h"
 
@@ -22,8 +28,9 @@
 
 static struct shmsock_entry **pages[PAGE_COUNT];               /* atomic pointers, set once */
 static pthread_mutex_t table_lock = PTHREAD_MUTEX_INITIALIZER; /* installs, removals, free list */
-static struct shmsock_entry *free_entries;                     /* under table_lock */
-static unsigned walks;                                         /* under table_lock */
+static struct shmsock_entry *free_entries; /* atomic push; pop under table_lock */
+static struct shmsock_socket *graveyard;   /* atomic push; taken whole by bury_the_dead */
+static unsigned walks;                     /* under table_lock */
 
 /* The slot of fd, or NULL if fd is out of range or its page does not exist (and !create). */
 static struct shmsock_entry **slot(int fd, int create)
@@ -45,14 +52,38 @@ static struct shmsock_entry **slot(int fd, int create)
     return &entries[(unsigned)fd & (PAGE_SIZE_ENTRIES - 1)];
 }
 
-/* The last descriptor of a socket has gone: so does its state in this process. */
+/* The last descriptor of a socket has gone: so does its state in this process (its memory
+ * at the next socket made, see the top of the file). */
 static void socket_put(struct shmsock_socket *socket)
 {
     if (__atomic_sub_fetch(&socket->names, 1, __ATOMIC_ACQ_REL) != 0)
         return;
     shmsock_share_leave(socket->share);
-    shmsock_conn_destroy(socket->conn);
-    free(socket);
+    shmsock_conn_close_resources(socket->conn);
+    socket->next_dead = __atomic_load_n(&graveyard, __ATOMIC_ACQUIRE);
+    while (!__atomic_compare_exchange_n(&graveyard, &socket->next_dead, socket, true,
+                                        __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
+    }
+}
+
+/* Free the memory of the sockets that have gone (never from a signal handler). */
+static void bury_the_dead(void)
+{
+    struct shmsock_socket *dead = __atomic_exchange_n(&graveyard, NULL, __ATOMIC_ACQ_REL);
+    while (dead != NULL) {
+        struct shmsock_socket *next = dead->next_dead;
+        shmsock_conn_destroy(dead->conn);
+        free(dead);
+        dead = next;
+    }
+}
+
+static void push_free_entry(struct shmsock_entry *entry)
+{
+    entry->next_free = __atomic_load_n(&free_entries, __ATOMIC_ACQUIRE);
+    while (!__atomic_compare_exchange_n(&free_entries, &entry->next_free, entry, true,
+                                        __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
+    }
 }
 
 void shmsock_fd_put(struct shmsock_entry *entry)
@@ -63,39 +94,37 @@ void shmsock_fd_put(struct shmsock_entry *entry)
     socket_put(entry->socket);
     entry->socket = NULL;
     entry->conn = NULL;
-    pthread_mutex_lock(&table_lock);
-    entry->next_free = free_entries;
-    free_entries = entry;
-    pthread_mutex_unlock(&table_lock);
+    push_free_entry(entry);
 }
 
 /* Put socket in slot fd (table_lock held); *stale gets what the slot held. 0 or -ENOMEM. */
 static int put_in_slot(int fd, struct shmsock_socket *socket, struct shmsock_entry **stale)
 {
     struct shmsock_entry **s = slot(fd, 1);
-    struct shmsock_entry *entry = free_entries;
-    if (entry != NULL)
-        free_entries = entry->next_free;
-    else
+    struct shmsock_entry *entry = __atomic_load_n(&free_entries, __ATOMIC_ACQUIRE);
+    while (entry != NULL &&
+           !__atomic_compare_exchange_n(&free_entries, &entry, entry->next_free, false,
+                                        __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
+    }
+    if (entry == NULL)
         entry = malloc(sizeof(*entry));
     if (s == NULL || entry == NULL) {
-        if (entry != NULL) {
-            entry->next_free = free_entries;
-            free_entries = entry;
-        }
+        if (entry != NULL)
+            push_free_entry(entry);
         return -ENOMEM;
     }
     entry->socket = socket;
     entry->conn = socket->conn;
     entry->next_free = NULL;
     __atomic_store_n(&entry->refs, 1, __ATOMIC_RELEASE); /* the table's reference */
-    *stale = *s; /* left by a close() that bypassed shm_close(), or a dup over it */
-    __atomic_store_n(s, entry, __ATOMIC_RELEASE);
+    /* What was there: left by a close() that bypassed shm_close(), or a dup over it. */
+    *stale = __atomic_exchange_n(s, entry, __ATOMIC_ACQ_REL);
     return 0;
 }
 
 int shmsock_fd_install(int fd, struct shmsock_conn *conn)
 {
+    bury_the_dead();
     struct shmsock_socket *socket = calloc(1, sizeof(*socket));
     if (socket == NULL)
         return -ENOMEM;
@@ -156,14 +185,15 @@ struct shmsock_entry *shmsock_fd_get(int fd)
     }
 }
 
-/* Another descriptor naming socket, other than fd, or -1 (table_lock held). */
+/* Another descriptor naming socket, other than fd, or -1. */
 static int other_name(const struct shmsock_socket *socket, int fd)
 {
     for (unsigned page = 0; page < PAGE_COUNT; page++) {
         struct shmsock_entry **entries = __atomic_load_n(&pages[page], __ATOMIC_ACQUIRE);
         for (unsigned i = 0; entries != NULL && i < PAGE_SIZE_ENTRIES; i++) {
             int candidate = (int)((page << PAGE_BITS) | i);
-            if (entries[i] != NULL && entries[i]->socket == socket && candidate != fd)
+            struct shmsock_entry *entry = __atomic_load_n(&entries[i], __ATOMIC_ACQUIRE);
+            if (entry != NULL && entry->socket == socket && candidate != fd)
                 return candidate;
         }
     }
@@ -177,11 +207,9 @@ bool shmsock_fd_has_other_names(const struct shmsock_entry *entry)
 
 void shmsock_fd_remove(int fd)
 {
-    pthread_mutex_lock(&table_lock);
+    /* No lock (async-signal-safe): the number is still open, so nothing installs on it. */
     struct shmsock_entry **s = slot(fd, 0);
-    struct shmsock_entry *entry = s != NULL ? *s : NULL;
-    if (s != NULL)
-        __atomic_store_n(s, NULL, __ATOMIC_RELEASE);
+    struct shmsock_entry *entry = s != NULL ? __atomic_exchange_n(s, NULL, __ATOMIC_ACQ_REL) : NULL;
     if (entry != NULL && __atomic_load_n(&entry->socket->names, __ATOMIC_ACQUIRE) > 1) {
         /* Before the kernel closes fd: the connection's own calls must not use a number
          * that may name something else a moment later. */
@@ -189,7 +217,6 @@ void shmsock_fd_remove(int fd)
         if (other >= 0)
             shmsock_conn_rename(entry->conn, other);
     }
-    pthread_mutex_unlock(&table_lock);
     shmsock_fd_put(entry);
 }
 

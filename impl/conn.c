@@ -49,7 +49,7 @@ int shmsock_conn_create(int fd, int type, struct shmsock_conn **out)
     return 0;
 }
 
-void shmsock_conn_destroy(struct shmsock_conn *conn)
+void shmsock_conn_close_resources(struct shmsock_conn *conn)
 {
     if (conn == NULL)
         return;
@@ -64,6 +64,17 @@ void shmsock_conn_destroy(struct shmsock_conn *conn)
     if (conn->consumer.peer_release_fd != conn->producer.release_rx)
         shmsock_close_fd(
             conn->consumer.peer_release_fd); /* else one channel serves both directions */
+    conn->producer.release_rx = -1;
+    conn->producer.release_offered = -1;
+    conn->consumer.peer_release_fd = -1;
+    conn->nego.answer_waiting = false;
+}
+
+void shmsock_conn_destroy(struct shmsock_conn *conn)
+{
+    if (conn == NULL)
+        return;
+    shmsock_conn_close_resources(conn);
     shmsock_producer_list_destroy(&conn->producer.tokens);
     shmsock_consumer_list_destroy(&conn->consumer.tokens);
     free(conn->consumer.pending_release);
@@ -301,7 +312,11 @@ void shmsock_conn_shutdown(struct shmsock_conn *conn, int how)
 
 void shmsock_conn_socket_closed(struct shmsock_conn *conn)
 {
-    shmsock_lock(conn, SHMSOCK_REGION_LOCK);
+    /* A try: this runs in shm_close, which may be called from a signal handler that
+     * interrupted a holder of the lock. Without the bump the peer still learns of the close
+     * from its periodic check of the kernel socket (liveness.c). */
+    if (!shmsock_trylock(conn, SHMSOCK_REGION_LOCK))
+        return;
     if (conn->producer.own.base != NULL) {
         struct shmsock_region_header *header = conn->producer.own.base;
         __atomic_add_fetch(&header->socket_closes, 1u, __ATOMIC_RELEASE);

@@ -28,6 +28,11 @@ int shmsock_conn_create(int fd, int type, struct shmsock_conn **out);
 /* Free everything the connection holds in this process. Does not close fd, sends nothing. */
 void shmsock_conn_destroy(struct shmsock_conn *conn);
 
+/* The part of shmsock_conn_destroy that is async-signal-safe: unmap the regions and close the
+ * connection's own descriptors (munmap, close). shmsock_conn_destroy must still follow, in a
+ * context where free() is allowed, to give the memory back. */
+void shmsock_conn_close_resources(struct shmsock_conn *conn);
+
 /* The connection's kernel socket is now descriptor fd (the one it used is being closed while a
  * duplicate stays open). */
 void shmsock_conn_rename(struct shmsock_conn *conn, int fd);
