@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <time.h>
 
+#include "adopt.h"
 #include "fd_table.h"
 #include "result.h"
 #include "share.h"
@@ -58,8 +59,12 @@ int shm_recvmmsg(int sockfd, struct mmsghdr *msgvec, unsigned int vlen, int flag
                  struct timespec *timeout)
 {
     struct shmsock_entry *entry = shmsock_fd_get(sockfd);
-    if (entry == NULL)
-        return shmsock_libc.recvmmsg(sockfd, msgvec, vlen, flags, timeout);
+    if (entry == NULL) {
+        int n = shmsock_libc.recvmmsg(sockfd, msgvec, vlen, flags, timeout);
+        for (int i = 0; i < n; i++)
+            shmsock_adopt_received_sockets(&msgvec[i].msg_hdr);
+        return n;
+    }
     shmsock_fd_put(entry);
     if (timeout != NULL &&
         (timeout->tv_sec < 0 || timeout->tv_nsec < 0 || timeout->tv_nsec >= 1000000000)) {

@@ -10,6 +10,7 @@
 #include <stdbool.h>
 #include <unistd.h>
 
+#include "adopt.h"
 #include "fd_table.h"
 #include "result.h"
 #include "share.h"
@@ -93,16 +94,18 @@ ssize_t shm_write(int fd, const void *buf, size_t count)
 ssize_t shm_recvmsg(int sockfd, struct msghdr *msg, int flags)
 {
     struct shmsock_entry *entry = shmsock_fd_get(sockfd);
-    if (entry == NULL)
-        return shmsock_libc.recvmsg(sockfd, msg, flags);
-    int err = shmsock_share_use(entry->socket);
-    if (err < 0) {
+    ssize_t r;
+    if (entry == NULL) {
+        r = shmsock_libc.recvmsg(sockfd, msg, flags);
+    } else {
+        int err = shmsock_share_use(entry->socket);
+        r = err < 0 ? err : shmsock_conn_recv(entry->conn, msg, flags);
         shmsock_fd_put(entry);
-        return shmsock_result(err);
+        r = shmsock_result(r);
     }
-    ssize_t r = shmsock_conn_recv(entry->conn, msg, flags);
-    shmsock_fd_put(entry);
-    return shmsock_result(r);
+    if (r >= 0) /* a peek brings new descriptors too */
+        shmsock_adopt_received_sockets(msg);
+    return r;
 }
 
 ssize_t shm_recvfrom(int sockfd, void *buf, size_t len, int flags, struct sockaddr *src_addr,

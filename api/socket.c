@@ -11,11 +11,14 @@
 #include <fcntl.h>
 #include <stdarg.h>
 #include <stdbool.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "epoll_watch.h"
+#include "adopt.h"
 #include "fd_table.h"
 #include "fork.h"
+#include "share.h"
 #include "result.h"
 #include "shmsock.h"
 
@@ -56,6 +59,50 @@ static int adopt_duplicate(int oldfd, int newfd)
         return (int)shmsock_result(r);
     }
     return newfd;
+}
+
+/* One descriptor received with SCM_RIGHTS. A connected AF_UNIX stream or seqpacket socket
+ * carries another process's history (hand-over, share.h): it stays on the kernel path, and
+ * its peer's offers are kept from the program. A listening or unconnected one has none: what
+ * it accepts or connects is new and may negotiate. */
+static void adopt_received(int fd)
+{
+    int domain = 0, type = 0, listening = 0;
+    socklen_t len = sizeof(int);
+    if (shmsock_libc.getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &len) < 0 || domain != AF_UNIX)
+        return;
+    len = sizeof(int);
+    if (shmsock_libc.getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) < 0 ||
+        !is_shm_type(domain, type))
+        return;
+    len = sizeof(int);
+    (void)shmsock_libc.getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len);
+    struct sockaddr_storage peer;
+    len = sizeof(peer);
+    bool connected = shmsock_libc.getpeername(fd, (struct sockaddr *)&peer, &len) == 0;
+    if (adopt(fd, type, NULL) < 0)
+        return; /* adopt closed it: the program must not get a socket we cannot serve */
+    struct shmsock_entry *entry = shmsock_fd_get(fd);
+    if (entry != NULL && connected && !listening)
+        (void)shmsock_share_hand_over(entry->socket);
+    shmsock_fd_put(entry);
+}
+
+void shmsock_adopt_received_sockets(const struct msghdr *msg)
+{
+    if (msg == NULL || msg->msg_control == NULL || msg->msg_controllen < sizeof(struct cmsghdr))
+        return;
+    for (struct cmsghdr *c = CMSG_FIRSTHDR((struct msghdr *)msg); c != NULL;
+         c = CMSG_NXTHDR((struct msghdr *)msg, c)) {
+        if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS || c->cmsg_len < CMSG_LEN(0))
+            continue;
+        size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+        for (size_t i = 0; i < count; i++) {
+            int fd;
+            memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof(fd));
+            adopt_received(fd);
+        }
+    }
 }
 
 int shm_socket(int domain, int type, int protocol)

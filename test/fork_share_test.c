@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -275,21 +276,55 @@ static void test_passing_a_socket(void **state)
                        .msg_iovlen = 1,
                        .msg_control = control,
                        .msg_controllen = sizeof(control)};
-    assert_int_equal(recvmsg(carrier[1], &r, 0), 1);
+    assert_int_equal(shm_recvmsg(carrier[1], &r, 0), 1);
     int passed;
     memcpy(&passed, CMSG_DATA(CMSG_FIRSTHDR(&r)), sizeof(passed));
-    /* The passed descriptor, read as a plain kernel socket, gets exactly the payload the
-     * shm peer sends, before and after the peer's own offer would have switched it. */
+    /* The receiving side adopts it on the kernel path: it gets exactly the payload the shm
+     * peer sends, its peer's offer never shows in the control data, and neither side
+     * switches. */
+    assert_int_not_equal(shm_status(passed), SHM_STATUS_PASSTHROUGH);
     char got[64];
     for (int i = 0; i < 3; i++) {
         assert_int_equal(shm_send(fresh[1], "payload", 7, 0), 7);
-        assert_int_equal(recv(passed, got, sizeof(got), 0), 7);
+        struct iovec giov = {got, sizeof(got)};
+        struct msghdr g = {.msg_iov = &giov,
+                           .msg_iovlen = 1,
+                           .msg_control = control,
+                           .msg_controllen = sizeof(control)};
+        assert_int_equal(shm_recvmsg(passed, &g, 0), 7);
         assert_memory_equal(got, "payload", 7);
-        assert_int_equal(send(passed, "answer", 6, 0), 6);
+        assert_int_equal(g.msg_controllen, 0);
+        assert_int_equal(shm_send(passed, "answer", 6, 0), 6);
         assert_int_equal(shm_recv(fresh[1], got, sizeof(got), 0), 6);
     }
-    assert_int_equal(test_shm_status(fresh[0]), SHM_STATUS_PLAIN);
-    close(passed);
+    assert_int_equal(shm_status(fresh[0]), SHM_STATUS_PLAIN);
+    assert_int_equal(shm_status(passed), SHM_STATUS_PLAIN);
+    assert_int_not_equal(shm_status(fresh[1]), SHM_STATUS_SHM);
+    shm_close(passed);
+
+    /* A passed listener is new ground: what the receiver accepts on it negotiates. */
+    int listener = shm_socket(AF_UNIX, SOCK_STREAM, 0);
+    struct sockaddr_un addr;
+    socklen_t addrlen = test_abstract_addr(&addr);
+    assert_int_equal(shm_bind(listener, (struct sockaddr *)&addr, addrlen), 0);
+    assert_int_equal(shm_listen(listener, 1), 0);
+    test_attach_fds(&m, control, &listener, 1);
+    assert_int_equal(shm_sendmsg(carrier[0], &m, 0), 1);
+    r.msg_control = control;
+    r.msg_controllen = sizeof(control);
+    assert_int_equal(shm_recvmsg(carrier[1], &r, 0), 1);
+    int passed_listener;
+    memcpy(&passed_listener, CMSG_DATA(CMSG_FIRSTHDR(&r)), sizeof(passed_listener));
+    shm_close(listener);
+    int client = shm_socket(AF_UNIX, SOCK_STREAM, 0);
+    assert_int_equal(shm_connect(client, (struct sockaddr *)&addr, addrlen), 0);
+    int server = shm_accept(passed_listener, NULL, NULL);
+    assert_true(server >= 0);
+    test_handshake(&test_shm_api, client, server);
+    assert_int_equal(shm_status(server), SHM_STATUS_SHM);
+    shm_close(client);
+    shm_close(server);
+    shm_close(passed_listener);
     shm_close(fresh[0]);
     shm_close(fresh[1]);
     shm_close(busy[0]);
