@@ -2,11 +2,14 @@
  * preload.h - what the files of libshmsock-preload.so share.
  *
  * The preload defines the C library's socket calls (socket, accept, send, recv, read, write,
- * close, dup, fcntl, poll, select, epoll_wait, ...). Each one hands the call to the shm_ call
- * of the same name, which serves shm sockets and passes every other descriptor to the C
- * library (through shmsock_libc, never back here). So the program's descriptors stay the real
- * kernel sockets, and a connection whose peer does not run shmsock simply stays a kernel
- * connection.
+ * close, dup, fcntl, poll, select, epoll_ctl, epoll_wait, epoll_pwait, epoll_pwait2, ...).
+ * Each one hands the call to the shm_ call of the same name, which serves shm sockets and
+ * passes every other descriptor to the C library (through shmsock_libc, never back here). So
+ * the program's descriptors stay the real kernel sockets, and a connection whose peer does not
+ * run shmsock simply stays a kernel connection. In every wait (poll, select, epoll) a shm
+ * socket is writable only when a send would make progress, so a writer waiting for room
+ * sleeps. close is shm_close, which is async-signal-safe: the program may close descriptors
+ * in a signal handler (its other calls on a shm socket take locks and are not safe there).
  *
  * Configuration comes from the environment (shmsock-run sets it; see shmsock-run(1)):
  * SHMSOCK_EXCLUDE, SHMSOCK_LOG, SHMSOCK_COALESCE, SHMSOCK_BUSY_POLL, SHMSOCK_BLOCK_SIZE.
