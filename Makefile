@@ -111,15 +111,17 @@ $(SHARED): $(OBJS) $(BUILDDIR)/shmsock.map
 $(BUILDDIR)/shmsock-ss: tools/shmsock_ss.c impl/wire.h impl/wire_check.h $(STATIC)
 	$(CC) $(ALL_CFLAGS) -I. -o $@ tools/shmsock_ss.c $(STATIC) $(LDFLAGS) -pthread
 
-# The preload library exports what it interposes (socket, connect, ...), so no version script;
+# The preload library exports what it interposes (socket, connect, ...) and shm_*; its
+# version script (api/preload/hidden.map) keeps the internal shmsock_* names inside;
 # -z defs: a symbol missing at link time would otherwise fail only inside the program.
 # -iquote .: "api/fd_table.h" resolves from the root, as Bazel's include path has it.
 $(BUILDDIR)/obj/api/preload/%.o: api/preload/%.c $(HDRS) $(PRELOAD_HDRS) tools/copts.bzl
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) -iquote . -c $< -o $@
 
-$(PRELOAD): $(PRELOAD_OBJS)
-	$(CC) -shared -Wl,-z,defs $(LDFLAGS) -o $@ $(PRELOAD_OBJS) -ldl -pthread
+$(PRELOAD): $(PRELOAD_OBJS) api/preload/hidden.map
+	$(CC) -shared -Wl,-z,defs -Wl,--version-script,api/preload/hidden.map $(LDFLAGS) -o $@ \
+	    $(PRELOAD_OBJS) -ldl -pthread
 
 # The launcher needs no library: the version (include/shmsock.h) and the block size limits
 # (impl/wire.h) are macros. It finds libshmsock-preload.so beside itself here.

@@ -312,16 +312,17 @@ void shmsock_conn_shutdown(struct shmsock_conn *conn, int how)
 
 void shmsock_conn_socket_closed(struct shmsock_conn *conn)
 {
-    /* A try: this runs in shm_close, which may be called from a signal handler that
-     * interrupted a holder of the lock. Without the bump the peer still learns of the close
-     * from its periodic check of the kernel socket (liveness.c). */
-    if (!shmsock_trylock(conn, SHMSOCK_REGION_LOCK))
+    /* A try, on the mutex itself: this runs in shm_close, which may be called from a signal
+     * handler that interrupted a holder of the lock (or of another connection's, which the
+     * per-thread record of held locks in locks.h would then lose). Without the bump the peer
+     * still learns of the close from its periodic check of the kernel socket (liveness.c). */
+    if (pthread_mutex_trylock(&conn->region_lock) != 0)
         return;
     if (conn->producer.own.base != NULL) {
         struct shmsock_region_header *header = conn->producer.own.base;
         __atomic_add_fetch(&header->socket_closes, 1u, __ATOMIC_RELEASE);
     }
-    shmsock_unlock(conn, SHMSOCK_REGION_LOCK);
+    pthread_mutex_unlock(&conn->region_lock);
 }
 
 void shmsock_conn_sndbuf_changed(struct shmsock_conn *conn)

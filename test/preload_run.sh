@@ -7,4 +7,7 @@ set -euo pipefail
 lib="$(realpath "$1")"
 shift
 [[ -r "$lib" ]] || { echo "preload_run.sh: no library at $lib" >&2; exit 1; }
-SHMSOCK_TEST_LIBC_CALLS=1 LD_PRELOAD="$lib" exec "$@"
+# Under --config=asan/tsan the program and the library link a sanitizer runtime, which must
+# come first in LD_PRELOAD (ASan refuses to start otherwise).
+runtime="$(ldd "$1" | awk '/lib(a|t|ub)san\.so/ {print $3; exit}')"
+SHMSOCK_TEST_LIBC_CALLS=1 LD_PRELOAD="${runtime:+$runtime }$lib" exec "$@"

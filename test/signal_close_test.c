@@ -30,7 +30,7 @@
 
 static int pool[POOL][2]; /* [0] closed by the handler, [1] kept to check the end */
 static int next_to_close; /* atomic */
-static volatile int stop;
+static int stop;          /* atomic */
 
 static void close_one(int sig)
 {
@@ -45,7 +45,8 @@ static void close_one(int sig)
 static void *interrupter(void *arg)
 {
     pthread_t target = *(pthread_t *)arg;
-    while (!stop && __atomic_load_n(&next_to_close, __ATOMIC_RELAXED) < POOL) {
+    while (!__atomic_load_n(&stop, __ATOMIC_ACQUIRE) &&
+           __atomic_load_n(&next_to_close, __ATOMIC_RELAXED) < POOL) {
         pthread_kill(target, SIGUSR1);
         usleep(20);
     }
@@ -84,7 +85,7 @@ static void test_close_in_signal_handler(void **state)
         assert_int_equal(shm_close(sv[1]), 0);
         rounds++;
     }
-    stop = 1;
+    __atomic_store_n(&stop, 1, __ATOMIC_RELEASE);
     assert_int_equal(pthread_join(thread, NULL), 0);
     signal(SIGUSR1, SIG_IGN);
     for (int i = 0; i < POOL; i++) {

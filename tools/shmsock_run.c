@@ -282,6 +282,8 @@ int main(int argc, char **argv)
         return EXIT_LAUNCHER;
     }
     set_env("LD_PRELOAD", preload);
+    free(preload); /* setenv copied it */
+    free(lib);
     if (exclude != NULL) {
         const char *old = getenv("SHMSOCK_EXCLUDE");
         /* Ours after the user's: both are kept. */
@@ -304,6 +306,7 @@ int main(int argc, char **argv)
 
     execvp(argv[optind], argv + optind);
     int err = errno;
+    free(exclude);
     fprintf(stderr, "shmsock-run: %s: %s\n", argv[optind], strerror(err));
     return err == ENOENT ? EXIT_NOT_FOUND : EXIT_CANNOT_RUN;
 }
