@@ -40,13 +40,16 @@
  * fork; calls from another process then fail with EOPNOTSUPP (logged with SHMSOCK_LOG), since
  * a connection cannot yet move back to the kernel path. Passing a shm socket with SCM_RIGHTS
  * keeps it on the kernel path if it has not begun to negotiate, and fails with EOPNOTSUPP if it
- * has (the receiving process could not read it).
+ * has (the receiving process could not read it). shm_recvmsg adopts the sockets it receives:
+ * a connected one on the kernel path (the peer's offers kept from the program), a listening or
+ * unconnected one as new.
  *
  * Readiness: the descriptor is readable whenever a message (or the peer's end) is waiting,
  * for level- and edge-triggered epoll alike. Writability is the exception: the kernel socket
  * reports POLLOUT even when every block of the region is in use. A non-blocking sender that
- * gets EAGAIN because no block is free should wait with shm_poll() (which understands blocks)
- * rather than with poll() on the raw descriptor, which would report POLLOUT at once and spin.
+ * gets EAGAIN because no block is free waits with shm_poll(), shm_ppoll(), shm_select(),
+ * shm_pselect() or the shm_epoll_*() calls (which understand blocks), not with the kernel's
+ * calls on the raw descriptor, which would report it writable at once and spin.
  *
  * Threads: a socket may be used from several threads at once. Concurrent senders never
  * interleave parts of their messages; a reading thread and a writing thread do not block
@@ -357,7 +360,9 @@ int shm_shutdown(int sockfd, int how);
 /*
  * shm_close - close a descriptor, like close(2), and free the shared-memory state kept for it
  * in this process. Sends nothing: the peer sees end of stream when the last copy of the
- * descriptor (in any process) is closed. Returns 0, or -1 with errno: EBADF, EINTR, EIO.
+ * descriptor (in any process) is closed. Async-signal-safe, on any descriptor (no lock; the
+ * state's memory is given back at the next socket made). Returns 0, or -1 with errno: EBADF,
+ * EINTR, EIO.
  */
 int shm_close(int fd);
 
