@@ -29,6 +29,7 @@
 
 #include "epoll_watch.h"
 #include "fd_table.h"
+#include "poll_wait.h"
 #include "result.h"
 #include "shmsock.h"
 
@@ -212,34 +213,20 @@ static int translate(struct epoll_set *set, struct epoll_event *events, int n)
     return kept;
 }
 
-static int64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
 /* epoll_pwait2 with watches: wait again while every event was ours, until the deadline. */
 static int wait_watched(struct epoll_set *set, struct epoll_event *events, int maxevents,
                         const struct timespec *timeout, const sigset_t *sigmask)
 {
-    int64_t deadline =
-        timeout != NULL ? now_ns() + timeout->tv_sec * 1000000000 + timeout->tv_nsec : -1;
+    int64_t deadline = shmsock_deadline(timeout);
     for (;;) {
         prepare(set);
         struct timespec left;
-        if (deadline >= 0) {
-            int64_t ns = deadline - now_ns();
-            if (ns < 0)
-                ns = 0;
-            left = (struct timespec){.tv_sec = ns / 1000000000, .tv_nsec = ns % 1000000000};
-        }
         int n = shmsock_libc.epoll_pwait2(set->epfd, events, maxevents,
-                                          deadline >= 0 ? &left : NULL, sigmask);
+                                          shmsock_time_left(deadline, &left), sigmask);
         if (n <= 0)
             return n;
         int kept = translate(set, events, n);
-        if (kept > 0 || (deadline >= 0 && now_ns() >= deadline))
+        if (kept > 0 || (deadline >= 0 && shmsock_now_ns() >= deadline))
             return kept;
     }
 }

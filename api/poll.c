@@ -18,11 +18,28 @@
 #include "result.h"
 #include "shmsock.h"
 
-static int64_t now_ns(void)
+int64_t shmsock_now_ns(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+int64_t shmsock_deadline(const struct timespec *timeout)
+{
+    return timeout != NULL ? shmsock_now_ns() + timeout->tv_sec * 1000000000 + timeout->tv_nsec
+                           : -1;
+}
+
+const struct timespec *shmsock_time_left(int64_t deadline, struct timespec *left)
+{
+    if (deadline < 0)
+        return NULL;
+    int64_t ns = deadline - shmsock_now_ns();
+    if (ns < 0)
+        ns = 0;
+    *left = (struct timespec){.tv_sec = ns / 1000000000, .tv_nsec = ns % 1000000000};
+    return left;
 }
 
 #define SMALL_SET 16
@@ -63,8 +80,7 @@ int shmsock_poll_wait(struct pollfd *fds, nfds_t nfds, const struct timespec *ti
     for (nfds_t i = 0; i < nfds; i++)
         entries[i] = (fds[i].events & POLLOUT) ? shmsock_fd_get(fds[i].fd) : NULL;
 
-    int64_t deadline =
-        timeout != NULL ? now_ns() + timeout->tv_sec * 1000000000 + timeout->tv_nsec : -1;
+    int64_t deadline = shmsock_deadline(timeout);
     int ready;
     for (;;) {
         /* set[i]: the caller's entry; set[nfds + i]: the release channel when starved. */
@@ -78,13 +94,7 @@ int shmsock_poll_wait(struct pollfd *fds, nfds_t nfds, const struct timespec *ti
             }
         }
         struct timespec left;
-        if (deadline >= 0) {
-            int64_t ns = deadline - now_ns();
-            if (ns < 0)
-                ns = 0;
-            left = (struct timespec){.tv_sec = ns / 1000000000, .tv_nsec = ns % 1000000000};
-        }
-        int n = shmsock_libc.ppoll(set, nfds * 2, deadline >= 0 ? &left : NULL, sigmask);
+        int n = shmsock_libc.ppoll(set, nfds * 2, shmsock_time_left(deadline, &left), sigmask);
         if (n < 0) {
             ready = -1;
             break;

@@ -107,13 +107,6 @@ static int select_as_poll(int nfds, fd_set *readfds, fd_set *writefds, fd_set *e
     return ready;
 }
 
-static int64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
 int shm_select(int nfds, fd_set *readfds, fd_set *writefds, fd_set *exceptfds,
                struct timeval *timeout)
 {
@@ -122,7 +115,7 @@ int shm_select(int nfds, fd_set *readfds, fd_set *writefds, fd_set *exceptfds,
     if (timeout != NULL && (timeout->tv_sec < 0 || timeout->tv_usec < 0))
         return (int)shmsock_result(-EINVAL);
     struct timespec ts;
-    int64_t start = now_ns();
+    int64_t start = shmsock_now_ns();
     if (timeout != NULL) {
         /* The kernel carries whole seconds of microseconds over. */
         ts.tv_sec = timeout->tv_sec + timeout->tv_usec / 1000000;
@@ -130,7 +123,7 @@ int shm_select(int nfds, fd_set *readfds, fd_set *writefds, fd_set *exceptfds,
     }
     int r = select_as_poll(nfds, readfds, writefds, exceptfds, timeout != NULL ? &ts : NULL, NULL);
     if (timeout != NULL) { /* Linux leaves the time not slept in *timeout */
-        int64_t left = ts.tv_sec * 1000000000 + ts.tv_nsec - (now_ns() - start);
+        int64_t left = ts.tv_sec * 1000000000 + ts.tv_nsec - (shmsock_now_ns() - start);
         if (left < 0)
             left = 0;
         timeout->tv_sec = left / 1000000000;

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "rights.h"
 
 struct shmsock_share {
     unsigned holders; /* atomic: processes holding the socket's state */
@@ -186,34 +187,25 @@ int shmsock_share_hand_over(struct shmsock_socket *socket)
     return 0;
 }
 
+/* One passed descriptor: a shm socket among them is handed over, or the send refused. */
+static int hand_over_passed(int fd, void *arg)
+{
+    (void)arg;
+    struct shmsock_entry *entry = shmsock_fd_get(fd);
+    if (entry == NULL)
+        return 0;
+    int err = shmsock_share_hand_over(entry->socket);
+    shmsock_fd_put(entry);
+    if (err < 0)
+        shmsock_log("SCM_RIGHTS: fd %d is a socket on shared memory; the receiving process "
+                    "could not read it, so sendmsg fails with EOPNOTSUPP",
+                    fd);
+    return err;
+}
+
 int shmsock_share_hand_over_rights(const struct msghdr *msg)
 {
-    if (msg == NULL || msg->msg_control == NULL || msg->msg_controllen < sizeof(struct cmsghdr))
-        return 0;
-    /* The kernel checks the control buffer itself (EFAULT, EINVAL); a header we cannot walk
-     * is left to it. */
-    for (struct cmsghdr *c = CMSG_FIRSTHDR((struct msghdr *)msg); c != NULL;
-         c = CMSG_NXTHDR((struct msghdr *)msg, c)) {
-        if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS || c->cmsg_len < CMSG_LEN(0))
-            continue;
-        size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-        for (size_t i = 0; i < count; i++) {
-            int fd;
-            memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof(fd));
-            struct shmsock_entry *entry = shmsock_fd_get(fd);
-            if (entry == NULL)
-                continue;
-            int err = shmsock_share_hand_over(entry->socket);
-            shmsock_fd_put(entry);
-            if (err < 0) {
-                shmsock_log("SCM_RIGHTS: fd %d is a socket on shared memory; the receiving "
-                            "process could not read it, so sendmsg fails with EOPNOTSUPP",
-                            fd);
-                return err;
-            }
-        }
-    }
-    return 0;
+    return shmsock_rights_each(msg, hand_over_passed, NULL);
 }
 
 /* One descriptor of the table, before an exec: handed over if the exec keeps it open. */

@@ -20,6 +20,7 @@
 #include "fork.h"
 #include "share.h"
 #include "result.h"
+#include "rights.h"
 #include "shmsock.h"
 
 /* Whether a socket of this family and type runs over shared memory. */
@@ -29,8 +30,8 @@ static int is_shm_type(int domain, int type)
     return domain == AF_UNIX && (base == SOCK_STREAM || base == SOCK_SEQPACKET);
 }
 
-/* Attach engine state to a fresh kernel socket; on failure close it. Returns fd or -errno. */
-static int adopt(int fd, int type, const struct shmsock_conn *inherit_from)
+/* Attach engine state to kernel socket fd. Returns 0 or -errno (fd left as it was). */
+static int attach(int fd, int type, const struct shmsock_conn *inherit_from)
 {
     shmsock_fork_watch();
     struct shmsock_conn *conn = NULL;
@@ -42,6 +43,14 @@ static int adopt(int fd, int type, const struct shmsock_conn *inherit_from)
         if (err < 0)
             shmsock_conn_destroy(conn);
     }
+    return err;
+}
+
+/* attach() for a socket we just made for the caller: on failure it is closed (the caller
+ * never sees it). Returns fd or -errno. */
+static int adopt(int fd, int type, const struct shmsock_conn *inherit_from)
+{
+    int err = attach(fd, type, inherit_from);
     if (err < 0) {
         shmsock_libc.close(fd);
         return err;
@@ -65,44 +74,34 @@ static int adopt_duplicate(int oldfd, int newfd)
  * carries another process's history (hand-over, share.h): it stays on the kernel path, and
  * its peer's offers are kept from the program. A listening or unconnected one has none: what
  * it accepts or connects is new and may negotiate. */
-static void adopt_received(int fd)
+static int adopt_received(int fd, void *arg)
 {
+    (void)arg;
     int domain = 0, type = 0, listening = 0;
     socklen_t len = sizeof(int);
     if (shmsock_libc.getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &len) < 0 || domain != AF_UNIX)
-        return;
+        return 0;
     len = sizeof(int);
     if (shmsock_libc.getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) < 0 ||
         !is_shm_type(domain, type))
-        return;
+        return 0;
     len = sizeof(int);
     (void)shmsock_libc.getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len);
     struct sockaddr_storage peer;
     len = sizeof(peer);
     bool connected = shmsock_libc.getpeername(fd, (struct sockaddr *)&peer, &len) == 0;
-    if (adopt(fd, type, NULL) < 0)
-        return; /* adopt closed it: the program must not get a socket we cannot serve */
+    if (attach(fd, type, NULL) < 0)
+        return 0; /* out of memory: it stays a plain kernel socket */
     struct shmsock_entry *entry = shmsock_fd_get(fd);
     if (entry != NULL && connected && !listening)
         (void)shmsock_share_hand_over(entry->socket);
     shmsock_fd_put(entry);
+    return 0;
 }
 
 void shmsock_adopt_received_sockets(const struct msghdr *msg)
 {
-    if (msg == NULL || msg->msg_control == NULL || msg->msg_controllen < sizeof(struct cmsghdr))
-        return;
-    for (struct cmsghdr *c = CMSG_FIRSTHDR((struct msghdr *)msg); c != NULL;
-         c = CMSG_NXTHDR((struct msghdr *)msg, c)) {
-        if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS || c->cmsg_len < CMSG_LEN(0))
-            continue;
-        size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-        for (size_t i = 0; i < count; i++) {
-            int fd;
-            memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof(fd));
-            adopt_received(fd);
-        }
-    }
+    (void)shmsock_rights_each(msg, adopt_received, NULL);
 }
 
 int shm_socket(int domain, int type, int protocol)

@@ -83,27 +83,25 @@ int fexecve(int fd, char *const argv[], char *const envp[])
 }
 
 /* execl, execlp, execle: the argument list up to its NULL, as an argv on the stack (alloca, as
- * the C library does: exec may be called after vfork, where malloc is not safe). */
-#define COUNT_ARGS(arg0, ap, count)                                                                \
-    do {                                                                                           \
-        va_list copy;                                                                              \
-        va_copy(copy, ap);                                                                         \
-        count = 1;                                                                                 \
-        while (va_arg(copy, char *) != NULL)                                                       \
-            count++;                                                                               \
-        va_end(copy);                                                                              \
-    } while (0)
+ * the C library does: exec may be called after vfork, where malloc is not safe). Declares
+ * `argv` in the calling function and leaves `ap` after the list's NULL (execle's envp next). */
+#define ARGV_FROM_LIST(arg, ap)                                                                    \
+    size_t count_ = 1;                                                                             \
+    va_list copy_;                                                                                 \
+    va_copy(copy_, ap);                                                                            \
+    while (va_arg(copy_, char *) != NULL)                                                          \
+        count_++;                                                                                  \
+    va_end(copy_);                                                                                 \
+    char **argv = alloca((count_ + 1) * sizeof(char *));                                           \
+    argv[0] = (char *)(arg);                                                                       \
+    for (size_t i_ = 1; i_ <= count_; i_++)                                                        \
+    argv[i_] = va_arg(ap, char *)
 
 int execl(const char *path, const char *arg, ...)
 {
     va_list ap;
     va_start(ap, arg);
-    size_t count;
-    COUNT_ARGS(arg, ap, count);
-    char **argv = alloca((count + 1) * sizeof(char *));
-    argv[0] = (char *)arg;
-    for (size_t i = 1; i <= count; i++)
-        argv[i] = va_arg(ap, char *);
+    ARGV_FROM_LIST(arg, ap);
     va_end(ap);
     return execve(path, argv, environ);
 }
@@ -112,12 +110,7 @@ int execlp(const char *file, const char *arg, ...)
 {
     va_list ap;
     va_start(ap, arg);
-    size_t count;
-    COUNT_ARGS(arg, ap, count);
-    char **argv = alloca((count + 1) * sizeof(char *));
-    argv[0] = (char *)arg;
-    for (size_t i = 1; i <= count; i++)
-        argv[i] = va_arg(ap, char *);
+    ARGV_FROM_LIST(arg, ap);
     va_end(ap);
     return execvpe(file, argv, environ);
 }
@@ -126,12 +119,7 @@ int execle(const char *path, const char *arg, ...)
 {
     va_list ap;
     va_start(ap, arg);
-    size_t count;
-    COUNT_ARGS(arg, ap, count);
-    char **argv = alloca((count + 1) * sizeof(char *));
-    argv[0] = (char *)arg;
-    for (size_t i = 1; i <= count; i++)
-        argv[i] = va_arg(ap, char *);
+    ARGV_FROM_LIST(arg, ap);
     char *const *envp = va_arg(ap, char *const *);
     va_end(ap);
     return execve(path, argv, envp);
