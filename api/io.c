@@ -16,12 +16,28 @@
 #include "share.h"
 #include "shmsock.h"
 
+/* MSG_OOB: the urgent byte is the kernel's alone. A connection that has not begun to
+ * negotiate moves to the kernel path for good (true while no byte has gone either way) and the
+ * call goes to the kernel; one that has cannot (EOPNOTSUPP, as before). */
+static int oob_to_kernel(struct shmsock_entry *entry)
+{
+    int err = shmsock_share_hand_over(entry->socket);
+    shmsock_fd_put(entry);
+    return err;
+}
+
 ssize_t shm_sendmsg(int sockfd, const struct msghdr *msg, int flags)
 {
     int err = shmsock_share_hand_over_rights(msg);
     if (err < 0)
         return shmsock_result(err);
     struct shmsock_entry *entry = shmsock_fd_get(sockfd);
+    if (entry != NULL && (flags & MSG_OOB)) {
+        err = oob_to_kernel(entry);
+        if (err < 0)
+            return shmsock_result(err);
+        entry = NULL;
+    }
     if (entry == NULL)
         return shmsock_libc.sendmsg(sockfd, msg, flags);
     err = shmsock_share_use(entry->socket);
@@ -95,6 +111,12 @@ ssize_t shm_recvmsg(int sockfd, struct msghdr *msg, int flags)
 {
     struct shmsock_entry *entry = shmsock_fd_get(sockfd);
     ssize_t r;
+    if (entry != NULL && (flags & MSG_OOB)) {
+        int err = oob_to_kernel(entry);
+        if (err < 0)
+            return shmsock_result(err);
+        entry = NULL;
+    }
     if (entry == NULL) {
         r = shmsock_libc.recvmsg(sockfd, msg, flags);
     } else {

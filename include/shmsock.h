@@ -265,8 +265,9 @@ int shm_connect(int sockfd, const struct sockaddr *addr, socklen_t addrlen);
 
 /*
  * shm_send - send a message, like send(2). Flags: MSG_DONTWAIT, MSG_NOSIGNAL, MSG_EOR, MSG_OOB
- * (rejected with EOPNOTSUPP: AF_UNIX SOCK_STREAM supports it since Linux 5.15 with
- * CONFIG_AF_UNIX_OOB, shm sockets do not, since in-band bytes bypass the kernel), MSG_MORE (in
+ * (as the kernel's while the connection has not begun to negotiate: it then stays on the
+ * kernel path for good, and shm_recv with MSG_OOB likewise; on shared memory EOPNOTSUPP, since
+ * the in-band bytes bypass the kernel and a connection cannot yet move back), MSG_MORE (in
  * coalesced mode: the message is published but the peer is not woken until a later send without
  * MSG_MORE, so a reader that sleeps does not see it until then; ignored otherwise, as AF_UNIX
  * ignores it). On SOCK_STREAM a send may be partial (a non-blocking one, or one interrupted by a
