@@ -98,6 +98,77 @@ static void test_forked_writers_on_one_end(void **state)
     test_watchdog(0, NULL);
 }
 
+/* Hundreds of forked writers on one end and several forked readers on the other, on a
+ * SOCK_SEQPACKET pair made before the forks: every message is read exactly once, whole. */
+#define FAN_WRITERS 300
+#define FAN_MESSAGES 20
+#define FAN_READERS 4
+
+static void test_forked_fan_out_and_in(void **state)
+{
+    (void)state;
+    test_watchdog(120, "fan-out");
+    int sv[2], report[2];
+    assert_int_equal(shm_socketpair(AF_UNIX, SOCK_SEQPACKET, 0, sv), 0);
+    assert_int_equal(pipe(report), 0);
+    pid_t readers[FAN_READERS];
+    for (int r = 0; r < FAN_READERS; r++) {
+        readers[r] = fork();
+        assert_true(readers[r] >= 0);
+        if (readers[r] == 0) { /* count whole, correct messages until the end of stream */
+            shm_close(sv[0]);
+            char msg[MSG_SIZE + 1];
+            int good = 0;
+            for (;;) {
+                ssize_t n = shm_recv(sv[1], msg, sizeof(msg), 0);
+                if (n == 0)
+                    break;
+                int w, seq;
+                memcpy(&w, msg, sizeof(w));
+                memcpy(&seq, msg + sizeof(w), sizeof(seq));
+                char want[MSG_SIZE];
+                if (n != MSG_SIZE || w < 0 || w >= FAN_WRITERS || seq < 0 || seq >= FAN_MESSAGES)
+                    _exit(1);
+                fill_message(want, w, seq);
+                if (memcmp(msg, want, MSG_SIZE) != 0)
+                    _exit(1);
+                good++;
+            }
+            _exit(write(report[1], &good, sizeof(good)) == sizeof(good) ? 0 : 2);
+        }
+    }
+    pid_t writers[FAN_WRITERS];
+    for (int w = 0; w < FAN_WRITERS; w++) {
+        writers[w] = fork();
+        assert_true(writers[w] >= 0);
+        if (writers[w] == 0) {
+            shm_close(sv[1]);
+            char msg[MSG_SIZE];
+            for (int seq = 0; seq < FAN_MESSAGES; seq++) {
+                fill_message(msg, w, seq);
+                if (shm_send(sv[0], msg, sizeof(msg), MSG_NOSIGNAL) != (ssize_t)sizeof(msg))
+                    _exit(1);
+            }
+            _exit(0);
+        }
+    }
+    for (int w = 0; w < FAN_WRITERS; w++)
+        wait_ok(writers[w]);
+    assert_int_equal(shm_close(sv[0]), 0); /* the last writer's copy: readers see the end */
+    assert_int_equal(shm_close(sv[1]), 0);
+    int total = 0;
+    for (int r = 0; r < FAN_READERS; r++) {
+        wait_ok(readers[r]);
+        int good;
+        assert_int_equal(read(report[0], &good, sizeof(good)), (ssize_t)sizeof(good));
+        total += good;
+    }
+    assert_int_equal(total, FAN_WRITERS * FAN_MESSAGES);
+    close(report[0]);
+    close(report[1]);
+    test_watchdog(0, NULL);
+}
+
 /* The fork-per-connection server: the parent closes its copies, the child negotiates and
  * runs on shared memory. */
 static void test_child_alone_negotiates(void **state)
@@ -338,6 +409,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_forked_writers_on_one_end),
+        cmocka_unit_test(test_forked_fan_out_and_in),
         cmocka_unit_test(test_child_alone_negotiates),
         cmocka_unit_test(test_first_user_after_fork_drives_it),
         cmocka_unit_test(test_kernel_path_hides_offers),
