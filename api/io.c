@@ -122,6 +122,7 @@ ssize_t shm_recvmsg(int sockfd, struct msghdr *msg, int flags)
     } else {
         int err = shmsock_share_use(entry->socket);
         r = err < 0 ? err : shmsock_conn_recv(entry->conn, msg, flags);
+        shmsock_share_after_read(entry->socket);
         shmsock_fd_put(entry);
         r = shmsock_result(r);
     }

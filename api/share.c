@@ -116,25 +116,10 @@ static void kernel_path_here(struct shmsock_socket *socket)
     (void)shmsock_conn_decline_offers(socket->conn);
 }
 
-int shmsock_share_use(struct shmsock_socket *socket)
+/* This process uses the socket's shared-memory state since the last fork: 0, or -EOPNOTSUPP
+ * (logged) if another process does. */
+static int claim(struct shmsock_share *share)
 {
-    struct shmsock_share *share = socket->share;
-    if (share == NULL)
-        return 0;
-    unsigned flags = __atomic_load_n(&share->flags, __ATOMIC_ACQUIRE);
-    while ((flags & (SHARE_NEGOTIATING | SHARE_KERNEL_ONLY)) == 0) {
-        /* Nobody has decided yet: the first call decides, and the record keeps it. */
-        unsigned decided = __atomic_load_n(&share->holders, __ATOMIC_ACQUIRE) == 1
-                               ? SHARE_NEGOTIATING
-                               : SHARE_KERNEL_ONLY;
-        if (__atomic_compare_exchange_n(&share->flags, &flags, flags | decided, false,
-                                        __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
-            flags |= decided;
-    }
-    if (flags & SHARE_KERNEL_ONLY) {
-        kernel_path_here(socket);
-        return 0;
-    }
     pid_t me = self_pid();
     pid_t user = __atomic_load_n(&share->user, __ATOMIC_ACQUIRE);
     if (user == me)
@@ -147,6 +132,48 @@ int shmsock_share_use(struct shmsock_socket *socket)
                 "path is not supported yet)",
                 (int)me, (int)user);
     return -EOPNOTSUPP;
+}
+
+int shmsock_share_use(struct shmsock_socket *socket)
+{
+    struct shmsock_share *share = socket->share;
+    if (share == NULL)
+        return 0;
+    unsigned flags = __atomic_load_n(&share->flags, __ATOMIC_ACQUIRE);
+    if (flags & SHARE_KERNEL_ONLY) {
+        kernel_path_here(socket);
+        return 0;
+    }
+    /* While several processes hold it, nothing of ours leaves that would let the peer switch
+     * (no offer, no answer): the peer's offer may still be taken, by whichever process reads
+     * it (shmsock_share_after_read). Held by this one alone, it negotiates. */
+    bool shared = __atomic_load_n(&share->holders, __ATOMIC_ACQUIRE) > 1;
+    shmsock_conn_hold_negotiation(socket->conn, shared);
+    if (!(flags & SHARE_NEGOTIATING)) {
+        if (shared)
+            return 0; /* nothing decided yet */
+        if (!__atomic_compare_exchange_n(&share->flags, &flags, flags | SHARE_NEGOTIATING, false,
+                                         __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+            return shmsock_share_use(socket); /* decided meanwhile: look again */
+    }
+    return claim(share);
+}
+
+void shmsock_share_after_read(struct shmsock_socket *socket)
+{
+    struct shmsock_share *share = socket->share;
+    if (share == NULL || !shmsock_conn_negotiation_started(socket->conn))
+        return;
+    /* The read took the peer's offer: this process negotiates for the socket (its answer
+     * leaves once it holds the socket alone); another process's calls are refused. */
+    unsigned flags = __atomic_load_n(&share->flags, __ATOMIC_ACQUIRE);
+    while (!(flags & (SHARE_NEGOTIATING | SHARE_KERNEL_ONLY)) &&
+           !__atomic_compare_exchange_n(&share->flags, &flags, flags | SHARE_NEGOTIATING, false,
+                                        __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
+    }
+    if (flags & SHARE_KERNEL_ONLY)
+        return; /* handed over meanwhile: the offer stays unanswered, the peer plain */
+    (void)claim(share);
 }
 
 /* A listening socket carries no payload: what it accepts is new, and held by one process. */

@@ -7,9 +7,12 @@
  * ring). Until a connection can be moved back to the kernel path with the peer's agreement,
  * the rule is:
  *
- *   - a socket that has not begun to negotiate when it is first used while more than one
- *     process holds it stays on the kernel path for good, in every process (the peer sees a
- *     plain socket: correct, only not faster);
+ *   - while more than one process holds a socket that has not begun to negotiate, nothing
+ *     leaves that would let the peer switch (no offer, no answer): it works as a kernel
+ *     socket, in every process (forked writers on one end). The peer's offer may still be
+ *     read: the process that reads it becomes the socket's user, and answers once it holds
+ *     the socket alone (socketpair, fork, each side closes the end it does not use; a server
+ *     whose child reads before the parent has closed its copy);
  *   - a socket that has begun (or may now begin, because one process alone holds it) is used
  *     by the first process that touches it after each fork; a call from another process fails
  *     with EOPNOTSUPP (and is logged), never with data misread.
@@ -45,6 +48,10 @@ void shmsock_share_leave(struct shmsock_share *share);
  * path, as the record says), -EOPNOTSUPP if another process has been using its shared-memory
  * state since the last fork. */
 int shmsock_share_use(struct shmsock_socket *socket);
+
+/* After a read on socket: if it took the peer's offer, this process is the socket's user
+ * (another process's calls then fail with EOPNOTSUPP). */
+void shmsock_share_after_read(struct shmsock_socket *socket);
 
 /* The socket's descriptor is about to reach a process that keeps no state of it (passed with
  * SCM_RIGHTS, or kept across execve). 0 if the connection is now on the kernel path for good

@@ -103,6 +103,11 @@ int shmsock_conn_decline_offers(struct shmsock_conn *conn)
     return err;
 }
 
+void shmsock_conn_hold_negotiation(struct shmsock_conn *conn, bool held)
+{
+    __atomic_store_n(&conn->options.negotiation_held, held ? 1 : 0, __ATOMIC_RELEASE);
+}
+
 bool shmsock_conn_negotiation_started(struct shmsock_conn *conn)
 {
     return shmsock_negotiation_started(conn);

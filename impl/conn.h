@@ -56,8 +56,10 @@ struct shmsock_view {
  * and passcred may change). */
 struct shmsock_options {
     int negotiate;
-    int decline_offers; /* atomic: negotiation off for good because the socket is shared; the
-                           peer's offers are closed unanswered (shmsock_conn_decline_offers) */
+    int decline_offers;   /* atomic: negotiation off for good because the socket is shared; the
+                             peer's offers are closed unanswered (shmsock_conn_decline_offers) */
+    int negotiation_held; /* atomic: other processes hold the socket for now: no offer and no
+                             answer leaves (shmsock_conn_hold_negotiation) */
     uint32_t block_size;
     int coalesce;     /* our direction uses coalesced mode (SHM_COALESCE) */
     int busy_poll_us; /* spin at most this long on the ring before sleeping (SHM_BUSY_POLL;

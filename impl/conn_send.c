@@ -139,6 +139,9 @@ ssize_t shmsock_send_locked(struct shmsock_conn *conn, const struct msghdr *msg,
         !__atomic_load_n(&conn->nego.peer_offered, __ATOMIC_ACQUIRE))
         shmsock_negotiation_take_answer(conn);
 
+    if (state == SHMSOCK_OUT_PLAIN &&
+        __atomic_load_n(&conn->options.negotiation_held, __ATOMIC_ACQUIRE))
+        return send_plain(conn, msg, flags, false, false); /* no offer, no answer, while held */
     if (state == SHMSOCK_OUT_PLAIN) {
         if (__atomic_load_n(&conn->nego.peer_offered, __ATOMIC_ACQUIRE)) {
             /* The peer offered first: answer on its release channel. */

@@ -43,6 +43,11 @@ void shmsock_conn_rename(struct shmsock_conn *conn, int fd);
  * negotiation has begun. */
 int shmsock_conn_decline_offers(struct shmsock_conn *conn);
 
+/* While held (other processes hold the socket for now): sends carry no offer and no answer,
+ * so the peer cannot switch; a read still takes the peer's offer, whose answer stays owed.
+ * Once released, the next send (or the end of the next read) offers or answers. */
+void shmsock_conn_hold_negotiation(struct shmsock_conn *conn, bool held);
+
 /* Whether negotiation has begun: we offered or answered, or the peer's offer has come. From
  * then on the connection may run over shared memory, and its state in this process is not
  * a plain socket's. */

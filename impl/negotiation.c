@@ -190,8 +190,9 @@ int shmsock_negotiation_accept_offer(struct shmsock_conn *conn, const int fds[2]
 /* Send the answer owed, if it still is (send_lock held). */
 static void answer_if_owed(struct shmsock_conn *conn)
 {
-    if (!shmsock_flag(&conn->nego.answer_owed))
-        return;
+    if (!shmsock_flag(&conn->nego.answer_owed) ||
+        __atomic_load_n(&conn->options.negotiation_held, __ATOMIC_ACQUIRE))
+        return; /* (held: owed still, answered once one process alone holds the socket) */
     shmsock_set_flag(&conn->nego.answer_owed, false);
     if (shmsock_out_state(conn) == SHMSOCK_OUT_PLAIN)
         (void)shmsock_negotiation_send_answer(conn, MSG_DONTWAIT);

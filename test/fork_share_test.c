@@ -2,12 +2,13 @@
  * fork_share_test.c - one socket held by several processes (fork), several descriptors of one
  * socket (dup), and sockets handed to other processes (SCM_RIGHTS), as share.h describes:
  *
- *   - a socket first used while several processes hold it stays on the kernel path, in every
- *     process, and works there as a kernel socket does (forked writers on one end);
+ *   - while several processes hold a socket that has not negotiated, it works as a kernel
+ *     socket in every process (forked writers and readers on one pair);
  *   - a socket whose other holders have closed it negotiates as usual (fork-per-connection);
  *   - a socket on shared memory at the fork is driven by the first process that uses it; a
  *     second process gets EOPNOTSUPP, never misread data;
- *   - a kernel-path socket never shows the peer's offer to the program;
+ *   - a shared socket takes the peer's offer without showing it, and answers once alone;
+ *   - socketpair, fork, close the unused end: on shared memory;
  *   - a duplicate names the same connection, on shared memory, until the last one closes;
  *   - SCM_RIGHTS hands a socket that has not negotiated over (kernel path for good), and
  *     refuses one on shared memory with EOPNOTSUPP.
@@ -230,29 +231,30 @@ static void test_first_user_after_fork_drives_it(void **state)
     test_watchdog(0, NULL);
 }
 
-/* A kernel-path socket (shared at first use) whose peer offers: a reader with a control
- * buffer gets the payload and no descriptors (the offer is closed unanswered), and the
- * connection goes on as a kernel one. */
-static void test_kernel_path_hides_offers(void **state)
+/* A socket held by two processes reads the peer's offer: the program never sees it, no
+ * answer leaves while the other process holds the socket (the peer stays plain), and once it
+ * has closed its copy the connection switches. */
+static void test_shared_reader_takes_the_offer(void **state)
 {
     (void)state;
-    test_watchdog(30, "hidden offer");
+    test_watchdog(30, "shared reader");
     int sv[2], ready[2], closed[2];
     assert_int_equal(shm_socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
     assert_int_equal(pipe(ready), 0);
     assert_int_equal(pipe(closed), 0);
     pid_t pid = fork();
     assert_true(pid >= 0);
-    if (pid == 0) { /* holds sv[1] until told, lets sv[0] go at once */
+    if (pid == 0) { /* lets sv[0] go at once, holds sv[1] until told */
         char c;
         shm_close(sv[0]);
-        if (write(closed[1], "c", 1) != 1)
+        if (write(closed[1], "c", 1) != 1 || read(ready[0], &c, 1) != 1)
             _exit(2);
-        _exit(read(ready[0], &c, 1) == 1 ? 0 : 1);
+        shm_close(sv[1]);
+        _exit(write(closed[1], "c", 1) == 1 ? 0 : 3);
     }
     char c;
     assert_int_equal(read(closed[0], &c, 1), 1);
-    /* sv[0] is ours alone again: its first send offers. sv[1] is shared: kernel path. */
+    /* sv[0] is ours alone: its first send offers. sv[1] is shared: it takes the offer. */
     char buf[16];
     char control[CMSG_SPACE(4 * sizeof(int))];
     for (int i = 0; i < 3; i++) {
@@ -269,16 +271,60 @@ static void test_kernel_path_hides_offers(void **state)
         assert_int_equal(shm_recv(sv[0], buf, sizeof(buf), 0), 4);
         assert_memory_equal(buf, "back", 4);
     }
-    assert_int_equal(test_shm_status(sv[1]), SHM_STATUS_PLAIN);
-    assert_int_not_equal(test_shm_status(sv[0]), SHM_STATUS_SHM);
+    assert_int_not_equal(shm_status(sv[0]), SHM_STATUS_SHM); /* no answer left while shared */
+    assert_int_not_equal(shm_status(sv[1]), SHM_STATUS_SHM);
     assert_int_equal(write(ready[1], "x", 1), 1);
+    assert_int_equal(read(closed[0], &c, 1), 1);
     wait_ok(pid);
+    test_handshake(&test_shm_api, sv[0], sv[1]); /* now alone: the answer leaves */
+    assert_int_equal(shm_status(sv[1]), SHM_STATUS_SHM);
     shm_close(sv[0]);
     shm_close(sv[1]);
     close(ready[0]);
     close(ready[1]);
     close(closed[0]);
     close(closed[1]);
+    test_watchdog(0, NULL);
+}
+
+/* socketpair, fork, each side closes the end it does not use and talks at once (no waiting
+ * for the other's close): the pair ends on shared memory. */
+static void test_socketpair_fork_close_pattern(void **state)
+{
+    (void)state;
+    test_watchdog(30, "socketpair pattern");
+    int sv[2], report[2];
+    assert_int_equal(shm_socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+    assert_int_equal(pipe(report), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) { /* echo until the end, then report sv[1]'s status */
+        shm_close(sv[0]);
+        char buf[256];
+        ssize_t n;
+        while ((n = shm_recv(sv[1], buf, sizeof(buf), 0)) > 0) {
+            if (shm_send(sv[1], buf, (size_t)n, MSG_NOSIGNAL) != n)
+                _exit(1);
+        }
+        int status = shm_status(sv[1]);
+        _exit(write(report[1], &status, sizeof(status)) == sizeof(status) ? 0 : 2);
+    }
+    shm_close(sv[1]);
+    char data[200], got[200];
+    test_fill_pattern(data, sizeof(data), 11);
+    for (int i = 0; i < 50; i++) {
+        test_send_all(&test_shm_api, sv[0], data, sizeof(data));
+        test_recv_all(&test_shm_api, sv[0], got, sizeof(got));
+        assert_memory_equal(got, data, sizeof(got));
+    }
+    assert_int_equal(shm_status(sv[0]), SHM_STATUS_SHM);
+    shm_close(sv[0]);
+    wait_ok(pid);
+    int status;
+    assert_int_equal(read(report[0], &status, sizeof(status)), (ssize_t)sizeof(status));
+    assert_int_equal(status, SHM_STATUS_SHM);
+    close(report[0]);
+    close(report[1]);
     test_watchdog(0, NULL);
 }
 
@@ -412,7 +458,8 @@ int main(void)
         cmocka_unit_test(test_forked_fan_out_and_in),
         cmocka_unit_test(test_child_alone_negotiates),
         cmocka_unit_test(test_first_user_after_fork_drives_it),
-        cmocka_unit_test(test_kernel_path_hides_offers),
+        cmocka_unit_test(test_shared_reader_takes_the_offer),
+        cmocka_unit_test(test_socketpair_fork_close_pattern),
         cmocka_unit_test(test_duplicate_is_the_same_socket),
         cmocka_unit_test(test_passing_a_socket),
     };
