@@ -34,11 +34,15 @@
  * the end of the connection when the last copy of the descriptor is closed, as with kernel
  * sockets (fork-and-hand-off servers keep working).
  *
- * Several processes (fork): a socket first used while more than one process holds it stays on
- * the kernel path for good, in every process (correct, not faster). A socket already on shared
- * memory when the process forks is used by whichever process calls on it first after the
- * fork; calls from another process then fail with EOPNOTSUPP (logged with SHMSOCK_LOG), since
- * a connection cannot yet move back to the kernel path. Passing a shm socket with SCM_RIGHTS
+ * Several processes (fork): while more than one process holds a socket that has not begun to
+ * negotiate, no offer and no answer leaves: it works as a kernel socket in every process and
+ * nothing is decided for good. Whichever process reads the peer's offer takes it (unseen by the
+ * program) and answers once it holds the socket alone (the others closed it or called exit());
+ * a socket one process alone holds negotiates as usual. A socket already negotiating at the
+ * fork, or whose offer a process took, is driven by that process; calls from another process
+ * fail with EOPNOTSUPP (logged with SHMSOCK_LOG), since a connection cannot yet move back to
+ * the kernel path. A holder that ends with _exit(), an exec or a crash keeps its share, so the
+ * others stay on the kernel path. Passing a shm socket with SCM_RIGHTS
  * keeps it on the kernel path if it has not begun to negotiate, and fails with EOPNOTSUPP if it
  * has (the receiving process could not read it). shm_recvmsg adopts the sockets it receives:
  * a connected one on the kernel path (the peer's offers kept from the program), a listening or
