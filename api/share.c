@@ -144,19 +144,36 @@ int shmsock_share_use(struct shmsock_socket *socket)
         kernel_path_here(socket);
         return 0;
     }
-    /* While several processes hold it, nothing of ours leaves that would let the peer switch
-     * (no offer, no answer): the peer's offer may still be taken, by whichever process reads
-     * it (shmsock_share_after_read). Held by this one alone, it negotiates. */
+    if (flags & SHARE_NEGOTIATING) {
+        /* Its answer (or offer) waits until this process holds it alone. */
+        shmsock_conn_hold_negotiation(socket->conn,
+                                      __atomic_load_n(&share->holders, __ATOMIC_ACQUIRE) > 1);
+        return claim(share);
+    }
+    /* Nothing decided. Our state of the connection (the plain bytes sent and received, which
+     * place the switch) is exact only while one process alone has used the socket since the
+     * fork: the first to call claims it; a second one means several use it, and then it stays
+     * on the kernel path for good, in every process (forked writers on one end). */
+    pid_t me = self_pid();
+    pid_t user = __atomic_load_n(&share->user, __ATOMIC_ACQUIRE);
+    if (user != me &&
+        !(user == 0 && __atomic_compare_exchange_n(&share->user, &user, me, false, __ATOMIC_ACQ_REL,
+                                                   __ATOMIC_ACQUIRE))) {
+        while (!(flags & (SHARE_NEGOTIATING | SHARE_KERNEL_ONLY)) &&
+               !__atomic_compare_exchange_n(&share->flags, &flags, flags | SHARE_KERNEL_ONLY, false,
+                                            __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
+        }
+        return shmsock_share_use(socket); /* kernel path, or the user's (it negotiated) */
+    }
+    /* While other processes hold it, nothing leaves that would let the peer switch (no offer,
+     * no answer); the peer's offer may still be read (shmsock_share_after_read). Held by
+     * this one alone, it negotiates. */
     bool shared = __atomic_load_n(&share->holders, __ATOMIC_ACQUIRE) > 1;
     shmsock_conn_hold_negotiation(socket->conn, shared);
-    if (!(flags & SHARE_NEGOTIATING)) {
-        if (shared)
-            return 0; /* nothing decided yet */
-        if (!__atomic_compare_exchange_n(&share->flags, &flags, flags | SHARE_NEGOTIATING, false,
-                                         __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
-            return shmsock_share_use(socket); /* decided meanwhile: look again */
-    }
-    return claim(share);
+    if (!shared && !__atomic_compare_exchange_n(&share->flags, &flags, SHARE_NEGOTIATING, false,
+                                                __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+        return shmsock_share_use(socket); /* decided meanwhile: look again */
+    return 0;
 }
 
 void shmsock_share_after_read(struct shmsock_socket *socket)

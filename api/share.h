@@ -7,12 +7,15 @@
  * ring). Until a connection can be moved back to the kernel path with the peer's agreement,
  * the rule is:
  *
- *   - while more than one process holds a socket that has not begun to negotiate, nothing
- *     leaves that would let the peer switch (no offer, no answer): it works as a kernel
- *     socket, in every process (forked writers on one end). The peer's offer may still be
- *     read: the process that reads it becomes the socket's user, and answers once it holds
- *     the socket alone (socketpair, fork, each side closes the end it does not use; a server
- *     whose child reads before the parent has closed its copy);
+ *   - a socket that has not begun to negotiate is claimed by the first process that calls
+ *     on it after a fork: our count of the plain bytes sent and received (which places the
+ *     switch) is exact only while one process alone has used it. A call from a second
+ *     process puts it on the kernel path for good, in every process (forked writers on one
+ *     end, taking turns or at once);
+ *   - while other processes still hold it, nothing leaves that would let the peer switch (no
+ *     offer, no answer); the peer's offer may still be read, by the claimant, which answers
+ *     once it holds the socket alone (socketpair, fork, each side closes the end it does not
+ *     use; a server whose child reads before the parent has closed its copy);
  *   - a socket that has begun (or may now begin, because one process alone holds it) is used
  *     by the first process that touches it after each fork; a call from another process fails
  *     with EOPNOTSUPP (and is logged), never with data misread.

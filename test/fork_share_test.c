@@ -16,6 +16,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <stdlib.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -96,6 +97,72 @@ static void test_forked_writers_on_one_end(void **state)
     assert_int_equal(test_shm_status(sv[1]), SHM_STATUS_PLAIN);
     shm_close(sv[0]);
     shm_close(sv[1]);
+    test_watchdog(0, NULL);
+}
+
+/* Forked writers on one end taking turns, each ending with exit(): the last one holds the
+ * socket alone (the parent closed its copy) after the others wrote plain bytes its state never
+ * counted; it must not negotiate (a switch placed by its count would be misread). */
+#define TURN_WRITERS 6
+#define TURN_MESSAGES 40
+
+static void test_writers_taking_turns(void **state)
+{
+    (void)state;
+    test_watchdog(60, "writers taking turns");
+    int sv[2], turn[TURN_WRITERS + 1][2], half[2];
+    assert_int_equal(shm_socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+    assert_int_equal(pipe(half), 0);
+    for (int w = 0; w <= TURN_WRITERS; w++)
+        assert_int_equal(pipe(turn[w]), 0);
+    pid_t pids[TURN_WRITERS];
+    for (int w = 0; w < TURN_WRITERS; w++) {
+        pids[w] = fork();
+        assert_true(pids[w] >= 0);
+        if (pids[w] == 0) {
+            shm_close(sv[1]);
+            char c, msg[MSG_SIZE];
+            if (read(turn[w][0], &c, 1) != 1)
+                _exit(2);
+            for (int seq = 0; seq < TURN_MESSAGES; seq++) {
+                /* Halfway, until the reader has read the first half (and answered whatever
+                 * it found): a writer that could switch does it before the second half. */
+                if (seq == TURN_MESSAGES / 2 && read(half[0], &c, 1) != 1)
+                    _exit(4);
+                fill_message(msg, w, seq);
+                if (shm_send(sv[0], msg, sizeof(msg), MSG_NOSIGNAL) != (ssize_t)sizeof(msg))
+                    _exit(1);
+            }
+            shm_close(sv[0]);
+            if (write(turn[w + 1][1], "t", 1) != 1)
+                _exit(3);
+            exit(0); /* gives its share back: the next writer may hold the socket alone */
+        }
+    }
+    assert_int_equal(shm_close(sv[0]), 0);
+    assert_int_equal(write(turn[0][1], "t", 1), 1);
+    char msg[MSG_SIZE];
+    for (int w = 0; w < TURN_WRITERS; w++) {
+        for (int seq = 0; seq < TURN_MESSAGES; seq++) {
+            if (seq == TURN_MESSAGES / 2)
+                assert_int_equal(write(half[1], "h", 1), 1);
+            test_recv_all(&test_shm_api, sv[1], msg, sizeof(msg));
+            char want[MSG_SIZE];
+            fill_message(want, w, seq);
+            assert_memory_equal(msg, want, MSG_SIZE);
+        }
+    }
+    for (int w = 0; w < TURN_WRITERS; w++)
+        wait_ok(pids[w]);
+    char c;
+    assert_int_equal(shm_recv(sv[1], &c, 1, 0), 0); /* every writer gone: the end */
+    shm_close(sv[1]);
+    for (int w = 0; w <= TURN_WRITERS; w++) {
+        close(turn[w][0]);
+        close(turn[w][1]);
+    }
+    close(half[0]);
+    close(half[1]);
     test_watchdog(0, NULL);
 }
 
@@ -456,6 +523,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_forked_writers_on_one_end),
         cmocka_unit_test(test_forked_fan_out_and_in),
+        cmocka_unit_test(test_writers_taking_turns),
         cmocka_unit_test(test_child_alone_negotiates),
         cmocka_unit_test(test_first_user_after_fork_drives_it),
         cmocka_unit_test(test_shared_reader_takes_the_offer),
