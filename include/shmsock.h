@@ -35,8 +35,9 @@
  * sockets (fork-and-hand-off servers keep working).
  *
  * Several processes (fork): while more than one process holds a socket that has not begun to
- * negotiate, no offer and no answer leaves: it works as a kernel socket in every process and
- * nothing is decided for good. Whichever process reads the peer's offer takes it (unseen by the
+ * negotiate, no offer and no answer leaves: it works as a kernel socket in every process; the
+ * first process to call on it claims it, and a call from a second one puts it on the kernel
+ * path for good. The claimant may read the peer's offer: it takes it (unseen by the
  * program) and answers once it holds the socket alone (the others closed it or called exit());
  * a socket one process alone holds negotiates as usual. A socket already negotiating at the
  * fork, or whose offer a process took, is driven by that process; calls from another process
