@@ -41,9 +41,4 @@ bool shmsock_preload_excluded(const struct sockaddr *addr, socklen_t addrlen);
  * kernel path (logged). */
 void shmsock_preload_exclude(int fd, const struct sockaddr *addr, socklen_t addrlen);
 
-/* Every shm socket that survives an exec (no FD_CLOEXEC) is handed over to the new program,
- * which keeps no state of it. Returns 0, or -1 with errno EOPNOTSUPP (logged) if one is
- * already on shared memory: the new program would read event records as payload. */
-int shmsock_preload_before_exec(void);
-
 #endif
