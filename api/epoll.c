@@ -184,7 +184,9 @@ static int translate(struct epoll_set *set, struct epoll_event *events, int n)
             continue; /* its watch ended meanwhile (another thread's EPOLL_CTL_DEL) */
         struct shmsock_entry *entry = shmsock_fd_get(w->fd);
         if (ev.data.u64 & WATCH_SPACE) {
-            if (entry == NULL || shmsock_conn_has_space(entry->conn)) {
+            /* A doorbell on the release channel: space, or still none (then space_fd takes
+             * the doorbell out and asks for the next one, so the channel is quiet again). */
+            if (entry == NULL || shmsock_conn_space_fd(entry->conn) < 0) {
                 stop_waiting_for_space(set, w);
                 if (!w->disarmed) /* the kernel says EPOLLOUT now */
                     (void)register_socket(set, w, w->events);

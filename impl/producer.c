@@ -547,8 +547,11 @@ int shmsock_conn_space_fd(struct shmsock_conn *conn)
     if (shmsock_flag(&conn->wakeup.doorbell_owed))
         return -1;
     if (conn->producer.releases_by_ring) {
-        /* Ask for a release doorbell, then look once more. */
+        /* Take out the doorbells already read or owed for (else the channel stays readable
+         * and the caller's poll or epoll wakes at once, for ever), ask for a new one, then
+         * look once more: as a blocking send does before it sleeps (wait_for_release). */
         shmsock_lock(conn, SHMSOCK_PRODUCER_LOCK);
+        shmsock_producer_drain_channel(conn);
         shmsock_wakeup_arm_for_releases(conn);
         shmsock_unlock(conn, SHMSOCK_PRODUCER_LOCK);
         if (shmsock_conn_has_space(conn))

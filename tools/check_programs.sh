@@ -11,7 +11,8 @@
 #   redis      redis-server and redis-cli: SET/GET of six values, 0 B to 1 MiB of binary data,
 #              byte-identical; a 1 MiB GET seen on shared memory at both ends. redis-benchmark
 #              -t set,get -c 1 and -c 32: every connection on shared memory at both ends;
-#              requests/s of both runs printed (information, no threshold).
+#              requests/s of both runs printed (information, no threshold). A client that
+#              reads an 8 MB reply slowly: redis-server's CPU while it waits stays under 2%.
 #   fork       socat UNIX-LISTEN,fork (a process per connection), 3 sequential and then 4
 #              concurrent echo clients with checksums, for two servers: PIPE (the child echoes)
 #              and EXEC:cat (the child forks again and runs cat). Passes on the data and prints
@@ -404,10 +405,37 @@ redis_bench() {
     [[ "$RPS" != "0 0" ]] || fail "redis-benchmark -c $clients ($mode): no figures in its output"
 }
 
+# redis_slow_reader MODE DIR: a client (socat, under MODE) asks for an 8 MB value and reads
+# nothing for 4 s; redis-server must wait for it without spinning: its CPU over 3 s of that
+# wait, in clock ticks, goes to SLOW_TICKS (fails above 2% of a CPU). The reply arrives whole.
+redis_slow_reader() {
+    local mode="$1" d="$2" t0 t1 got hz
+    head -c 6000000 /dev/urandom | base64 -w0 >"$d/value8m"
+    run "$mode" redis-cli -s "$d/r.sock" -x SET slow <"$d/value8m" >/dev/null \
+        || fail "redis-cli SET of the 8 MB value failed ($mode)"
+    { printf 'GET slow\r\n'; sleep 6; } | run "$mode" socat - UNIX-CONNECT:"$d/r.sock" \
+        | { sleep 4; wc -c; } >"$d/slow.count" &
+    local reader=$!
+    sleep 1
+    t0="$(awk '{print $14 + $15}' "/proc/$REDIS/stat")"
+    sleep 3
+    t1="$(awk '{print $14 + $15}' "/proc/$REDIS/stat")"
+    wait "$reader" || true
+    hz="$(getconf CLK_TCK)"
+    SLOW_TICKS=$((t1 - t0))
+    got="$(cat "$d/slow.count")"
+    # The reply: "$<length>\r\n", the value, "\r\n".
+    local len
+    len="$(wc -c <"$d/value8m")"
+    ((got == len + ${#len} + 5)) || fail "slow reader ($mode): got $got bytes, expected $((len + ${#len} + 5))"
+    ((SLOW_TICKS * 100 <= 2 * 3 * hz)) \
+        || fail "redis-server used $SLOW_TICKS ticks of $((3 * hz)) ($mode) while its client read slowly"
+}
+
 subtest_redis() {
     need redis-server redis-cli redis-benchmark python3
     local mode d
-    local -A set1 get1 set32 get32
+    local -A set1 get1 set32 get32 slow
     for mode in kernel shm; do
         d="$work/$mode"
         mkdir -p "$d"
@@ -418,8 +446,12 @@ subtest_redis() {
         read -r "set1[$mode]" "get1[$mode]" <<<"$RPS"
         redis_bench "$mode" "$d" 32 50000
         read -r "set32[$mode]" "get32[$mode]" <<<"$RPS"
+        redis_slow_reader "$mode" "$d"
+        slow[$mode]=$SLOW_TICKS
         stop "$REDIS"
     done
+    info "redis-server CPU while a client reads an 8 MB reply slowly (3 s): kernel" \
+        "${slow[kernel]} ticks, shm ${slow[shm]} ticks (of $((3 * $(getconf CLK_TCK))))"
     info "redis-benchmark requests/s    kernel       shm"
     info "$(printf 'SET -c 1  (20000 requests)  %8s  %8s' "${set1[kernel]}" "${set1[shm]}")"
     info "$(printf 'GET -c 1  (20000 requests)  %8s  %8s' "${get1[kernel]}" "${get1[shm]}")"
@@ -429,7 +461,8 @@ subtest_redis() {
         "GET on shared memory at both ends; redis-benchmark, every connection on shared memory" \
         "at both ends; requests/s kernel -> shm: -c 1 SET ${set1[kernel]} -> ${set1[shm]}," \
         "GET ${get1[kernel]} -> ${get1[shm]}; -c 32 SET ${set32[kernel]} -> ${set32[shm]}," \
-        "GET ${get32[kernel]} -> ${get32[shm]}"
+        "GET ${get32[kernel]} -> ${get32[shm]}; a slow reader costs the server ${slow[shm]} CPU" \
+        "ticks in 3 s on shm (kernel ${slow[kernel]})"
 }
 
 # ---------------------------------------------------------------------------------------------
