@@ -26,7 +26,7 @@ unset SHMSOCK_EXCLUDE SHMSOCK_COALESCE SHMSOCK_BUSY_POLL SHMSOCK_BLOCK_SIZE
 # A sanitizer build (--config=asan, tsan) links its runtime into the test; ASan insists on
 # coming first in the library list, so the runtime goes before the preload.
 preload="$lib"
-runtime="$(ldd "$differential" 2>/dev/null | awk '$1 ~ /^lib(asan|tsan)\.so/ { print $3; exit }')"
+runtime="$(ldd "$differential" 2>/dev/null | awk '$1 ~ /^lib(asan|tsan)\.so/ && !found { print $3; found = 1 }')"  # (no early exit: SIGPIPE under pipefail)
 [[ -z "$runtime" ]] || preload="$runtime:$lib"
 # The library is in the process twice: the test's own shared objects (Bazel links the test's
 # dependencies as shared libraries, every symbol exported) and the preload. The preload comes

@@ -9,5 +9,6 @@ shift
 [[ -r "$lib" ]] || { echo "preload_run.sh: no library at $lib" >&2; exit 1; }
 # Under --config=asan/tsan the program and the library link a sanitizer runtime, which must
 # come first in LD_PRELOAD (ASan refuses to start otherwise).
-runtime="$(ldd "$1" | awk '/lib(a|t|ub)san\.so/ {print $3; exit}')"
+# (awk reads all of ldd's output: an early exit would give ldd SIGPIPE, fatal under pipefail.)
+runtime="$(ldd "$1" | awk '/lib(a|t|ub)san\.so/ && !found {print $3; found = 1}')"
 SHMSOCK_TEST_LIBC_CALLS=1 LD_PRELOAD="${runtime:+$runtime }$lib" exec "$@"
