@@ -168,15 +168,18 @@ const char *shm_status_name(int status)
 }
 
 /*
- * The handshake before anything is timed: one 1-byte round trip, then one more byte from the
- * side that started. The round trip exchanges the offers; the side that offered first still
- * says SHM_STATUS_OFFERED after it and switches on its next send, hence the third message,
- * after which both sides are on shared memory (checked by check_switched).
+ * The handshake before anything is timed: two 1-byte round trips, then one more byte from the
+ * side that started. A round trip exchanges the offers; the side that offered first still
+ * says SHM_STATUS_OFFERED after it and switches on its next send, hence the last message,
+ * after which both sides are on shared memory (checked by check_switched). Two round trips,
+ * not one: each side's first message may leave while the other process has not closed its
+ * copy of the pair yet (fork, then each closes the end it does not use), and a socket that
+ * two processes hold sends no offer (api/share.h).
  */
 static int handshake(const struct mode_info *m, int fd, int first, const char **what)
 {
     char byte = 'h';
-    for (int step = 0; step < 3; step++) {
+    for (int step = 0; step < 5; step++) {
         ssize_t n;
         if ((step % 2 == 0) == (first != 0)) {
             *what = "send";

@@ -55,6 +55,19 @@ struct rr_shared {
     long samples[RR_CLIENT_PROCS];  /* round-trip times stored (at most RR_MAX_SAMPLES) */
 };
 
+/* A helper process has closed what it does not use: say so, then wait until the parent lets
+ * everyone start (see the start line in the runner below). */
+static void wait_at_start_line(int ready[2], int go[2])
+{
+    char c;
+    close(ready[0]);
+    close(go[1]);
+    if (write(ready[1], "r", 1) != 1 || read(go[0], &c, 1) != 1)
+        _exit(1);
+    close(ready[1]);
+    close(go[0]);
+}
+
 static uint64_t now_ns(void)
 {
     struct timespec ts;
@@ -422,6 +435,15 @@ static void reqresp(const struct bench_config *cfg, enum bench_mode mode, size_t
         sfd[i] = sv[0];
         cfd[i] = sv[1];
     }
+    /* A start line: every process first closes the ends it does not use and says so; the
+     * parent then closes its own copies and lets them all go. So each end is held by one
+     * process when traffic starts, and may negotiate at once (shmsock keeps a socket that
+     * several processes hold off shared memory until one alone holds it: share.h). */
+    int ready[2], go[2];
+    if (pipe(ready) < 0 || pipe(go) < 0) {
+        result_error(out, "pipe: %s", errno_name(errno));
+        return;
+    }
     pid_t server_pid = fork();
     if (server_pid < 0) {
         result_error(out, "fork: %s", errno_name(errno));
@@ -431,6 +453,7 @@ static void reqresp(const struct bench_config *cfg, enum bench_mode mode, size_t
         alarm((unsigned)cfg->timeout_seconds);
         for (int i = 0; i < nconn; i++)
             m->ops->close(cfd[i]);
+        wait_at_start_line(ready, go);
         server(m, sfd, nconn, size, cfg->sock_type, &rs->sh);
         _exit(0);
     }
@@ -451,15 +474,28 @@ static void reqresp(const struct bench_config *cfg, enum bench_mode mode, size_t
                 if (i < first || i >= first + count)
                     m->ops->close(cfd[i]);
             }
+            wait_at_start_line(ready, go);
             client(cfg, m, p, nprocs, cfd + first, first, count, size, rs,
                    samples + (size_t)p * RR_MAX_SAMPLES);
             _exit(0); /* its connections close: the server sees the end of each */
         }
     }
+    for (int p = 0; p < started + 1; p++) { /* the clients and the server have closed theirs */
+        char c;
+        if (read(ready[0], &c, 1) != 1)
+            break;
+    }
     for (int i = 0; i < nconn; i++) {
         m->ops->close(sfd[i]);
         m->ops->close(cfd[i]);
     }
+    for (int p = 0; p < started + 1; p++)
+        if (write(go[1], "g", 1) != 1)
+            break;
+    close(ready[0]);
+    close(ready[1]);
+    close(go[0]);
+    close(go[1]);
     for (int p = 0; p < started; p++)
         while (waitpid(client_pid[p], NULL, 0) < 0 && errno == EINTR)
             ;
