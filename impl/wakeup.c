@@ -129,6 +129,34 @@ void shmsock_wakeup_arm_for_events(struct shmsock_conn *conn)
 }
 
 /*
+ * Every doorbell rung so far (the last one for generation rung - 1) answers an arm older than
+ * ours: take the oldest one not yet taken without looking first. It lies at the head of the
+ * kernel socket: the producer rings in the order of generations, and sends a kernel event only
+ * after the TO_KERNEL marker, whose doorbell (if we slept) goes first; while we read the ring
+ * nothing else reaches us there. So one system call takes it, where a look and a take cost
+ * two. Returns 0 when every doorbell rung is taken (or the last is still on its way), 1 when
+ * older ones remain, or a negative errno: the kernel's (ECONNRESET ...), or EPROTO when the
+ * head is anything but an old doorbell (a peer that broke the order).
+ */
+static int take_head_doorbell(struct shmsock_conn *conn, uint64_t rung)
+{
+    unsigned char record[SHMSOCK_EVENT_SIZE];
+    ssize_t n = shmsock_libc.recv(conn->fd, record, sizeof(record), MSG_DONTWAIT);
+    if (n < 0)
+        return errno == EAGAIN || errno == EINTR ? 0 : -errno; /* on its way: next time */
+    if (n == 0)
+        return 0; /* the peer is gone: its end of stream is the next read's business */
+    struct shmsock_event event;
+    if (n != (ssize_t)sizeof(record) || shmsock_event_decode(record, &event) < 0 ||
+        event.type != SHMSOCK_EVENT_DOORBELL || event.offset >= conn->wakeup.event_arm_gen)
+        return -EPROTO;
+    __atomic_add_fetch(&shmsock_own_header(conn)->counters.doorbells_received, 1, __ATOMIC_RELAXED);
+    if (event.offset + 1 > conn->wakeup.doorbells_cleared)
+        conn->wakeup.doorbells_cleared = event.offset + 1;
+    return conn->wakeup.doorbells_cleared >= rung ? 0 : 1;
+}
+
+/*
  * Take the doorbells of generations before our current arm out of the kernel socket. Returns
  * 0, or the kernel's error for the socket (ECONNRESET ...), which must reach the application.
  */
@@ -153,6 +181,11 @@ int shmsock_wakeup_take_old_doorbells(struct shmsock_conn *conn, bool force)
             conn->wakeup.doorbells_cleared = rung;
             return 0;
         }
+    }
+    if (!force && head == 0 && rung <= conn->wakeup.event_arm_gen) {
+        int r = take_head_doorbell(conn, rung);
+        if (r <= 0)
+            return r;
     }
     uint64_t newest_taken = 0;                    /* 1 + the newest generation taken out */
     unsigned char *records = conn->scratch->peek; /* (recv_lock) */
