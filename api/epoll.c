@@ -34,32 +34,39 @@
 #include "shmsock.h"
 
 /* Our data in a registration: a prefix no pointer or descriptor number has (not a canonical
- * address), a bit for the release channel's registration, and the watch's id. */
+ * address), a bit for the release channel's registration, and the watch's id: a sequence
+ * number above the socket's descriptor number, so that the watch is found by index and a
+ * registration left from an earlier watch of the same number is told apart. */
 #define WATCH_PREFIX (UINT64_C(0x5348) << 48)
 #define WATCH_PREFIX_MASK (UINT64_C(0xffff) << 48)
 #define WATCH_SPACE (UINT64_C(1) << 47)
 #define WATCH_ID_MASK (WATCH_SPACE - 1)
+#define WATCH_FD_MASK UINT64_C(0xffffffff)
 
 struct watch {
-    uint64_t id;
+    uint64_t id;       /* sequence << 32 | fd */
     int fd;            /* the shm socket */
     uint32_t events;   /* the program's events, EPOLLOUT among them */
     epoll_data_t data; /* the program's data */
     int space_fd;      /* the release channel, registered while no block is free; else -1 */
     bool disarmed;     /* EPOLLONESHOT and an event delivered: nothing until the program's MOD */
-    struct watch *next;
+    struct watch *next, *prev;
 };
 
 struct epoll_set {
     int epfd;
     pthread_mutex_t lock; /* the watches */
     struct watch *watches;
+    /* The same watches by descriptor number (a program that adds and removes EPOLLOUT around
+     * every write looks one up several times per request: no walk of a list). */
+    struct watch **by_fd;
+    size_t by_fd_len;
     struct epoll_set *next;
 };
 
 static pthread_mutex_t sets_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct epoll_set *sets;      /* under sets_lock; sets are freed only by forget */
-static uint64_t next_id;            /* under sets_lock */
+static uint64_t next_id;            /* (atomic) */
 static struct epoll_set *dead_sets; /* closed sets, freed by the next find_set(create) */
 
 static void free_dead_sets(void);
@@ -84,38 +91,62 @@ static struct epoll_set *find_set(int epfd, bool create)
     return set;
 }
 
-static uint64_t new_id(void)
+static uint64_t new_id(int fd)
 {
-    pthread_mutex_lock(&sets_lock);
-    uint64_t id = ++next_id & WATCH_ID_MASK;
-    pthread_mutex_unlock(&sets_lock);
-    return id;
+    uint64_t sequence = __atomic_add_fetch(&next_id, 1, __ATOMIC_RELAXED);
+    return ((sequence << 32) | ((uint64_t)fd & WATCH_FD_MASK)) & WATCH_ID_MASK;
 }
 
 static struct watch *watch_of_fd(struct epoll_set *set, int fd)
 {
-    struct watch *w = set->watches;
-    while (w != NULL && w->fd != fd)
-        w = w->next;
-    return w;
+    return fd >= 0 && (size_t)fd < set->by_fd_len ? set->by_fd[fd] : NULL;
 }
 
 static struct watch *watch_of_id(struct epoll_set *set, uint64_t id)
 {
-    struct watch *w = set->watches;
-    while (w != NULL && w->id != id)
-        w = w->next;
-    return w;
+    struct watch *w = watch_of_fd(set, (int)(id & WATCH_FD_MASK));
+    return w != NULL && w->id == id ? w : NULL;
+}
+
+/* Room in by_fd for `fd`: 0 or -ENOMEM. */
+static int make_room(struct epoll_set *set, int fd)
+{
+    if ((size_t)fd < set->by_fd_len)
+        return 0;
+    size_t len = set->by_fd_len > 0 ? set->by_fd_len : 64;
+    while (len <= (size_t)fd)
+        len *= 2;
+    struct watch **grown = realloc(set->by_fd, len * sizeof(*grown));
+    if (grown == NULL)
+        return -ENOMEM;
+    for (size_t i = set->by_fd_len; i < len; i++)
+        grown[i] = NULL;
+    set->by_fd = grown;
+    set->by_fd_len = len;
+    return 0;
+}
+
+/* (make_room for w->fd has succeeded) */
+static void link_watch(struct epoll_set *set, struct watch *w)
+{
+    w->prev = NULL;
+    w->next = set->watches;
+    if (w->next != NULL)
+        w->next->prev = w;
+    set->watches = w;
+    set->by_fd[w->fd] = w;
 }
 
 static void unlink_watch(struct epoll_set *set, struct watch *gone)
 {
-    for (struct watch **p = &set->watches; *p != NULL; p = &(*p)->next) {
-        if (*p == gone) {
-            *p = gone->next;
-            return;
-        }
-    }
+    if (gone->prev != NULL)
+        gone->prev->next = gone->next;
+    else
+        set->watches = gone->next;
+    if (gone->next != NULL)
+        gone->next->prev = gone->prev;
+    if (set->by_fd[gone->fd] == gone)
+        set->by_fd[gone->fd] = NULL;
 }
 
 /* The socket's registration with `events` and our data (MOD; an EPOLLEXCLUSIVE registration
@@ -259,11 +290,11 @@ int shm_epoll_ctl(int epfd, int op, int fd, struct epoll_event *event)
             free(w);
         }
     } else if (op == EPOLL_CTL_ADD || w == NULL) {
-        struct watch *fresh = calloc(1, sizeof(*fresh));
+        struct watch *fresh = make_room(set, fd) == 0 ? calloc(1, sizeof(*fresh)) : NULL;
         if (fresh == NULL) {
             r = (int)shmsock_result(-ENOMEM);
         } else {
-            *fresh = (struct watch){.id = new_id(),
+            *fresh = (struct watch){.id = new_id(fd),
                                     .fd = fd,
                                     .events = event->events,
                                     .data = event->data,
@@ -276,8 +307,7 @@ int shm_epoll_ctl(int epfd, int op, int fd, struct epoll_event *event)
                     unlink_watch(set, w);
                     free(w);
                 }
-                fresh->next = set->watches;
-                set->watches = fresh;
+                link_watch(set, fresh);
             } else {
                 free(fresh);
             }
@@ -359,6 +389,7 @@ static void free_dead_sets(void)
             set->watches = w->next;
             free(w);
         }
+        free(set->by_fd);
         pthread_mutex_destroy(&set->lock);
         free(set);
         set = next;
