@@ -34,9 +34,16 @@ static void after_fork_in_parent(void)
     shmsock_fd_table_unlock();
 }
 
+static void joined(struct shmsock_socket *socket, void *arg)
+{
+    (void)arg;
+    shmsock_share_joined(socket->share);
+}
+
 static void after_fork_in_child(void)
 {
     shmsock_share_after_fork_child();
+    shmsock_fd_for_each_socket(joined, NULL);
     shmsock_fd_table_unlock();
 }
 
@@ -47,8 +54,8 @@ static void leave(struct shmsock_socket *socket, void *arg)
     socket->share = NULL; /* left once, even if a later destructor closes the socket */
 }
 
-/* exit(): this process holds none of its sockets any more (an _exit or a crash leaves the
- * count high, which only keeps the others on the kernel path). */
+/* exit(): this process holds none of its sockets any more (after an _exit or a crash the
+ * others find out later, by its process id: shmsock_share_use). */
 static void leave_at_exit(void)
 {
     shmsock_fd_table_lock();

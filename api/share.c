@@ -7,18 +7,27 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <signal.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include "log.h"
+#include "poll_wait.h"
 #include "rights.h"
+
+/* Holders whose process id the record keeps, so that one that ended without close() or
+ * exit() (an _exit, a crash, a fork-and-exec) is found and its share given up. */
+#define SHARE_PIDS 5
 
 struct shmsock_share {
     unsigned holders; /* atomic: processes holding the socket's state */
     unsigned flags;   /* atomic: SHARE_* */
     pid_t user;       /* atomic: the process using it since the last fork; 0 = none yet */
+    pid_t holder_pid[SHARE_PIDS]; /* atomic each: holders by process id; 0 = free slot */
+    unsigned untracked;           /* atomic: holders that found no free slot */
+    int64_t looked_ns;            /* atomic: when a holder last looked for ended ones */
 };
 
 enum {
@@ -66,7 +75,78 @@ struct shmsock_share *shmsock_share_create(void)
     share->holders = 1;
     share->flags = 0;
     share->user = self_pid();
+    share->holder_pid[0] = self_pid();
     return share;
+}
+
+void shmsock_share_joined(struct shmsock_share *share)
+{
+    if (share == NULL)
+        return;
+    pid_t me = self_pid();
+    for (int i = 0; i < SHARE_PIDS; i++) {
+        pid_t none = 0;
+        if (__atomic_compare_exchange_n(&share->holder_pid[i], &none, me, false, __ATOMIC_ACQ_REL,
+                                        __ATOMIC_ACQUIRE))
+            return;
+    }
+    __atomic_add_fetch(&share->untracked, 1u, __ATOMIC_ACQ_REL);
+}
+
+/* Give up one share: ours (`pid`, by its slot; or one untracked), or a dead process's. */
+static void give_up(struct shmsock_share *share, pid_t pid, bool dead)
+{
+    for (int i = 0; i < SHARE_PIDS; i++) {
+        pid_t expected = pid;
+        if (__atomic_compare_exchange_n(&share->holder_pid[i], &expected, 0, false,
+                                        __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
+            __atomic_sub_fetch(&share->holders, 1u, __ATOMIC_ACQ_REL);
+            return;
+        }
+    }
+    if (dead)
+        return; /* another holder took it out first */
+    unsigned untracked = __atomic_load_n(&share->untracked, __ATOMIC_ACQUIRE);
+    while (untracked > 0 &&
+           !__atomic_compare_exchange_n(&share->untracked, &untracked, untracked - 1, false,
+                                        __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
+    }
+    __atomic_sub_fetch(&share->holders, 1u, __ATOMIC_ACQ_REL);
+}
+
+/* Looking for holders that ended costs a system call per holder: at most this often. */
+#define LOOK_INTERVAL_NS 20000000 /* 20 ms */
+
+/*
+ * Some holder other than us still counts: if its process has ended (kill(pid, 0) says there
+ * is no such process), give its share up. A zombie still counts until its parent reaps it, and
+ * a recycled process id keeps the share: both only keep the socket on the kernel path longer.
+ */
+static void give_up_ended_holders(struct shmsock_share *share)
+{
+    int64_t now = shmsock_now_ns();
+    int64_t looked = __atomic_load_n(&share->looked_ns, __ATOMIC_ACQUIRE);
+    if (now - looked < LOOK_INTERVAL_NS ||
+        !__atomic_compare_exchange_n(&share->looked_ns, &looked, now, false, __ATOMIC_ACQ_REL,
+                                     __ATOMIC_ACQUIRE))
+        return;
+    pid_t me = self_pid();
+    for (int i = 0; i < SHARE_PIDS; i++) {
+        pid_t pid = __atomic_load_n(&share->holder_pid[i], __ATOMIC_ACQUIRE);
+        if (pid != 0 && pid != me && kill(pid, 0) < 0 && errno == ESRCH)
+            give_up(share, pid, true);
+    }
+}
+
+/* Holders now, after giving up the shares of those that ended. */
+static unsigned holders_now(struct shmsock_share *share)
+{
+    unsigned holders = __atomic_load_n(&share->holders, __ATOMIC_ACQUIRE);
+    if (holders > 1) {
+        give_up_ended_holders(share);
+        holders = __atomic_load_n(&share->holders, __ATOMIC_ACQUIRE);
+    }
+    return holders;
 }
 
 void shmsock_share_before_fork(struct shmsock_socket *socket)
@@ -105,7 +185,7 @@ void shmsock_share_after_fork_child(void)
 void shmsock_share_leave(struct shmsock_share *share)
 {
     if (share != NULL)
-        __atomic_sub_fetch(&share->holders, 1u, __ATOMIC_ACQ_REL);
+        give_up(share, self_pid(), false);
 }
 
 /* Negotiation off in this process (the record says kernel path for everyone). */
@@ -146,8 +226,7 @@ int shmsock_share_use(struct shmsock_socket *socket)
     }
     if (flags & SHARE_NEGOTIATING) {
         /* Its answer (or offer) waits until this process holds it alone. */
-        shmsock_conn_hold_negotiation(socket->conn,
-                                      __atomic_load_n(&share->holders, __ATOMIC_ACQUIRE) > 1);
+        shmsock_conn_hold_negotiation(socket->conn, holders_now(share) > 1);
         return claim(share);
     }
     /* Nothing decided. Our state of the connection (the plain bytes sent and received, which
@@ -168,7 +247,7 @@ int shmsock_share_use(struct shmsock_socket *socket)
     /* While other processes hold it, nothing leaves that would let the peer switch (no offer,
      * no answer); the peer's offer may still be read (shmsock_share_after_read). Held by
      * this one alone, it negotiates. */
-    bool shared = __atomic_load_n(&share->holders, __ATOMIC_ACQUIRE) > 1;
+    bool shared = holders_now(share) > 1;
     shmsock_conn_hold_negotiation(socket->conn, shared);
     if (!shared && !__atomic_compare_exchange_n(&share->flags, &flags, SHARE_NEGOTIATING, false,
                                                 __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))

@@ -22,8 +22,11 @@
  *
  * The record of a socket lives in shared memory made before the fork, so every holder sees
  * it: a count of holders (one more at each fork, one less when a holder closes the socket or
- * exits), two flags, and the user since the last fork. A socket is given one at its first
- * fork; a process that never forks never has one and pays nothing.
+ * exits), the holders' process ids (a holder that ended without either, by _exit or a crash,
+ * or that exec'd a program which has ended since, is found by a holder that still waits for the
+ * count to fall: at most every 20 ms, one kill(pid, 0) per holder), two flags, and the user since
+ * the last fork. A socket is given one at its first fork; a process that never forks never has one
+ * and pays nothing.
  */
 #ifndef SHMSOCK_API_SHARE_H
 #define SHMSOCK_API_SHARE_H
@@ -42,6 +45,10 @@ void shmsock_share_before_fork(struct shmsock_socket *socket);
 
 /* In the child after fork(): this process's id, and records are made in pages of its own. */
 void shmsock_share_after_fork_child(void);
+
+/* In a child after fork() (table locked): this process holds the socket of `share` now;
+ * noted by its process id, so that the others find out when it ends without closing it. */
+void shmsock_share_joined(struct shmsock_share *share);
 
 /* This process no longer holds the socket (its last descriptor closed, or the process ends).
  * share may be NULL. */

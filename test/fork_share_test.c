@@ -267,6 +267,48 @@ static void test_child_alone_negotiates(void **state)
     test_watchdog(0, NULL);
 }
 
+/* A child that holds the pair and ends with _exit() (no close, no exit handlers: a forked
+ * helper, a crash) gives up its share once it has ended: the parent's pair negotiates. */
+static void test_holder_that_ended_without_close(void **state)
+{
+    (void)state;
+    test_watchdog(30, "holder ended");
+    int sv[2];
+    assert_int_equal(shm_socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0)
+        _exit(0);
+    /* While the child may still hold it, nothing negotiates: a message each way and the pair
+     * is still on the kernel path. */
+    char c = 'a';
+    assert_int_equal(shm_send(sv[0], &c, 1, 0), 1);
+    assert_int_equal(shm_recv(sv[1], &c, 1, 0), 1);
+    wait_ok(pid); /* ended and reaped */
+    /* The share of the ended child is found within 20 ms of looking; until then the pair
+     * stays on the kernel path, correct. */
+    double until = test_now_seconds() + 5;
+    while (test_shm_status(sv[0]) != SHM_STATUS_SHM && test_now_seconds() < until) {
+        for (int i = 0; i < 2; i++) { /* a round trip: offers and answers may leave now */
+            assert_int_equal(shm_send(sv[0], &c, 1, 0), 1);
+            assert_int_equal(shm_recv(sv[1], &c, 1, 0), 1);
+            assert_int_equal(shm_send(sv[1], &c, 1, 0), 1);
+            assert_int_equal(shm_recv(sv[0], &c, 1, 0), 1);
+        }
+        usleep(5000);
+    }
+    assert_int_equal(test_shm_status(sv[0]), SHM_STATUS_SHM);
+    assert_int_equal(test_shm_status(sv[1]), SHM_STATUS_SHM);
+    char data[8192], got[8192];
+    test_fill_pattern(data, sizeof(data), 11);
+    assert_int_equal(shm_send(sv[0], data, sizeof(data), 0), (ssize_t)sizeof(data));
+    test_recv_all(&test_shm_api, sv[1], got, sizeof(got));
+    assert_memory_equal(got, data, sizeof(data));
+    shm_close(sv[0]);
+    shm_close(sv[1]);
+    test_watchdog(0, NULL);
+}
+
 /* On shared memory at the fork: the child uses it first and its bytes arrive; the parent's
  * later call is refused with EOPNOTSUPP (its copy of the state is stale). */
 static void test_first_user_after_fork_drives_it(void **state)
@@ -525,6 +567,7 @@ int main(void)
         cmocka_unit_test(test_forked_fan_out_and_in),
         cmocka_unit_test(test_writers_taking_turns),
         cmocka_unit_test(test_child_alone_negotiates),
+        cmocka_unit_test(test_holder_that_ended_without_close),
         cmocka_unit_test(test_first_user_after_fork_drives_it),
         cmocka_unit_test(test_shared_reader_takes_the_offer),
         cmocka_unit_test(test_socketpair_fork_close_pattern),
