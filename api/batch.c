@@ -16,15 +16,20 @@ int shm_sendmmsg(int sockfd, struct mmsghdr *msgvec, unsigned int vlen, int flag
 {
     struct shmsock_entry *entry = shmsock_fd_get(sockfd);
     if (entry == NULL) {
-        /* A shm socket passed on a kernel socket is handed over as by shm_sendmsg. */
-        for (unsigned int i = 0; i < vlen; i++) {
-            int err = shmsock_share_hand_over_rights(&msgvec[i].msg_hdr);
-            if (err < 0 && i == 0)
-                return (int)shmsock_result(err);
-            if (err < 0)
-                return (int)shmsock_libc.sendmmsg(sockfd, msgvec, i, flags);
-        }
-        return shmsock_libc.sendmmsg(sockfd, msgvec, vlen, flags);
+        /* A shm socket passed on a kernel socket is given away or handed over as by
+         * shm_sendmsg; a message that cannot go ends the batch before it. */
+        unsigned int ready = 0;
+        int err = 0;
+        for (; ready < vlen && err == 0; ready++)
+            err = shmsock_share_hand_over_rights(&msgvec[ready].msg_hdr);
+        if (err < 0 && --ready == 0)
+            return (int)shmsock_result(err);
+        int n = shmsock_libc.sendmmsg(sockfd, msgvec, ready, flags);
+        int saved = errno;
+        for (unsigned int i = 0; i < ready; i++)
+            shmsock_share_rights_sent(&msgvec[i].msg_hdr, n > 0 && i < (unsigned int)n);
+        errno = saved;
+        return n;
     }
     unsigned int sent = 0;
     int saved = 0;

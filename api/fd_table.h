@@ -18,10 +18,12 @@ struct shmsock_share;
 struct shmsock_socket {
     int names; /* atomic: the entries (descriptors) that point here */
     struct shmsock_conn *conn;
-    struct shmsock_share *share;      /* which processes hold it; NULL until a fork (sharing.c) */
-    int kernel_only_here;             /* atomic: negotiation turned off here because it is shared */
-    int listening;                    /* atomic: shm_listen succeeded on it */
-    unsigned visit;                   /* a walk of the table that has seen it (under table_lock) */
+    struct shmsock_share *share; /* which processes hold it; NULL until a fork (sharing.c) */
+    int kernel_only_here;        /* atomic: negotiation turned off here because it is shared */
+    int listening;               /* atomic: shm_listen succeeded on it */
+    int given_away; /* atomic: passed untouched with SCM_RIGHTS (share.c): 1 while the send is
+                       under way, 2 once it went (this process's calls then EOPNOTSUPP) */
+    unsigned visit; /* a walk of the table that has seen it (under table_lock) */
     struct shmsock_socket *next_dead; /* in the graveyard, once its last descriptor closed */
 };
 

@@ -26,21 +26,18 @@ static int oob_to_kernel(struct shmsock_entry *entry)
     return err;
 }
 
-ssize_t shm_sendmsg(int sockfd, const struct msghdr *msg, int flags)
+static ssize_t send_message(int sockfd, const struct msghdr *msg, int flags)
 {
-    int err = shmsock_share_hand_over_rights(msg);
-    if (err < 0)
-        return shmsock_result(err);
     struct shmsock_entry *entry = shmsock_fd_get(sockfd);
     if (entry != NULL && (flags & MSG_OOB)) {
-        err = oob_to_kernel(entry);
+        int err = oob_to_kernel(entry);
         if (err < 0)
             return shmsock_result(err);
         entry = NULL;
     }
     if (entry == NULL)
         return shmsock_libc.sendmsg(sockfd, msg, flags);
-    err = shmsock_share_use(entry->socket);
+    int err = shmsock_share_use(entry->socket);
     if (err < 0) {
         shmsock_fd_put(entry);
         return shmsock_result(err);
@@ -49,6 +46,18 @@ ssize_t shm_sendmsg(int sockfd, const struct msghdr *msg, int flags)
     int type = shmsock_conn_type(entry->conn);
     shmsock_fd_put(entry);
     return shmsock_send_result(r, flags, type);
+}
+
+ssize_t shm_sendmsg(int sockfd, const struct msghdr *msg, int flags)
+{
+    int err = shmsock_share_hand_over_rights(msg);
+    if (err < 0)
+        return shmsock_result(err);
+    ssize_t r = send_message(sockfd, msg, flags);
+    int saved = errno;
+    shmsock_share_rights_sent(msg, r >= 0);
+    errno = saved;
+    return r;
 }
 
 ssize_t shm_sendto(int sockfd, const void *buf, size_t len, int flags,

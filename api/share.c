@@ -30,6 +30,10 @@ struct shmsock_share {
     int64_t looked_ns;            /* atomic: when a holder last looked for ended ones */
 };
 
+/* socket->given_away (see "Giving a socket away" below) */
+#define GIVING 1
+#define GIVEN 2
+
 enum {
     SHARE_NEGOTIATING = 1u, /* one process may run it over shared memory */
     SHARE_KERNEL_ONLY = 2u, /* every process keeps it on the kernel path */
@@ -216,6 +220,13 @@ static int claim(struct shmsock_share *share)
 
 int shmsock_share_use(struct shmsock_socket *socket)
 {
+    if (__atomic_load_n(&socket->given_away, __ATOMIC_ACQUIRE) == GIVEN) {
+        shmsock_log("pid %d: this socket was passed with SCM_RIGHTS before it was used; the "
+                    "receiving process runs it (on shared memory, if its peer offers), so "
+                    "this call fails with EOPNOTSUPP",
+                    (int)self_pid());
+        return -EOPNOTSUPP;
+    }
     struct shmsock_share *share = socket->share;
     if (share == NULL)
         return 0;
@@ -310,14 +321,70 @@ int shmsock_share_hand_over(struct shmsock_socket *socket)
     return 0;
 }
 
-/* One passed descriptor: a shm socket among them is handed over, or the send refused. */
+/*
+ * Giving a socket away. The process that receives a connected socket cannot know what its
+ * sender did with it: if the sender sent or read plain bytes, the receiver's counts (which
+ * place the switch to shared memory) would be wrong, so such a socket stays on the kernel path
+ * there. A socket its sender never used has no history: the receiver may run it as a fresh
+ * connection. The sender says so on the socket itself, which both processes share: O_APPEND
+ * in its file status flags (a flag without meaning for a socket, set by nobody else; the
+ * receiver takes it off at once). The sender gives up the socket: its later calls would make
+ * history the receiver does not count, so they fail with EOPNOTSUPP (logged).
+ */
+static bool may_give_away(struct shmsock_socket *socket)
+{
+    if (__atomic_load_n(&socket->kernel_only_here, __ATOMIC_ACQUIRE))
+        return false;
+    struct shmsock_share *share = socket->share;
+    if (share != NULL &&
+        (holders_now(share) > 1 || __atomic_load_n(&share->flags, __ATOMIC_ACQUIRE) != 0))
+        return false; /* another process holds it, or it was decided after a fork */
+    return shmsock_conn_untouched(socket->conn);
+}
+
+static int set_given_mark(int fd, bool on)
+{
+    int flags = shmsock_libc.fcntl(fd, F_GETFL);
+    if (flags < 0)
+        return -errno;
+    int wanted = on ? flags | O_APPEND : flags & ~O_APPEND;
+    if (wanted != flags && shmsock_libc.fcntl(fd, F_SETFL, wanted) < 0)
+        return -errno;
+    return 0;
+}
+
+bool shmsock_share_take_given(int fd)
+{
+    int flags = shmsock_libc.fcntl(fd, F_GETFL);
+    if (flags < 0 || !(flags & O_APPEND))
+        return false;
+    return set_given_mark(fd, false) == 0;
+}
+
+/* One passed descriptor: a shm socket among them is given away or handed over, or the send
+ * refused. */
 static int hand_over_passed(int fd, void *arg)
 {
     (void)arg;
     struct shmsock_entry *entry = shmsock_fd_get(fd);
     if (entry == NULL)
         return 0;
-    int err = shmsock_share_hand_over(entry->socket);
+    int err = 0;
+    if (__atomic_load_n(&entry->socket->given_away, __ATOMIC_ACQUIRE) != 0) {
+        err = -EOPNOTSUPP; /* given away already (or being given, by another thread) */
+    } else if (!is_listening(entry->socket) && may_give_away(entry->socket)) {
+        int expected = 0;
+        if (__atomic_compare_exchange_n(&entry->socket->given_away, &expected, GIVING, false,
+                                        __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
+            if (set_given_mark(fd, true) == 0) {
+                shmsock_fd_put(entry);
+                return 0;
+            }
+            __atomic_store_n(&entry->socket->given_away, 0, __ATOMIC_RELEASE);
+        }
+    }
+    if (err == 0)
+        err = shmsock_share_hand_over(entry->socket);
     shmsock_fd_put(entry);
     if (err < 0)
         shmsock_log("SCM_RIGHTS: fd %d is a socket on shared memory; the receiving process "
@@ -328,7 +395,30 @@ static int hand_over_passed(int fd, void *arg)
 
 int shmsock_share_hand_over_rights(const struct msghdr *msg)
 {
-    return shmsock_rights_each(msg, hand_over_passed, NULL);
+    int err = shmsock_rights_each(msg, hand_over_passed, NULL);
+    if (err < 0)
+        shmsock_share_rights_sent(msg, false); /* the message will not go */
+    return err;
+}
+
+static int settle_given(int fd, void *arg)
+{
+    bool sent = *(bool *)arg;
+    struct shmsock_entry *entry = shmsock_fd_get(fd);
+    if (entry == NULL)
+        return 0;
+    int expected = GIVING;
+    if (__atomic_compare_exchange_n(&entry->socket->given_away, &expected, sent ? GIVEN : 0, false,
+                                    __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE) &&
+        !sent)
+        (void)set_given_mark(fd, false);
+    shmsock_fd_put(entry);
+    return 0;
+}
+
+void shmsock_share_rights_sent(const struct msghdr *msg, bool sent)
+{
+    (void)shmsock_rights_each(msg, settle_given, &sent);
 }
 
 /* One descriptor of the table, before an exec: handed over if the exec keeps it open. */

@@ -74,8 +74,20 @@ int shmsock_share_hand_over(struct shmsock_socket *socket);
  * must then not happen. */
 int shmsock_share_before_exec(void);
 
-/* shmsock_share_hand_over for every shm socket among msg's SCM_RIGHTS descriptors: 0, or
- * -EOPNOTSUPP if one of them cannot be handed over (the message must not be sent). */
+/* For every shm socket among msg's SCM_RIGHTS descriptors: one that this process alone holds
+ * and has not used (shmsock_conn_untouched) is given away, marked for the receiver (see
+ * shmsock_share_take_given), which then runs it as a fresh connection that may negotiate; any
+ * other is handed over (shmsock_share_hand_over). 0, or -EOPNOTSUPP if one cannot be handed
+ * over (the message must not be sent). */
 int shmsock_share_hand_over_rights(const struct msghdr *msg);
+
+/* After the send of msg (which shmsock_share_hand_over_rights saw): `sent`, the sockets it
+ * gives away are given (this process's later calls on them fail with EOPNOTSUPP); not sent,
+ * they stay this process's as before. */
+void shmsock_share_rights_sent(const struct msghdr *msg, bool sent);
+
+/* A connected socket just received with SCM_RIGHTS: true if its sender gave it away untouched
+ * (the mark is taken off): this process may run it as a fresh connection. */
+bool shmsock_share_take_given(int fd);
 
 #endif

@@ -72,8 +72,9 @@ static int adopt_duplicate(int oldfd, int newfd)
 
 /* One descriptor received with SCM_RIGHTS. A connected AF_UNIX stream or seqpacket socket
  * carries another process's history (hand-over, share.h): it stays on the kernel path, and
- * its peer's offers are kept from the program. A listening or unconnected one has none: what
- * it accepts or connects is new and may negotiate. */
+ * its peer's offers are kept from the program; unless its sender gave it away untouched
+ * (shmsock_share_take_given): then it has none, as a listening or unconnected one has none,
+ * and it may negotiate (a server that passes each accepted connection to a worker). */
 static int adopt_received(int fd, void *arg)
 {
     (void)arg;
@@ -93,7 +94,7 @@ static int adopt_received(int fd, void *arg)
     if (attach(fd, type, NULL) < 0)
         return 0; /* out of memory: it stays a plain kernel socket */
     struct shmsock_entry *entry = shmsock_fd_get(fd);
-    if (entry != NULL && connected && !listening)
+    if (entry != NULL && connected && !listening && !shmsock_share_take_given(fd))
         (void)shmsock_share_hand_over(entry->socket);
     shmsock_fd_put(entry);
     return 0;
@@ -257,5 +258,13 @@ int shm_fcntl(int fd, int cmd, ...)
     int r = shmsock_libc.fcntl(fd, cmd, arg);
     if (r >= 0 && (cmd == F_DUPFD || cmd == F_DUPFD_CLOEXEC))
         return adopt_duplicate(fd, r);
+    if (r >= 0 && cmd == F_GETFL && (r & O_APPEND)) {
+        /* O_APPEND on a socket we gave away is our mark for its receiver (share.c), not the
+         * program's: until the receiver takes it off, the program does not see it. */
+        struct shmsock_entry *entry = shmsock_fd_get(fd);
+        if (entry != NULL && __atomic_load_n(&entry->socket->given_away, __ATOMIC_ACQUIRE))
+            r &= ~O_APPEND;
+        shmsock_fd_put(entry);
+    }
     return r;
 }

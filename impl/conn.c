@@ -113,6 +113,23 @@ bool shmsock_conn_negotiation_started(struct shmsock_conn *conn)
     return shmsock_negotiation_started(conn);
 }
 
+bool shmsock_conn_untouched(struct shmsock_conn *conn)
+{
+    /* A call in progress (a read blocked in another thread) counts as use. */
+    if (!shmsock_trylock(conn, SHMSOCK_SEND_LOCK))
+        return false;
+    bool untouched = false;
+    if (shmsock_trylock(conn, SHMSOCK_RECV_LOCK)) {
+        untouched = conn->nego.plain_sent == 0 && conn->nego.plain_received == 0 &&
+                    !shmsock_negotiation_started(conn) &&
+                    __atomic_load_n(&conn->options.negotiate, __ATOMIC_ACQUIRE) &&
+                    !__atomic_load_n(&conn->options.negotiation_held, __ATOMIC_ACQUIRE);
+        shmsock_unlock(conn, SHMSOCK_RECV_LOCK);
+    }
+    shmsock_unlock(conn, SHMSOCK_SEND_LOCK);
+    return untouched;
+}
+
 int shmsock_conn_type(const struct shmsock_conn *conn)
 {
     return conn->type;

@@ -53,6 +53,11 @@ void shmsock_conn_hold_negotiation(struct shmsock_conn *conn, bool held);
  * a plain socket's. */
 bool shmsock_conn_negotiation_started(struct shmsock_conn *conn);
 
+/* Whether nothing has happened on the connection in this process yet: no byte sent or
+ * received, negotiation not begun and not turned off, and no call in progress. Such a socket
+ * carries no history of ours: another process may take it over as a fresh one (SCM_RIGHTS). */
+bool shmsock_conn_untouched(struct shmsock_conn *conn);
+
 /* SOCK_STREAM or SOCK_SEQPACKET: the type the connection was created with. */
 int shmsock_conn_type(const struct shmsock_conn *conn);
 

@@ -10,8 +10,9 @@
  *   - a shared socket takes the peer's offer without showing it, and answers once alone;
  *   - socketpair, fork, close the unused end: on shared memory;
  *   - a duplicate names the same connection, on shared memory, until the last one closes;
- *   - SCM_RIGHTS hands a socket that has not negotiated over (kernel path for good), and
- *     refuses one on shared memory with EOPNOTSUPP.
+ *   - SCM_RIGHTS gives a socket never used away (the receiver runs it, on shared memory),
+ *     hands one that carried bytes over (kernel path for good), and refuses one on shared
+ *     memory with EOPNOTSUPP.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -473,15 +474,53 @@ static void test_duplicate_is_the_same_socket(void **state)
     test_watchdog(0, NULL);
 }
 
-/* SCM_RIGHTS: a socket that has not negotiated is handed over (kernel path for good; the
- * receiving process reads plain payload); one on shared memory is refused. */
+/* Receive one descriptor on a kernel socket (fails the test if none comes). */
+static int receive_fd(int carrier, char *control, size_t control_len)
+{
+    char c;
+    struct iovec riov = {&c, 1};
+    struct msghdr r = {
+        .msg_iov = &riov, .msg_iovlen = 1, .msg_control = control, .msg_controllen = control_len};
+    assert_int_equal(shm_recvmsg(carrier, &r, 0), 1);
+    assert_non_null(CMSG_FIRSTHDR(&r));
+    int fd;
+    memcpy(&fd, CMSG_DATA(CMSG_FIRSTHDR(&r)), sizeof(fd));
+    return fd;
+}
+
+/* Round trips between `a` and `b`: each message arrives exactly, with no control data. */
+static void exchange_plainly(int a, int b, int rounds)
+{
+    char got[64], control[CMSG_SPACE(2 * sizeof(int))];
+    for (int i = 0; i < rounds; i++) {
+        assert_int_equal(shm_send(b, "payload", 7, 0), 7);
+        struct iovec giov = {got, sizeof(got)};
+        struct msghdr g = {.msg_iov = &giov,
+                           .msg_iovlen = 1,
+                           .msg_control = control,
+                           .msg_controllen = sizeof(control)};
+        assert_int_equal(shm_recvmsg(a, &g, 0), 7);
+        assert_memory_equal(got, "payload", 7);
+        assert_int_equal(g.msg_controllen, 0);
+        assert_int_equal(shm_send(a, "answer", 6, 0), 6);
+        assert_int_equal(shm_recv(b, got, sizeof(got), 0), 6);
+        assert_memory_equal(got, "answer", 6);
+    }
+}
+
+/* SCM_RIGHTS: a socket its process never used is given away (the receiver runs it as a fresh
+ * connection: on shared memory; the sender's later calls fail with EOPNOTSUPP); one that
+ * carried bytes but has not negotiated is handed over (kernel path for good: the receiving
+ * process reads plain payload); one on shared memory is refused. A send that fails gives
+ * nothing away. */
 static void test_passing_a_socket(void **state)
 {
     (void)state;
     test_watchdog(30, "passing");
-    int carrier[2], fresh[2], busy[2];
+    int carrier[2], fresh[2], used[2], busy[2], closed[2];
     assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, carrier), 0); /* a kernel socket */
     assert_int_equal(shm_socketpair(AF_UNIX, SOCK_STREAM, 0, fresh), 0);
+    assert_int_equal(shm_socketpair(AF_UNIX, SOCK_STREAM, 0, used), 0);
     assert_int_equal(shm_socketpair(AF_UNIX, SOCK_STREAM, 0, busy), 0);
     test_handshake(&test_shm_api, busy[0], busy[1]);
 
@@ -494,40 +533,58 @@ static void test_passing_a_socket(void **state)
     assert_int_equal(shm_sendmsg(carrier[0], &m, 0), -1);
     assert_int_equal(errno, EOPNOTSUPP);
 
+    /* Never used: given away. The receiver's copy negotiates with the peer. */
     test_attach_fds(&m, control, &fresh[0], 1);
     assert_int_equal(shm_sendmsg(carrier[0], &m, 0), 1);
-    char c;
-    struct iovec riov = {&c, 1};
-    struct msghdr r = {.msg_iov = &riov,
-                       .msg_iovlen = 1,
-                       .msg_control = control,
-                       .msg_controllen = sizeof(control)};
-    assert_int_equal(shm_recvmsg(carrier[1], &r, 0), 1);
-    int passed;
-    memcpy(&passed, CMSG_DATA(CMSG_FIRSTHDR(&r)), sizeof(passed));
-    /* The receiving side adopts it on the kernel path: it gets exactly the payload the shm
-     * peer sends, its peer's offer never shows in the control data, and neither side
-     * switches. */
-    assert_int_not_equal(shm_status(passed), SHM_STATUS_PASSTHROUGH);
-    char got[64];
-    for (int i = 0; i < 3; i++) {
-        assert_int_equal(shm_send(fresh[1], "payload", 7, 0), 7);
-        struct iovec giov = {got, sizeof(got)};
-        struct msghdr g = {.msg_iov = &giov,
-                           .msg_iovlen = 1,
-                           .msg_control = control,
-                           .msg_controllen = sizeof(control)};
-        assert_int_equal(shm_recvmsg(passed, &g, 0), 7);
-        assert_memory_equal(got, "payload", 7);
-        assert_int_equal(g.msg_controllen, 0);
-        assert_int_equal(shm_send(passed, "answer", 6, 0), 6);
-        assert_int_equal(shm_recv(fresh[1], got, sizeof(got), 0), 6);
-    }
-    assert_int_equal(shm_status(fresh[0]), SHM_STATUS_PLAIN);
-    assert_int_equal(shm_status(passed), SHM_STATUS_PLAIN);
-    assert_int_not_equal(shm_status(fresh[1]), SHM_STATUS_SHM);
+    errno = 0;
+    assert_int_equal(shm_send(fresh[0], "late", 4, 0), -1);
+    assert_int_equal(errno, EOPNOTSUPP);
+    /* The mark for the receiver rides on the shared file; the program does not see it. */
+    assert_int_not_equal(fcntl(fresh[0], F_GETFL) & O_APPEND, 0);
+    assert_int_equal(shm_fcntl(fresh[0], F_GETFL) & O_APPEND, 0);
+    int passed = receive_fd(carrier[1], control, sizeof(control));
+    assert_int_equal(fcntl(passed, F_GETFL) & O_APPEND, 0); /* the mark is off again */
+    exchange_plainly(passed, fresh[1], 3);
+    assert_int_equal(shm_status(passed), SHM_STATUS_SHM);
+    assert_int_equal(shm_status(fresh[1]), SHM_STATUS_SHM);
+    char big[65536], got_big[65536];
+    test_fill_pattern(big, sizeof(big), 3);
+    test_send_all(&test_shm_api, fresh[1], big, sizeof(big));
+    test_recv_all(&test_shm_api, passed, got_big, sizeof(got_big));
+    assert_memory_equal(got_big, big, sizeof(big));
     shm_close(passed);
+    shm_close(fresh[0]);
 
+    /* Used (plain bytes went, negotiation off): handed over, on the kernel path for good. */
+    int off = 0;
+    assert_int_equal(shm_setsockopt(used[0], SOL_SHMSOCK, SHM_NEGOTIATE, &off, sizeof(off)), 0);
+    assert_int_equal(shm_send(used[0], "u", 1, 0), 1);
+    char u;
+    assert_int_equal(shm_recv(used[1], &u, 1, 0), 1);
+    test_attach_fds(&m, control, &used[0], 1);
+    assert_int_equal(shm_sendmsg(carrier[0], &m, 0), 1);
+    passed = receive_fd(carrier[1], control, sizeof(control));
+    assert_int_not_equal(shm_status(passed), SHM_STATUS_PASSTHROUGH);
+    exchange_plainly(passed, used[1], 3);
+    assert_int_equal(shm_status(passed), SHM_STATUS_PLAIN);
+    assert_int_not_equal(shm_status(used[1]), SHM_STATUS_SHM);
+    shm_close(passed);
+    shm_close(used[0]);
+
+    /* A send that fails (the carrier's peer is gone) gives nothing away. */
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, closed), 0);
+    close(closed[1]);
+    int spare[2];
+    assert_int_equal(shm_socketpair(AF_UNIX, SOCK_STREAM, 0, spare), 0);
+    test_attach_fds(&m, control, &spare[0], 1);
+    errno = 0;
+    assert_int_equal(shm_sendmsg(closed[0], &m, MSG_NOSIGNAL), -1);
+    assert_int_equal(errno, EPIPE);
+    assert_int_equal(fcntl(spare[0], F_GETFL) & O_APPEND, 0);
+    test_handshake(&test_shm_api, spare[0], spare[1]);
+    close(closed[0]);
+    shm_close(spare[0]);
+    shm_close(spare[1]);
     /* A passed listener is new ground: what the receiver accepts on it negotiates. */
     int listener = shm_socket(AF_UNIX, SOCK_STREAM, 0);
     struct sockaddr_un addr;
@@ -536,11 +593,7 @@ static void test_passing_a_socket(void **state)
     assert_int_equal(shm_listen(listener, 1), 0);
     test_attach_fds(&m, control, &listener, 1);
     assert_int_equal(shm_sendmsg(carrier[0], &m, 0), 1);
-    r.msg_control = control;
-    r.msg_controllen = sizeof(control);
-    assert_int_equal(shm_recvmsg(carrier[1], &r, 0), 1);
-    int passed_listener;
-    memcpy(&passed_listener, CMSG_DATA(CMSG_FIRSTHDR(&r)), sizeof(passed_listener));
+    int passed_listener = receive_fd(carrier[1], control, sizeof(control));
     shm_close(listener);
     int client = shm_socket(AF_UNIX, SOCK_STREAM, 0);
     assert_int_equal(shm_connect(client, (struct sockaddr *)&addr, addrlen), 0);
@@ -551,8 +604,8 @@ static void test_passing_a_socket(void **state)
     shm_close(client);
     shm_close(server);
     shm_close(passed_listener);
-    shm_close(fresh[0]);
     shm_close(fresh[1]);
+    shm_close(used[1]);
     shm_close(busy[0]);
     shm_close(busy[1]);
     close(carrier[0]);

@@ -17,13 +17,17 @@
 #              concurrent echo clients with checksums, for two servers: PIPE (the child echoes)
 #              and EXEC:cat (the child forks again and runs cat). Passes on the data and prints
 #              where the connections ran: after fork() the kernel path is legitimate (api/share.h).
+#   pass       examples/fd_passing_server.c (plain POSIX calls, built here with cc): an acceptor
+#              process hands each accepted connection to a worker process with SCM_RIGHTS; the
+#              same 7 echo clients as in fork (socat). Every connection on shared memory at both
+#              ends (the clients', and the worker's with a connection in both directions).
 #   hackbench  rt-tests' hackbench in process mode: the default groups (the 20 senders of a group
 #              share every write end: kernel path by the fork rule; printed) and -f 1 (one sender
 #              per receiver: shared memory, checked). hackbench checks no data and exits 0 even
 #              when a worker fails: the test requires exit 0, nothing on stderr and an end within
 #              the time limit (a lost byte leaves a receiver waiting).
 #
-# usage: tools/check_programs.sh [socat|redis|fork|hackbench ...]   (default: all four)
+# usage: tools/check_programs.sh [socat|redis|fork|pass|hackbench ...]   (default: all five)
 #
 # Builds shmsock-run, libshmsock-preload.so and shmsock-ss with the Makefile into a temporary
 # BUILDDIR (as tools/check_install.sh does). Needs socat, redis-server, redis-tools (redis-cli,
@@ -36,9 +40,9 @@ set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 self="$root/tools/check_programs.sh"
-ALL_SUBTESTS=(socat redis fork hackbench)
+ALL_SUBTESTS=(socat redis fork pass hackbench)
 # Time limit of each sub-test in seconds (a loaded machine runs them 2-3x slower than idle).
-declare -A LIMIT=([socat]=240 [redis]=120 [fork]=120 [hackbench]=120)
+declare -A LIMIT=([socat]=240 [redis]=120 [fork]=120 [pass]=120 [hackbench]=120)
 
 # ---------------------------------------------------------------------------------------------
 # Helpers of the sub-tests. A sub-test runs as `$self --subtest NAME` (see the end of the file),
@@ -517,15 +521,20 @@ server_children() {
         END { n = 0; for (k in seen) if (which == "all" || (k in shm)) n++; print n }' "$3" "$1"
 }
 
-# fork_server VARIANT MODE: the forking server, 3 sequential clients, then 4 at once. Sets
+# fork_server VARIANT MODE: the forking server (socat UNIX-LISTEN,fork VARIANT; VARIANT pass:
+# fd_passing_server instead), 3 sequential clients, then 4 at once. Sets
 # SECONDS_TAKEN, CLIENTS_SHM (clients on shared memory in both directions), CHILDREN (server
 # processes other than the listener, as sampled) and CHILDREN_SHM (of those, with a connection
 # on shared memory in both directions).
 fork_server() {
     local variant="$1" mode="$2" d="$work/${1%%:*}-$2" server t0 t1 k c
     mkdir -p "$d"
-    bg server /dev/null /dev/null "$d/server.err" run "$mode" socat "UNIX-LISTEN:$d/f.sock,fork" "$variant"
-    wait_until 10 "socat fork server socket" "$server" test -S "$d/f.sock"
+    if [[ "$variant" == pass ]]; then
+        bg server /dev/null /dev/null "$d/server.err" run "$mode" "$work/fd_passing_server" "$d/f.sock"
+    else
+        bg server /dev/null /dev/null "$d/server.err" run "$mode" socat "UNIX-LISTEN:$d/f.sock,fork" "$variant"
+    fi
+    wait_until 10 "$variant server socket" "$server" test -S "$d/f.sock"
     t0=$(now)
     for k in 1 2 3; do fork_clients "$mode" "$d" "$server" "$k" 1; done
     fork_clients "$mode" "$d" "$server" 4 4
@@ -561,6 +570,29 @@ subtest_fork() {
     done
     echo "PASS fork: a socat server that forks per connection, 7 echo connections per run," \
         "checksums identical, kernel and shm; $summary (the kernel path is legitimate here)"
+}
+
+# ---------------------------------------------------------------------------------------------
+# pass: connections handed to a worker process with SCM_RIGHTS.
+
+subtest_pass() {
+    need socat python3 sha256sum cc
+    local k kernel_s
+    cc -O2 -o "$work/fd_passing_server" "$root/examples/fd_passing_server.c" ||
+        fail "cc examples/fd_passing_server.c failed"
+    for k in 1 2 3 4 5 6 7; do expected_sum "$FORK_BYTES" "$k" >"$work/expected.$k"; done
+    fork_server pass kernel
+    kernel_s=$SECONDS_TAKEN
+    fork_server pass shm
+    ((CLIENTS_SHM == 7)) || fail "on shared memory (clients' view, both directions):" \
+        "$CLIENTS_SHM of 7 connections:$(show "$work/pass-shm/ss")"
+    ((CHILDREN_SHM >= 1)) || fail "the worker was never seen with a connection on shared" \
+        "memory in both directions:$(show "$work/pass-shm/ss")"
+    echo "PASS pass: an acceptor hands each connection to a worker with SCM_RIGHTS; 7 echo" \
+        "connections (3 one after the other, then 4 at once), 16 MiB each way each, checksums" \
+        "identical: kernel $kernel_s s, shm $SECONDS_TAKEN s; on shared memory: 7 of 7" \
+        "connections (clients' view), the worker seen with one in $CHILDREN_SHM of" \
+        "$CHILDREN samples"
 }
 
 # ---------------------------------------------------------------------------------------------
